@@ -61,7 +61,8 @@ class Session {
 
   const std::vector<NodeReport>& nodes() const;
   std::string isa() const;          // ISA level in force
-  size_t arena_bytes() const;       // activations + scratch, planned from tensor lifetimes
+  size_t arena_bytes() const;       // activations, planned from tensor lifetimes
+  size_t scratch_bytes() const;     // per-worker kernel scratch, all workers
   int threads() const;
 
  private:
