@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs each libFuzzer harness for SECONDS on a working copy of the seed corpus (new inputs go to
+# BUILD_DIR/fuzz-work, never into the source tree). Fails on any crash, leak, timeout or OOM; the
+# input that failed is left in BUILD_DIR/fuzz-work/artifacts.
+#   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFQ_FUZZ=ON && cmake --build build-fuzz -j2 \
+#     --target fuzz_yaml fuzz_blob && tests/fuzz/run.sh build-fuzz 60
+set -euo pipefail
+build=${1:?usage: run.sh BUILD_DIR SECONDS}
+seconds=${2:?usage: run.sh BUILD_DIR SECONDS}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+work=$build/fuzz-work
+mkdir -p "$work/yaml" "$work/blob" "$work/artifacts"
+
+harness() {
+  local bin
+  bin=$(find "$build" -type f -name "$1" -perm -u+x | head -n 1)
+  [[ -n $bin ]] || { echo "run.sh: $1 not found under $build (configure with -DFQ_FUZZ=ON)" >&2; exit 2; }
+  echo "$bin"
+}
+yaml=$(harness fuzz_yaml)
+blob=$(harness fuzz_blob)
+
+cp "$here"/corpus/yaml/*.yaml "$repo"/tests/data/bad/*.yaml "$work/yaml/"
+find "$repo/graphs" -name '*.yaml' -exec cp {} "$work/yaml/" \; 2>/dev/null || true
+FQ_FUZZ_MAKE_SEEDS="$work/blob" "$blob"
+
+run() {
+  local bin=$1 name=$2
+  shift 2
+  echo "== $name: ${seconds}s"
+  "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$work/artifacts/$name-" "$@" "$work/$name"
+}
+run "$yaml" yaml -dict="$here/yaml.dict" -max_len=8192
+run "$blob" blob -max_len=4096
+echo "fuzzing: no failures"
