@@ -1,5 +1,7 @@
 #include "executor.h"
 
+#include <algorithm>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define FQ_PAUSE() _mm_pause()
@@ -31,21 +33,38 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::run_share(int w) {
-  const int64_t b = split_point(step_->units, w, threads_);
-  const int64_t e = split_point(step_->units, w + 1, threads_);
-  if (b < e) step_->fn(step_->params, b, e, scratch_ + size_t(w) * stride_);
+int ThreadPool::run_chunks(uint32_t seq, const Step* step, int chunks, uint8_t* scratch) {
+  int ran = 0;
+  uint64_t v = next_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint32_t idx = static_cast<uint32_t>(v);
+    if (static_cast<uint32_t>(v >> 32) != seq || idx >= static_cast<uint32_t>(chunks)) return ran;
+    if (!next_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+    const int64_t b = split_point(step->units, static_cast<int>(idx), chunks);
+    const int64_t e = split_point(step->units, static_cast<int>(idx) + 1, chunks);
+    if (b < e) step->fn(step->params, b, e, scratch);
+    ++ran;
+    v = next_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::run(const Step& step, uint8_t* scratch, size_t scratch_stride) {
-  if (threads_ == 1 || step.units == 1) {
+  const int64_t active = std::min<int64_t>({threads_, step.units, step.work / kMinWorkPerThread});
+  if (active <= 1) {
     if (step.units > 0) step.fn(step.params, 0, step.units, scratch);
     return;
   }
-  step_ = &step;
-  scratch_ = scratch;
-  stride_ = scratch_stride;
-  pending_.store(threads_ - 1, std::memory_order_relaxed);
+  // A few chunks per thread balance uneven progress; each still repays its claim many times.
+  const int chunks = static_cast<int>(std::min<int64_t>(step.units, 4 * active));
+  constexpr auto relaxed = std::memory_order_relaxed;
+  step_.store(&step, relaxed);
+  chunks_.store(chunks, relaxed);
+  active_.store(static_cast<int>(active), relaxed);
+  scratch_.store(scratch, relaxed);
+  stride_.store(scratch_stride, relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t seq = static_cast<uint32_t>(generation_.load(std::memory_order_relaxed)) + 1;
+  next_.store(uint64_t{seq} << 32, std::memory_order_release);
   // seq_cst on both sides (generation_/sleepers_) so a worker going to sleep either sees the new
   // generation or is seen as a sleeper and notified.
   generation_.fetch_add(1);
@@ -53,8 +72,8 @@ void ThreadPool::run(const Step& step, uint8_t* scratch, size_t scratch_stride) 
     std::lock_guard<std::mutex> lock(mu_);  // pairs with the sleeper's predicate check
     cv_.notify_all();
   }
-  run_share(0);
-  while (pending_.load(std::memory_order_acquire) != 0) FQ_PAUSE();
+  done_.fetch_add(run_chunks(seq, &step, chunks, scratch), std::memory_order_acq_rel);
+  while (done_.load(std::memory_order_acquire) != chunks) FQ_PAUSE();
 }
 
 void ThreadPool::worker(int w) {
@@ -74,8 +93,14 @@ void ThreadPool::worker(int w) {
     }
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    run_share(w);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    // The job fields below belong to step `g` as long as chunks of `g` remain unclaimed (the
+    // caller cannot publish a newer step before they are all done); run_chunks checks that.
+    constexpr auto relaxed = std::memory_order_relaxed;
+    if (w >= active_.load(relaxed)) continue;
+    uint8_t* scratch = scratch_.load(relaxed) + size_t(w) * stride_.load(relaxed);
+    const int ran = run_chunks(static_cast<uint32_t>(g), step_.load(relaxed), chunks_.load(relaxed),
+                               scratch);
+    if (ran) done_.fetch_add(ran, std::memory_order_acq_rel);
   }
 }
 

@@ -23,7 +23,13 @@ struct Step {
   const void* params = nullptr;
   int64_t units = 1;         // independent work units
   size_t scratch_bytes = 0;  // per worker
+  int64_t work = 0;          // rough cost (multiply-adds): steps too small to repay waking a
+                             // worker run on the caller alone (results do not change)
 };
+
+// Below this much work per thread (~1-2 us of int8 multiply-adds) a second thread costs more
+// than it saves.
+constexpr int64_t kMinWorkPerThread = int64_t{1} << 18;
 
 class ThreadPool {
  public:
@@ -33,22 +39,30 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int threads() const { return threads_; }
-  // Runs `step` with worker w (0 = the caller) on units [w*U/T, (w+1)*U/T); scratch for worker w
-  // starts at scratch + w * scratch_stride.
+  // Runs `step` on up to threads() threads (fewer for small steps, see Step::work); the caller
+  // takes part. Scratch for worker w (0 = the caller) starts at scratch + w * scratch_stride.
   void run(const Step& step, uint8_t* scratch, size_t scratch_stride);
 
  private:
   void worker(int w);
-  void run_share(int w);
+  // Claims and runs chunks of step `seq` until none is left; returns the number run.
+  int run_chunks(uint32_t seq, const Step* step, int chunks, uint8_t* scratch);
 
   const int threads_;
   std::vector<std::thread> workers_;
-  // The current job, published by bumping generation_.
-  const Step* step_ = nullptr;
-  uint8_t* scratch_ = nullptr;
-  size_t stride_ = 0;
+  // The current job, published by bumping generation_ (its low 32 bits are the step's sequence
+  // number). next_ holds (sequence << 32 | next chunk): claiming with a compare-and-swap on both
+  // halves means a late worker can never take a chunk of a newer step by mistake.
+  // Relaxed atomics: a late worker may read them while the next step is being published; it then
+  // fails its claim and never uses what it read.
+  std::atomic<const Step*> step_{nullptr};
+  std::atomic<int> chunks_{1};
+  std::atomic<int> active_{1};  // threads taking part in the current step
+  std::atomic<uint8_t*> scratch_{nullptr};
+  std::atomic<size_t> stride_{0};
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> next_{0};
+  std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::atomic<int> sleepers_{0};
   std::mutex mu_;

@@ -32,8 +32,9 @@ struct BindCtx {
     static_assert(std::is_trivially_destructible_v<T>, "params are never destroyed");
     return new (alloc(sizeof(T))) T(v);
   }
-  void step(exec::StepFn fn, const void* params, int64_t units, size_t scratch_bytes = 0) {
-    steps.push_back({fn, params, units, scratch_bytes});
+  void step(exec::StepFn fn, const void* params, int64_t units, size_t scratch_bytes = 0,
+            int64_t work = 0) {
+    steps.push_back({fn, params, units, scratch_bytes, work});
     step_node.push_back(node);
   }
 

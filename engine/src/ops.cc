@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "bind.h"
+#include "blob.h"
 #include "fq/kernels/conv.h"
 #include "fq/kernels/pool.h"
 #include "fq/reference/ops.h"
@@ -19,12 +20,6 @@ namespace fq::detail {
 }
 
 namespace {
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 // Checks of one node, with messages that name the node and the tensor.
 struct Check {
@@ -106,6 +101,10 @@ void out_bounds(DType t, bool relu, int32_t* lo, int32_t* hi, k::OutType* ot) {
       *ot = k::OutType::i32;
   }
   if (relu) *lo = std::max(*lo, 0);
+}
+
+int64_t conv_macs(const k::ConvShape& s) {
+  return int64_t(s.n) * s.oh * s.ow * s.o * (s.kh * s.kw + (s.coarse ? 1 : 0)) * s.c;
 }
 
 // ---- conv2d -------------------------------------------------------------------------------
@@ -225,7 +224,8 @@ void bind_conv2d(BindCtx& ctx, const NodeDef& n) {
   p.x = static_cast<const uint8_t*>(ctx.tensor(n.inputs[0]));
   p.y = ctx.tensor(n.outputs[0]);
   ctx.kernel[ctx.node] = p.kernel->name;
-  ctx.step(exec::conv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s));
+  ctx.step(exec::conv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s),
+           conv_macs(s));
 }
 
 // ---- fully_connected ------------------------------------------------------------------------
@@ -300,7 +300,8 @@ void bind_fully_connected(BindCtx& ctx, const NodeDef& n) {
   p.x = static_cast<const uint8_t*>(ctx.tensor(n.inputs[0]));
   p.y = ctx.tensor(n.outputs[0]);
   ctx.kernel[ctx.node] = p.kernel->name;
-  ctx.step(exec::conv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s));
+  ctx.step(exec::conv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s),
+           conv_macs(s));
 }
 
 // ---- global_avg_pool -----------------------------------------------------------------------

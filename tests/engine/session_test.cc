@@ -89,13 +89,13 @@ fq::Graph make_graph(int n = 2) {
   std::mt19937 rng(7);
   fq::Graph g;
   g.name = "session-test";
-  g.add_tensor(act("image", DType::u8, {n, 13, 11, 3}));
+  g.add_tensor(act("image", DType::u8, {n, 41, 37, 3}));
   g.inputs = {"image"};
-  add_conv(g, rng, "c0", "image", "a0", 3, 20, 3, 1, false, 13, 11, n);
-  add_conv(g, rng, "c1", "a0", "a1", 20, 33, 3, 2, true, 13, 11, n);
-  add_conv(g, rng, "c2", "a1", "a2", 33, 17, 1, 1, false, 7, 6, n);
+  add_conv(g, rng, "c0", "image", "a0", 3, 20, 3, 1, false, 41, 37, n);
+  add_conv(g, rng, "c1", "a0", "a1", 20, 33, 3, 2, true, 41, 37, n);
+  add_conv(g, rng, "c2", "a1", "a2", 33, 17, 1, 1, false, 21, 19, n);
   g.add_tensor(constant("gap.m", DType::i32, {1}, std::vector<int32_t>{1 << 30}));
-  g.add_tensor(constant("gap.s", DType::i8, {1}, std::vector<int8_t>{36}));
+  g.add_tensor(constant("gap.s", DType::i8, {1}, std::vector<int8_t>{39}));  // ~ 1 / (H*W)
   g.add_tensor(act("pooled", DType::u8, {n, 17}));
   fq::NodeDef gap;
   gap.name = "gap", gap.op = "global_avg_pool", gap.inputs = {"a2", "gap.m", "gap.s"};
@@ -156,6 +156,7 @@ std::vector<std::string> supported_isas() {
 }  // namespace
 
 TEST_CASE("outputs are bit-identical for every thread count and ISA") {
+  // The first two convolutions are large enough (Step::work) to be split over up to 5 threads.
   const fq::Graph g = make_graph();
   const std::vector<uint8_t> ref = run_bytes(g, 1, "scalar");
   // The graph must do real work: outputs are not all zero and not all saturated.
@@ -229,7 +230,7 @@ TEST_CASE("C API round trip and errors") {
   fq_session* s = nullptr;
   REQUIRE(fq_session_create(m, 2, &s) == 0);
   REQUIRE(fq_num_inputs(s) == 1);
-  std::vector<uint8_t> in(13 * 11 * 3);
+  std::vector<uint8_t> in(41 * 37 * 3);
   for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<uint8_t>((i * 131 + 17) % 256);
   REQUIRE(fq_set_input(s, 0, in.data(), in.size() - 1) == -1);
   REQUIRE(std::string(fq_last_error()).find("bytes") != std::string::npos);
