@@ -103,8 +103,28 @@ void out_bounds(DType t, bool relu, int32_t* lo, int32_t* hi, k::OutType* ot) {
   if (relu) *lo = std::max(*lo, 0);
 }
 
-int64_t conv_macs(const k::ConvShape& s) {
-  return int64_t(s.n) * s.oh * s.ow * s.o * (s.kh * s.kw + (s.coarse ? 1 : 0)) * s.c;
+// Binds an integer conv2d or fully_connected node (inputs x, w, b, mult, shift [, w_coarse,
+// mult_coarse]) to the best conv kernel: packs the weights once and plans the step.
+void bind_int_conv(BindCtx& ctx, const NodeDef& n, const k::ConvShape& s, bool relu) {
+  const Graph& g = ctx.g;
+  auto in = [&](size_t i) -> const TensorDef& { return g.tensor(n.inputs[i]); };
+  exec::ConvParams p{};
+  p.kernel = k::conv_kernel(ctx.isa);
+  p.shape = s;
+  p.epilogue.bias = in(2).as<int32_t>();
+  p.epilogue.mult = in(3).as<int32_t>();
+  p.epilogue.shift = in(4).as<int8_t>();
+  if (s.coarse) p.epilogue.mult_coarse = in(6).as<int32_t>();
+  out_bounds(g.tensor(n.outputs[0]).dtype, relu, &p.epilogue.lo, &p.epilogue.hi,
+             &p.epilogue.out_type);
+  void* packed = ctx.alloc(p.kernel->packed_size(s));
+  p.kernel->pack(s, in(1).as<int8_t>(), s.coarse ? in(5).as<int8_t>() : nullptr, packed);
+  p.packed = packed;
+  p.x = static_cast<const uint8_t*>(ctx.tensor(n.inputs[0]));
+  p.y = ctx.tensor(n.outputs[0]);
+  ctx.kernel[ctx.node] = p.kernel->name;
+  const int64_t macs = int64_t(s.n) * s.oh * s.ow * s.o * (s.kh * s.kw + (s.coarse ? 1 : 0)) * s.c;
+  ctx.step(exec::conv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s), macs);
 }
 
 // ---- conv2d -------------------------------------------------------------------------------
@@ -209,23 +229,7 @@ void bind_conv2d(BindCtx& ctx, const NodeDef& n) {
   s.stride = int(q.stride), s.pad_t = int(q.pt), s.pad_l = int(q.pl);
   s.oh = int(y.shape[1]), s.ow = int(y.shape[2]);
   s.coarse = n.inputs.size() == 7;
-  exec::ConvParams p{};
-  p.kernel = k::conv_kernel(ctx.isa);
-  p.shape = s;
-  p.epilogue.bias = g.tensor(n.inputs[2]).as<int32_t>();
-  p.epilogue.mult = g.tensor(n.inputs[3]).as<int32_t>();
-  p.epilogue.shift = g.tensor(n.inputs[4]).as<int8_t>();
-  if (s.coarse) p.epilogue.mult_coarse = g.tensor(n.inputs[6]).as<int32_t>();
-  out_bounds(y.dtype, relu, &p.epilogue.lo, &p.epilogue.hi, &p.epilogue.out_type);
-  void* packed = ctx.alloc(p.kernel->packed_size(s));
-  p.kernel->pack(s, w.as<int8_t>(), s.coarse ? g.tensor(n.inputs[5]).as<int8_t>() : nullptr,
-                 packed);
-  p.packed = packed;
-  p.x = static_cast<const uint8_t*>(ctx.tensor(n.inputs[0]));
-  p.y = ctx.tensor(n.outputs[0]);
-  ctx.kernel[ctx.node] = p.kernel->name;
-  ctx.step(exec::conv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s),
-           conv_macs(s));
+  bind_int_conv(ctx, n, s, relu);
 }
 
 // ---- fully_connected ------------------------------------------------------------------------
@@ -272,8 +276,7 @@ void ref_fc_step(const void* p, int64_t, int64_t, void*) {
 
 void bind_fully_connected(BindCtx& ctx, const NodeDef& n) {
   const Graph& g = ctx.g;
-  const TensorDef &x = g.tensor(n.inputs[0]), &w = g.tensor(n.inputs[1]),
-                  &y = g.tensor(n.outputs[0]);
+  const TensorDef &x = g.tensor(n.inputs[0]), &w = g.tensor(n.inputs[1]);
   const bool relu = n.attr_int("relu", 0) != 0;
   if (x.dtype == DType::f32) {
     auto* p = ctx.make(RefFcParams{static_cast<const float*>(ctx.tensor(n.inputs[0])),
@@ -287,21 +290,7 @@ void bind_fully_connected(BindCtx& ctx, const NodeDef& n) {
   // A fully-connected layer is the 1x1 convolution of an [N, 1, 1, K] image.
   k::ConvShape s;
   s.n = int(x.shape[0]), s.c = int(x.shape[1]), s.o = int(w.shape[0]);
-  exec::ConvParams p{};
-  p.kernel = k::conv_kernel(ctx.isa);
-  p.shape = s;
-  p.epilogue.bias = g.tensor(n.inputs[2]).as<int32_t>();
-  p.epilogue.mult = g.tensor(n.inputs[3]).as<int32_t>();
-  p.epilogue.shift = g.tensor(n.inputs[4]).as<int8_t>();
-  out_bounds(y.dtype, relu, &p.epilogue.lo, &p.epilogue.hi, &p.epilogue.out_type);
-  void* packed = ctx.alloc(p.kernel->packed_size(s));
-  p.kernel->pack(s, w.as<int8_t>(), nullptr, packed);
-  p.packed = packed;
-  p.x = static_cast<const uint8_t*>(ctx.tensor(n.inputs[0]));
-  p.y = ctx.tensor(n.outputs[0]);
-  ctx.kernel[ctx.node] = p.kernel->name;
-  ctx.step(exec::conv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s),
-           conv_macs(s));
+  bind_int_conv(ctx, n, s, relu);
 }
 
 // ---- global_avg_pool -----------------------------------------------------------------------

@@ -9,6 +9,7 @@
 
 #include "fq/kernels/conv.h"
 #include "fq/kernels/fixed_point.h"
+#include "fq/kernels/store.h"
 
 namespace fq::k {
 namespace {
@@ -37,23 +38,6 @@ int64_t ref_num_tasks(const ConvShape& s) { return int64_t{s.n} * s.oh * s.ow * 
 const uint8_t* pixel(const ConvShape& s, const uint8_t* x, int n, int iy, int ix) {
   if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) return nullptr;
   return x + ((int64_t{n} * s.h + iy) * s.w + ix) * s.c;
-}
-
-void store(OutType t, void* y, int64_t i, int64_t v) {
-  switch (t) {
-    case OutType::u8:
-      static_cast<uint8_t*>(y)[i] = static_cast<uint8_t>(v);
-      break;
-    case OutType::i8:
-      static_cast<int8_t*>(y)[i] = static_cast<int8_t>(v);
-      break;
-    case OutType::i16:
-      static_cast<int16_t*>(y)[i] = static_cast<int16_t>(v);
-      break;
-    case OutType::i32:
-      static_cast<int32_t*>(y)[i] = static_cast<int32_t>(v);
-      break;
-  }
 }
 
 void ref_run(const ConvShape& s, const uint8_t* x, const void* packed, const ConvEpilogue& e,

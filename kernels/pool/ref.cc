@@ -3,27 +3,11 @@
 // The sum is an i32 (exact while hw * 255 < 2^31, i.e. hw < 8.4M pixels; beyond, every variant
 // wraps modulo 2^32 alike); sum * mult is exact in i64 (< 2^62 as rshift_round requires).
 #include "fq/kernels/fixed_point.h"
+#include "fq/kernels/store.h"
 #include "fq/kernels/pool.h"
 
 namespace fq::k {
 namespace {
-
-void store(OutType t, void* y, int64_t i, int64_t v) {
-  switch (t) {
-    case OutType::u8:
-      static_cast<uint8_t*>(y)[i] = static_cast<uint8_t>(v);
-      break;
-    case OutType::i8:
-      static_cast<int8_t*>(y)[i] = static_cast<int8_t>(v);
-      break;
-    case OutType::i16:
-      static_cast<int16_t*>(y)[i] = static_cast<int16_t>(v);
-      break;
-    case OutType::i32:
-      static_cast<int32_t*>(y)[i] = static_cast<int32_t>(v);
-      break;
-  }
-}
 
 void gap_ref(const uint8_t* x, int n, int hw, int c, int32_t mult, int shift, int32_t lo,
              int32_t hi, OutType out, void* y) {
