@@ -3,6 +3,7 @@
 #include "ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -57,6 +58,19 @@ struct Check {
   }
   void constant(const TensorDef& t) const {
     if (!t.is_const) error("tensor '" + t.name + "' must be a constant");
+  }
+  void state(const TensorDef& t) const {
+    if (!t.is_state) error("tensor '" + t.name + "' must be a state tensor (state: true)");
+  }
+  void not_const(const TensorDef& t) const {
+    if (t.is_const) error("tensor '" + t.name + "' must not be a constant");
+  }
+  // A positive integer attribute (required).
+  int64_t positive(const std::string& key) const {
+    if (!n.attrs.count(key)) error("needs attribute '" + key + "'");
+    const int64_t v = n.attr_int(key, 0);
+    if (v < 1 || v > (int64_t{1} << 30)) error("attribute '" + key + "' must be in [1, 2^30]");
+    return v;
   }
   // Constant parameter of dtype `d` and shape `s`; returns its data (nullptr if not loaded).
   template <class T>
@@ -236,7 +250,7 @@ void bind_conv2d(BindCtx& ctx, const NodeDef& n) {
 
 void check_fully_connected(const Check& c) {
   const bool f = c.is_float();
-  c.arity(3, f ? 3 : 5, 1);
+  c.arity(f ? 2 : 3, f ? 3 : 5, 1);  // the float bias is optional
   if (!f && c.n.inputs.size() != 5) c.error("integer fully_connected takes x, w, b, mult, shift");
   const TensorDef &x = c.in(0), &w = c.in(1), &y = c.out(0);
   c.dtype(x, {DType::f32, DType::u8});
@@ -252,7 +266,7 @@ void check_fully_connected(const Check& c) {
   c.shape(y, {x.shape[0], o});
   if (f) {
     c.dtype(y, {DType::f32});
-    c.param<float>(2, DType::f32, {o});
+    if (c.n.inputs.size() == 3) c.param<float>(2, DType::f32, {o});
     return;
   }
   c.dtype(y, {DType::u8, DType::i8, DType::i16, DType::i32});
@@ -280,7 +294,8 @@ void bind_fully_connected(BindCtx& ctx, const NodeDef& n) {
   const bool relu = n.attr_int("relu", 0) != 0;
   if (x.dtype == DType::f32) {
     auto* p = ctx.make(RefFcParams{static_cast<const float*>(ctx.tensor(n.inputs[0])),
-                                   w.as<float>(), g.tensor(n.inputs[2]).as<float>(),
+                                   w.as<float>(),
+                                   n.inputs.size() > 2 ? g.tensor(n.inputs[2]).as<float>() : nullptr,
                                    int(x.shape[0]), int(x.shape[1]), int(w.shape[0]), relu,
                                    static_cast<float*>(ctx.tensor(n.outputs[0]))});
     ctx.kernel[ctx.node] = "ref_fully_connected_f32";
@@ -452,6 +467,214 @@ void bind_add(BindCtx& ctx, const NodeDef& n) {
   ctx.step(ref_add_step, ctx.make(p), 1);
 }
 
+// ---- transformer ops (float only in v1) --------------------------------------------------------
+
+template <class T>
+T* ptr_of(BindCtx& ctx, const std::string& name) {
+  return static_cast<T*>(ctx.tensor(name));
+}
+
+// embedding: ids i32 [T], table f32 [V, D] (constant) -> [T, D]; ids outside [0, V) give zeros.
+void check_embedding(const Check& c) {
+  c.arity(2, 2, 1);
+  const TensorDef &ids = c.in(0), &table = c.in(1), &y = c.out(0);
+  c.dtype(ids, {DType::i32});
+  c.rank(ids, 1);
+  c.constant(table);
+  c.dtype(table, {DType::f32});
+  c.rank(table, 2);
+  c.dtype(y, {DType::f32});
+  c.shape(y, {ids.shape[0], table.shape[1]});
+}
+
+struct RefEmbeddingParams {
+  const int32_t* ids;
+  const float* table;
+  int t, v, d;
+  float* y;
+};
+
+void ref_embedding_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefEmbeddingParams*>(p);
+  ref::embedding(q.ids, q.t, q.table, q.v, q.d, q.y);
+}
+
+void bind_embedding(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& table = ctx.g.tensor(n.inputs[1]);
+  RefEmbeddingParams p{ptr_of<const int32_t>(ctx, n.inputs[0]), table.as<float>(),
+                       int(ctx.g.tensor(n.inputs[0]).shape[0]), int(table.shape[0]),
+                       int(table.shape[1]), ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_embedding_f32";
+  ctx.step(ref_embedding_step, ctx.make(p), 1);
+}
+
+// rmsnorm: x [T, D], w [D] (constant), attr eps -> [T, D].
+void check_rmsnorm(const Check& c) {
+  c.arity(2, 2, 1);
+  const TensorDef &x = c.in(0), &y = c.out(0);
+  c.dtype(x, {DType::f32});
+  c.rank(x, 2);
+  c.param<float>(1, DType::f32, {x.shape[1]});
+  const double eps = c.n.attr_float("eps", 1e-5);
+  if (!(eps > 0) || !std::isfinite(eps)) c.error("attribute 'eps' must be finite and > 0");
+  c.dtype(y, {DType::f32});
+  c.shape(y, x.shape);
+}
+
+struct RefRmsnormParams {
+  const float *x, *w;
+  int rows, d;
+  float eps;
+  float* y;
+};
+
+void ref_rmsnorm_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefRmsnormParams*>(p);
+  ref::rmsnorm(q.x, q.rows, q.d, q.w, q.eps, q.y);
+}
+
+void bind_rmsnorm(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  RefRmsnormParams p{ptr_of<const float>(ctx, n.inputs[0]), ctx.g.tensor(n.inputs[1]).as<float>(),
+                     int(x.shape[0]), int(x.shape[1]), float(n.attr_float("eps", 1e-5)),
+                     ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_rmsnorm_f32";
+  ctx.step(ref_rmsnorm_step, ctx.make(p), 1);
+}
+
+// rope: x [T, W], pos i32 [1] (position of row 0); attrs head_dim (even, divides W), base.
+void check_rope(const Check& c) {
+  c.arity(2, 2, 1);
+  const TensorDef &x = c.in(0), &pos = c.in(1), &y = c.out(0);
+  c.dtype(x, {DType::f32});
+  c.rank(x, 2);
+  c.dtype(pos, {DType::i32});
+  c.shape(pos, {1});
+  const int64_t hd = c.positive("head_dim");
+  if (hd % 2 != 0) c.error("attribute 'head_dim' must be even (RoPE rotates pairs)");
+  if (x.shape[1] % hd != 0)
+    c.error("tensor '" + x.name + "' width " + std::to_string(x.shape[1]) +
+            " is not a multiple of head_dim " + std::to_string(hd));
+  const double base = c.n.attr_float("base", 10000.0);
+  if (!(base > 0) || !std::isfinite(base)) c.error("attribute 'base' must be finite and > 0");
+  c.dtype(y, {DType::f32});
+  c.shape(y, x.shape);
+}
+
+struct RefRopeParams {
+  const float* x;
+  const int32_t* pos;
+  int rows, width, head_dim;
+  float base;
+  float* y;
+};
+
+void ref_rope_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefRopeParams*>(p);
+  ref::rope(q.x, q.rows, q.width, q.head_dim, q.base, q.pos[0], q.y);
+}
+
+void bind_rope(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  RefRopeParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const int32_t>(ctx, n.inputs[1]),
+                  int(x.shape[0]), int(x.shape[1]), int(n.attr_int("head_dim", 0)),
+                  float(n.attr_float("base", 10000.0)), ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_rope_f32";
+  ctx.step(ref_rope_step, ctx.make(p), 1);
+}
+
+// attention: q [T, Hq*hd], k, v [T, Hkv*hd], k_cache, v_cache (state [S, Hkv*hd]), pos i32 [1];
+// attrs n_heads, n_kv_heads -> [T, Hq*hd]. Updates the caches in place (rows pos .. pos+T-1).
+void check_attention(const Check& c) {
+  c.arity(6, 6, 1);
+  const TensorDef &q = c.in(0), &k = c.in(1), &v = c.in(2), &kc = c.in(3), &vc = c.in(4),
+                  &pos = c.in(5), &y = c.out(0);
+  const int64_t hq = c.positive("n_heads"), hkv = c.positive("n_kv_heads");
+  if (hq % hkv != 0) c.error("n_heads must be a multiple of n_kv_heads");
+  for (const TensorDef* t : {&q, &k, &v}) {
+    c.dtype(*t, {DType::f32});
+    c.rank(*t, 2);
+    c.not_const(*t);
+  }
+  if (q.shape[1] % hq != 0)
+    c.error("tensor '" + q.name + "' width " + std::to_string(q.shape[1]) +
+            " is not a multiple of n_heads " + std::to_string(hq));
+  const int64_t hd = q.shape[1] / hq, t = q.shape[0];
+  c.shape(k, {t, hkv * hd});
+  c.shape(v, {t, hkv * hd});
+  for (const TensorDef* s : {&kc, &vc}) {
+    c.state(*s);
+    c.dtype(*s, {DType::f32});
+    c.rank(*s, 2);
+  }
+  if (kc.shape[1] != hkv * hd)
+    c.error("tensor '" + kc.name + "' must have " + std::to_string(hkv * hd) + " columns");
+  c.shape(vc, kc.shape);
+  if (kc.name == vc.name) c.error("k_cache and v_cache must be different tensors");
+  if (t > kc.shape[0]) c.error("more query rows than cache rows");
+  c.dtype(pos, {DType::i32});
+  c.shape(pos, {1});
+  c.dtype(y, {DType::f32});
+  c.shape(y, q.shape);
+}
+
+struct RefAttentionParams {
+  ref::AttentionShape s;
+  const float *q, *k, *v;
+  float *k_cache, *v_cache;
+  const int32_t* pos;
+  float* y;
+};
+
+void ref_attention_step(const void* p, int64_t, int64_t, void* scratch) {
+  const auto& a = *static_cast<const RefAttentionParams*>(p);
+  ref::attention(a.s, a.q, a.k, a.v, a.k_cache, a.v_cache, a.pos[0], static_cast<float*>(scratch),
+                 a.y);
+}
+
+void bind_attention(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &q = ctx.g.tensor(n.inputs[0]), &kc = ctx.g.tensor(n.inputs[3]);
+  const int hq = int(n.attr_int("n_heads", 1)), hkv = int(n.attr_int("n_kv_heads", 1));
+  RefAttentionParams p{{int(q.shape[0]), hq, hkv, int(q.shape[1] / hq), int(kc.shape[0])},
+                       ptr_of<const float>(ctx, n.inputs[0]),
+                       ptr_of<const float>(ctx, n.inputs[1]),
+                       ptr_of<const float>(ctx, n.inputs[2]),
+                       ptr_of<float>(ctx, n.inputs[3]),
+                       ptr_of<float>(ctx, n.inputs[4]),
+                       ptr_of<const int32_t>(ctx, n.inputs[5]),
+                       ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_attention_f32";
+  ctx.step(ref_attention_step, ctx.make(p), 1, sizeof(float) * size_t(kc.shape[0]));
+}
+
+// swiglu: gate, up [.., H] -> silu(gate) * up.
+void check_swiglu(const Check& c) {
+  c.arity(2, 2, 1);
+  c.dtype(c.in(0), {DType::f32});
+  c.dtype(c.in(1), {DType::f32});
+  c.shape(c.in(1), c.in(0).shape);
+  c.dtype(c.out(0), {DType::f32});
+  c.shape(c.out(0), c.in(0).shape);
+}
+
+struct RefSwigluParams {
+  const float *gate, *up;
+  int64_t n;
+  float* y;
+};
+
+void ref_swiglu_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefSwigluParams*>(p);
+  ref::swiglu(q.gate, q.up, q.n, q.y);
+}
+
+void bind_swiglu(BindCtx& ctx, const NodeDef& n) {
+  RefSwigluParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
+                    ctx.g.tensor(n.inputs[0]).numel(), ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_swiglu_f32";
+  ctx.step(ref_swiglu_step, ctx.make(p), 1);
+}
+
 // ---- the table -------------------------------------------------------------------------------
 
 struct OpDef {
@@ -468,6 +691,11 @@ constexpr OpDef kOps[] = {
     {"softmax", 1, check_softmax, bind_softmax},
     {"relu", 1, check_relu, bind_relu},
     {"add", 1, check_add, bind_add},
+    {"embedding", 1, check_embedding, bind_embedding},
+    {"rmsnorm", 1, check_rmsnorm, bind_rmsnorm},
+    {"rope", 1, check_rope, bind_rope},
+    {"attention", 1, check_attention, bind_attention},
+    {"swiglu", 1, check_swiglu, bind_swiglu},
 };
 
 const OpDef& find_op(const Graph& g, const NodeDef& n) {

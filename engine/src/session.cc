@@ -38,7 +38,8 @@ size_t plan_arena(const Graph& g, std::vector<size_t>* offsets) {
   for (const std::string& name : g.outputs) last[g.find_tensor(name)] = n_nodes;
   std::vector<Interval> items;
   for (size_t t = 0; t < g.tensors.size(); ++t) {
-    if (g.tensors[t].is_const || first[t] == -2) continue;
+    // Constants live in the blob, state tensors in their own block (they persist across runs).
+    if (g.tensors[t].is_const || g.tensors[t].is_state || first[t] == -2) continue;
     items.push_back({int(t), first[t], std::max(last[t], first[t]), align_up(g.tensors[t].nbytes())});
   }
   std::stable_sort(items.begin(), items.end(),
@@ -94,8 +95,8 @@ k::Isa choose_isa(const std::string& requested) {
 struct Session::Impl {
   Graph g;
   detail::BindCtx ctx;
-  std::unique_ptr<uint8_t, FreeDeleter> arena, scratch;
-  size_t arena_bytes = 0, scratch_bytes = 0;
+  std::unique_ptr<uint8_t, FreeDeleter> arena, scratch, state;
+  size_t arena_bytes = 0, scratch_bytes = 0, state_bytes = 0;
   std::unique_ptr<exec::Executor> exec;
   std::vector<NodeReport> reports;
   std::vector<int> inputs, outputs;
@@ -108,10 +109,25 @@ struct Session::Impl {
     const size_t act_bytes = plan_arena(g, &offsets);
     arena.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlign, align_up(act_bytes + 1))));
     if (!arena) throw Error("out of memory for a " + std::to_string(act_bytes) + "-byte arena");
+    // State tensors: one block, each tensor at its own 64-byte aligned offset, never reused.
+    std::vector<size_t> state_offsets(g.tensors.size(), 0);
+    for (size_t t = 0; t < g.tensors.size(); ++t)
+      if (g.tensors[t].is_state) {
+        state_offsets[t] = state_bytes;
+        state_bytes += align_up(g.tensors[t].nbytes());
+      }
+    if (state_bytes) {
+      state.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlign, state_bytes)));
+      if (!state)
+        throw Error("out of memory for " + std::to_string(state_bytes) + " bytes of state");
+      std::memset(state.get(), 0, state_bytes);
+    }
     ctx.ptr.resize(g.tensors.size(), nullptr);
     for (size_t t = 0; t < g.tensors.size(); ++t) {
       const TensorDef& td = g.tensors[t];
-      if (td.is_const) {
+      if (td.is_state) {
+        ctx.ptr[t] = state.get() + state_offsets[t];
+      } else if (td.is_const) {
         if (!td.data.ptr) throw Error("tensor '" + td.name + "': constant without data");
         ctx.ptr[t] = const_cast<uint8_t*>(td.data.ptr);
       } else {
@@ -192,6 +208,11 @@ void Session::run_observed(const std::function<void(const NodeDef&, const Tensor
     for (const std::string& out : n.outputs) observe(n, impl_->view(impl_->g.find_tensor(out)));
   }
 }
+
+void Session::reset_state() {
+  if (impl_->state_bytes) std::memset(impl_->state.get(), 0, impl_->state_bytes);
+}
+size_t Session::state_bytes() const { return impl_->state_bytes; }
 
 const std::vector<NodeReport>& Session::nodes() const { return impl_->reports; }
 std::string Session::isa() const { return k::isa_name(impl_->ctx.isa); }

@@ -123,6 +123,7 @@ void check_tensor(const Graph& g, const TensorDef& t) {
         bad("zero point " + std::to_string(z) + " is outside " + dtype_name(t.dtype) + " range");
   }
 
+  if (t.is_state && t.is_const) bad("is both constant and state");
   if (!t.data_ref.empty()) {
     if (!t.is_const) bad("names a blob entry (data:) but is not constant");
     if (std::string p = name_problem(t.data_ref); !p.empty()) bad("blob entry name " + p);
@@ -210,6 +211,8 @@ void validate_graph(Graph& g) {
     if (is_input[t]) fail(g, g.tensors[t].line, "graph input " + quote(name) + " is listed twice");
     if (g.tensors[t].is_const)
       fail(g, g.tensors[t].line, "graph input " + quote(name) + " is a constant");
+    if (g.tensors[t].is_state)
+      fail(g, g.tensors[t].line, "graph input " + quote(name) + " is a state tensor");
     is_input[t] = 1;
   }
 
@@ -231,6 +234,9 @@ void validate_graph(Graph& g) {
       size_t t = lookup(name, n.line, who + ": output");
       if (g.tensors[t].is_const) fail(g, n.line, who + " writes constant tensor " + quote(name));
       if (is_input[t]) fail(g, n.line, who + " writes graph input " + quote(name));
+      if (g.tensors[t].is_state)
+        fail(g, n.line, who + " lists state tensor " + quote(name) +
+                            " as an output (ops update state tensors they take as inputs)");
       if (writer[t] != none)
         fail(g, n.line,
              "tensor " + quote(name) + " is written by node " + quote(g.nodes[writer[t]].name) +
@@ -245,12 +251,14 @@ void validate_graph(Graph& g) {
     size_t t = lookup(name, 0, "graph output");
     if (is_output[t])
       fail(g, g.tensors[t].line, "graph output " + quote(name) + " is listed twice");
+    if (g.tensors[t].is_state)
+      fail(g, g.tensors[t].line, "graph output " + quote(name) + " is a state tensor");
     if (writer[t] == none)
       fail(g, g.tensors[t].line, "graph output " + quote(name) + " is not written by any node");
     is_output[t] = 1;
   }
   for (size_t t = 0; t < g.tensors.size(); ++t)
-    if (!g.tensors[t].is_const && !is_input[t] && writer[t] == none)
+    if (!g.tensors[t].is_const && !g.tensors[t].is_state && !is_input[t] && writer[t] == none)
       fail(g, g.tensors[t].line,
            "tensor " + quote(g.tensors[t].name) +
                " is not a graph input or constant, and no node writes it");

@@ -300,7 +300,7 @@ TensorDef Reader::tensor(const YAML::Node& n, size_t i) {
   t.line = line(n);
   t.name = str(need(m, "name"), m.what + ": name");
   m.what = "tensor " + quote(t.name);
-  only(m, {"name", "dtype", "shape", "quant", "const", "data"});
+  only(m, {"name", "dtype", "shape", "quant", "const", "state", "data"});
   const YAML::Node& dt = need(m, "dtype");
   if (!parse_dtype(str(dt, m.what + ": dtype"), &t.dtype))
     fail(dt, m.what + ": unknown dtype " + quote(dt.Scalar()) +
@@ -309,6 +309,7 @@ TensorDef Reader::tensor(const YAML::Node& n, size_t i) {
   for (const auto& d : seq(need(m, "shape"), m.what + ": shape", kMaxRank))
     t.shape.push_back(integer(d, m.what + ": shape", INT64_MIN, INT64_MAX));
   if (auto* v = m.get("const")) t.is_const = boolean(*v, m.what + ": const");
+  if (auto* v = m.get("state")) t.is_state = boolean(*v, m.what + ": state");
   if (auto* v = m.get("data")) t.data_ref = str(*v, m.what + ": data");
   if (auto* v = m.get("quant")) t.quant = quant(*v, m.what + ": quant");
   return t;
@@ -489,6 +490,7 @@ std::string graph_yaml(const Graph& g, const std::string& weights) {
     y += std::string("    dtype: ") + dtype_name(t.dtype) + "\n";
     y += "    shape: " + flow(t.shape, int_str) + "\n";
     if (t.is_const) y += "    const: true\n";
+    if (t.is_state) y += "    state: true\n";
     if (!t.data_ref.empty()) y += "    data: " + scalar(t.data_ref) + "\n";
     if (!t.quant.empty()) y += "    quant: " + quant_str(t.quant) + "\n";
   }

@@ -22,6 +22,7 @@ int cmd_eval(const std::vector<std::string>& argv, const Global& g);
 int cmd_info(const std::vector<std::string>& argv, const Global& g);
 int cmd_check(const std::vector<std::string>& argv, const Global& g);
 int cmd_bench(const std::vector<std::string>& argv, const Global& g);
+int cmd_generate(const std::vector<std::string>& argv, const Global& g);
 
 // The ISAs --isa accepts.
 extern const std::vector<std::string> kIsaNames;

@@ -62,6 +62,9 @@ int cmd_info(const std::vector<std::string>& argv, const Global& global) {
   std::printf("weights    %s bytes (%s)\n", with_commas(weight_bytes).c_str(), human_bytes(weight_bytes).c_str());
   std::printf("arena      %s bytes (%s)\n", with_commas(s.arena_bytes()).c_str(),
               human_bytes(s.arena_bytes()).c_str());
+  if (s.state_bytes())
+    std::printf("state      %s bytes (%s)\n", with_commas(s.state_bytes()).c_str(),
+                human_bytes(s.state_bytes()).c_str());
   std::printf("isa        %s (%d thread%s; cpu %s)\n", s.isa().c_str(), s.threads(),
               s.threads() == 1 ? "" : "s", cpu_name().c_str());
   for (const auto& [k, v] : g.meta) std::printf("meta       %s: %s\n", k.c_str(), clip(v, 100).c_str());

@@ -25,6 +25,7 @@ const char kUsage[] =
     "  info   GRAPH                    graph summary and the kernel bound to each node\n"
     "  check  GRAPH                    validate a graph and its weight blob completely\n"
     "  bench  GRAPH                    latency per inference, per-op profile, float reference\n"
+    "  generate GRAPH [--prompt TEXT]  generate text with a language-model graph (llama2.c)\n"
     "\n"
     "global options (before or after COMMAND):\n"
     "  --isa scalar|avx2|avx512|amx   highest kernel ISA to use (default: $FQ_ISA if set,\n"
@@ -41,7 +42,7 @@ struct Command {
 
 const Command kCommands[] = {{"run", fqrun::cmd_run},     {"eval", fqrun::cmd_eval},
                              {"info", fqrun::cmd_info},   {"check", fqrun::cmd_check},
-                             {"bench", fqrun::cmd_bench}};
+                             {"bench", fqrun::cmd_bench}, {"generate", fqrun::cmd_generate}};
 
 int usage_error(const std::string& cmd, const std::string& msg) {
   const std::string where = cmd.empty() ? "fqrun" : "fqrun " + cmd;

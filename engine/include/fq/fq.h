@@ -59,10 +59,15 @@ class Session {
   // debugging; slower than run()).
   void run_observed(const std::function<void(const NodeDef&, const TensorView&)>& observe);
 
+  // Zeroes every state tensor (graph tensors declared `state: true`, e.g. KV caches): the session
+  // then behaves as if newly created. State is zero at creation and persists across run() calls.
+  void reset_state();
+
   const std::vector<NodeReport>& nodes() const;
   std::string isa() const;          // ISA level in force
   size_t arena_bytes() const;       // activations, planned from tensor lifetimes
   size_t scratch_bytes() const;     // per-worker kernel scratch, all workers
+  size_t state_bytes() const;       // state tensors (persistent, outside the arena)
   int threads() const;
 
  private:

@@ -48,6 +48,9 @@ struct TensorDef {
   std::vector<int64_t> shape;
   Quant quant;
   bool is_const = false;
+  // State tensor (YAML `state: true`): not constant, persists across Session::run() calls, zero
+  // when the session is created or reset; updated in place by ops that take it as an input.
+  bool is_state = false;
   std::string data_ref;   // blob entry name; empty = same as `name`
   ConstData data;         // filled for constants once loaded (or set by the quantizer)
   int line = 0;           // YAML line, 0 when built in memory
