@@ -82,6 +82,11 @@ int fq_run(fq_session* s) {
   return guarded([&] { s->session.run(); });
 }
 
+int fq_reset_state(fq_session* s) {
+  if (!s) return bad_arg("fq_reset_state: null session");
+  return guarded([&] { s->session.reset_state(); });
+}
+
 int fq_get_output(fq_session* s, int index, const void** data, size_t* bytes) {
   if (!s || !data || !bytes) return bad_arg("fq_get_output: null argument");
   return guarded([&] {

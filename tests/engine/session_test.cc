@@ -254,6 +254,8 @@ TEST_CASE("C API round trip and errors") {
   const std::vector<uint8_t> expect = run_bytes(g, 1, "scalar");
   REQUIRE(std::memcmp(out, expect.data(), bytes) == 0);
   REQUIRE(fq_get_output(s, 7, &out, &bytes) == -1);
+  REQUIRE(fq_reset_state(s) == 0);  // a graph without state: a no-op
+  REQUIRE(fq_reset_state(nullptr) == -1);
   fq_session_free(s);
   fq_model_free(m);
   REQUIRE(fq_model_load("/nonexistent/model.yaml", &m) == -1);

@@ -21,6 +21,8 @@ int fq_num_inputs(const fq_session* s);
 int fq_num_outputs(const fq_session* s);
 int fq_set_input(fq_session* s, int index, const void* data, size_t bytes);
 int fq_run(fq_session* s);
+/* Zeroes the session's state tensors (KV caches, recurrent state): a fresh sequence. */
+int fq_reset_state(fq_session* s);
 int fq_get_output(fq_session* s, int index, const void** data, size_t* bytes);
 
 #ifdef __cplusplus
