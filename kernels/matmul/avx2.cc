@@ -1,0 +1,510 @@
+// AVX2 variant of the matmul family: vpmaddwd on sign-extended 16-bit operands.
+//
+// Why not vpmaddubsw: it adds two u8*s8 products into a *saturating* i16, and with A offset to u8
+// two products reach 2*255*128 = 65280 > 32767, so it is not bit-exact for arbitrary int8 data.
+// vpmaddwd (i16*i16, pairs summed into i32) is exact for every input: each step loads one 16-byte
+// slice of weights (4 columns x 4 k), sign-extends it (vpmovsxbw) and multiplies it with the
+// row's 4 activations (pre-widened to i16 in scratch, broadcast as one 64-bit element).
+// Where the CPU has AVX-VNNI (cpu_features().avxvnni), the same packed weights feed vpdpbusd on
+// ymm instead: A offset to a+128 (u8) and the offset removed with pack-time column sums, exactly
+// as in the AVX-512 variant (cbias = bias - 128*sum_k w; int4: b16v = 16*(bias - 128*sum_g gm*
+// sum q)). Both paths give the reference's bytes; avxvnni_evex.cc builds the VNNI path with the
+// EVEX encoding of the same instruction so the tests run it on AVX-512 machines too.
+//
+// Packed layout: [params: P8 panels][weights]; panel = 8 output columns.
+//   int8 panel: [kp/4 steps][8 columns][4 k] int8, kp = round_up(K, 4), zero padded.
+//   int4 panel: per group: [G/8 step pairs][8 columns][4 bytes], low nibbles = k-step 2j, high
+//     nibbles = 2j+1 (unpacked as 16q: exact s8), then gm int16[8].
+//   params int8: bias i32[8], mw i32[8], cbias i32[8]; int4: b16 = 16*bias i64[8], gs i64[8],
+//   b16v i64[8].
+// Units: (block of rows) x (chunk of panels). Dynamic requantization always uses two passes:
+// pass 0 writes v (i64) and per-chunk row maxima to the workspace, pass 1 requantizes whole rows.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "fq/kernels/cpu.h"
+#include "fq/kernels/matmul.h"
+
+#ifndef FQ_AVX2_DPBUSD  // AVX-VNNI (VEX) unless avxvnni_evex.cc says otherwise
+#define FQ_AVX2_DPBUSD(acc, a, b) _mm256_dpbusd_avx_epi32(acc, a, b)
+#define FQ_AVX2_VNNI_TARGET __attribute__((target("avxvnni")))
+#define FQ_AVX2_SYMBOL kMatmulAvx2
+#define FQ_AVX2_NAME "avx2"
+#define FQ_AVX2_USE_VNNI() (cpu_features().avxvnni)
+#endif
+
+namespace fq::k {
+namespace {
+
+constexpr int kC = 8;  // columns per panel
+constexpr int kMr = 4;  // rows per micro-tile
+
+int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+template <class T>
+T* align64(void* p) {
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+}
+
+struct Plan {
+  bool i4 = false, dyn = false;
+  int n = 0, k = 0, g = 0, ng = 0, panels = 0;
+  int64_t m = 0, kp = 0, par_bytes = 0, panel_bytes = 0;
+  int64_t mb = 0, mblocks = 0;
+  int ppc = 0, nchunks = 0;  // panels per chunk, chunks
+  int64_t np = 0;            // panels * 8
+  int64_t params() const { return round_up(panels * par_bytes, 64); }
+  int64_t group_bytes() const { return int64_t{g} / 8 * 32 + 16; }
+};
+
+Plan make_plan(const MatmulShape& s, const MatmulEpilogue* e) {
+  Plan p;
+  p.i4 = s.format == WeightFormat::i4;
+  p.dyn = e && e->op == MatmulOp::dynamic;
+  p.n = s.n, p.k = s.k, p.m = s.m;
+  p.panels = int(ceil_div(s.n, kC));
+  p.np = int64_t{p.panels} * kC;
+  if (p.i4) {
+    p.g = s.group, p.ng = int(ceil_div(s.k, s.group)), p.kp = int64_t{p.ng} * p.g;
+    p.par_bytes = 3 * kC * 8, p.panel_bytes = p.ng * p.group_bytes();
+  } else {
+    p.kp = round_up(s.k, 4);
+    p.par_bytes = 3 * kC * 4, p.panel_bytes = p.kp / 4 * 32;
+  }
+  // Rows per unit: the widened A block stays in L2 while the unit's panels stream through once;
+  // split N first, then M, until there are kUnits units (GEMV: finer, it is bandwidth-bound).
+  const int64_t kUnits = s.m == 1 ? 32 : 8;
+  int64_t mb = (256 * 1024) / (2 * p.kp);
+  mb = mb < kMr ? kMr : mb > 128 ? 128 : mb;
+  int64_t mblocks = ceil_div(s.m, mb);
+  const int64_t need = ceil_div(kUnits, mblocks > 0 ? mblocks : 1);
+  const int64_t chunks = need < p.panels ? need : p.panels;
+  if (mblocks * chunks < kUnits) {
+    const int64_t more = ceil_div(kUnits, chunks), cap = ceil_div(s.m, kMr);
+    const int64_t want = more < cap ? more : cap;
+    mblocks = want > mblocks ? want : mblocks;
+  }
+  p.mblocks = s.m > 0 ? (mblocks < 1 ? 1 : mblocks) : 0;
+  p.mb = p.mblocks ? ceil_div(s.m, p.mblocks) : 1;
+  p.mblocks = p.mblocks ? ceil_div(s.m, p.mb) : 0;
+  p.ppc = int(ceil_div(p.panels, chunks));
+  p.nchunks = int(ceil_div(p.panels, p.ppc));
+  return p;
+}
+
+size_t avx2_packed_size(const MatmulShape& s) {
+  const Plan p = make_plan(s, nullptr);
+  return size_t(p.params() + p.panels * p.panel_bytes);
+}
+
+void avx2_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
+  const Plan p = make_plan(s, nullptr);
+  uint8_t* base = static_cast<uint8_t*>(packed);
+  std::memset(base, 0, avx2_packed_size(s));
+  const int64_t wrow = p.i4 ? (s.k + 1) / 2 : s.k;
+  auto q4 = [&](int n, int k) -> int {
+    if (n >= s.n || k >= s.k) return 0;
+    const int nib = (static_cast<const uint8_t*>(w.w)[n * wrow + k / 2] >> ((k & 1) * 4)) & 15;
+    return nib >= 8 ? nib - 16 : nib;
+  };
+  for (int pn = 0; pn < p.panels; ++pn) {
+    uint8_t* par = base + pn * p.par_bytes;
+    int8_t* dst = reinterpret_cast<int8_t*>(base + p.params() + pn * p.panel_bytes);
+    for (int c = 0; c < kC; ++c) {
+      const int n = pn * kC + c;
+      const int32_t bias = n < s.n && w.bias ? w.bias[n] : 0;
+      if (!p.i4) {
+        uint32_t sum = 0;
+        for (int k = 0; k < s.k && n < s.n; ++k) sum += uint32_t(static_cast<const int8_t*>(w.w)[n * wrow + k]);
+        reinterpret_cast<int32_t*>(par)[c] = bias;
+        reinterpret_cast<int32_t*>(par)[kC + c] = n < s.n ? w.mult[n] : 0;
+        reinterpret_cast<int32_t*>(par)[2 * kC + c] = int32_t(uint32_t(bias) - 128u * sum);
+      } else {
+        int64_t c128 = 0;
+        for (int g = 0; g < p.ng && n < s.n; ++g) {
+          int64_t sq = 0;
+          for (int k = g * p.g; k < (g + 1) * p.g; ++k) sq += q4(n, k);
+          c128 += sq * w.gmult[int64_t{n} * p.ng + g];
+        }
+        reinterpret_cast<int64_t*>(par)[c] = 16 * int64_t{bias};
+        reinterpret_cast<int64_t*>(par)[kC + c] = n < s.n ? w.gshift[n] : 0;
+        reinterpret_cast<int64_t*>(par)[2 * kC + c] = 16 * (int64_t{bias} - 128 * c128);
+      }
+    }
+    if (!p.i4) {
+      for (int64_t ks = 0; ks < p.kp / 4; ++ks)
+        for (int c = 0; c < kC; ++c)
+          for (int j = 0; j < 4; ++j) {
+            const int n = pn * kC + c;
+            const int64_t k = ks * 4 + j;
+            *dst++ = n < s.n && k < s.k ? static_cast<const int8_t*>(w.w)[n * wrow + k] : 0;
+          }
+      continue;
+    }
+    for (int g = 0; g < p.ng; ++g) {
+      for (int pair = 0; pair < p.g / 8; ++pair)
+        for (int c = 0; c < kC; ++c)
+          for (int j = 0; j < 4; ++j) {
+            const int n = pn * kC + c, k0 = g * p.g + pair * 8 + j;
+            *dst++ = int8_t((q4(n, k0) & 15) | ((q4(n, k0 + 4) & 15) << 4));
+          }
+      int16_t* gm = reinterpret_cast<int16_t*>(dst);
+      for (int c = 0; c < kC; ++c) {
+        const int n = pn * kC + c;
+        gm[c] = n < s.n ? w.gmult[int64_t{n} * p.ng + g] : 0;
+      }
+      dst += 16;
+    }
+  }
+}
+
+// ---- compute ----------------------------------------------------------------------------------
+
+// Pair sums (c0 c0 c1 c1 c2 c2 c3 c3 | c4 ...) -> columns 0..7 (i32, wrapping).
+inline __m256i fold(__m256i lo, __m256i hi) {
+  return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xd8);
+}
+
+// int8: acc[i] (8 columns, i32) for MR rows of widened A (i16, stride lda) and one panel.
+template <int MR>
+void tile8(const int16_t* a, int64_t lda, const int8_t* b, int64_t k4, __m256i* out) {
+  __m256i lo[MR], hi[MR];
+  for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
+  for (int64_t k = 0; k < k4; ++k, b += 32, a += 4) {
+    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+    for (int i = 0; i < MR; ++i) {
+      int64_t v;
+      std::memcpy(&v, a + i * lda, 8);
+      const __m256i x = _mm256_set1_epi64x(v);
+      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(x, w0));
+      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(x, w1));
+    }
+  }
+  for (int i = 0; i < MR; ++i) out[i] = fold(lo[i], hi[i]);
+}
+
+// int4: sums[i] = sum_g acc16_g * gm as i64 (columns 0-3 in [2i], 4-7 in [2i+1]).
+template <int MR>
+void tile4(const int16_t* a, int64_t lda, const uint8_t* b, int G, int ng, int64_t gbytes, __m256i* out) {
+  __m256i s0[MR], s1[MR];
+  for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm256_setzero_si256();
+  const __m256i f0 = _mm256_set1_epi8(char(0xF0));
+  for (int g = 0; g < ng; ++g, b += gbytes, a += G) {
+    __m256i lo[MR], hi[MR];
+    for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
+    const uint8_t* bp = b;
+    const int16_t* ap = a;
+    for (int j = 0; j < G / 8; ++j, bp += 32, ap += 8) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
+      const __m256i wl = _mm256_and_si256(_mm256_slli_epi16(w, 4), f0), wh = _mm256_and_si256(w, f0);
+      const __m256i l0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wl));
+      const __m256i l1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wl, 1));
+      const __m256i h0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wh));
+      const __m256i h1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wh, 1));
+      for (int i = 0; i < MR; ++i) {
+        int64_t v0, v1;
+        std::memcpy(&v0, ap + i * lda, 8);
+        std::memcpy(&v1, ap + i * lda + 4, 8);
+        const __m256i x0 = _mm256_set1_epi64x(v0), x1 = _mm256_set1_epi64x(v1);
+        lo[i] = _mm256_add_epi32(lo[i], _mm256_add_epi32(_mm256_madd_epi16(x0, l0), _mm256_madd_epi16(x1, h0)));
+        hi[i] = _mm256_add_epi32(hi[i], _mm256_add_epi32(_mm256_madd_epi16(x0, l1), _mm256_madd_epi16(x1, h1)));
+      }
+    }
+    const __m128i gm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bp));  // int16[8]
+    const __m256i gm0 = _mm256_cvtepi16_epi64(gm), gm1 = _mm256_cvtepi16_epi64(_mm_srli_si128(gm, 8));
+    for (int i = 0; i < MR; ++i) {
+      const __m256i acc = fold(lo[i], hi[i]);
+      s0[i] = _mm256_add_epi64(s0[i], _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc)), gm0));
+      s1[i] = _mm256_add_epi64(s1[i], _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc, 1)), gm1));
+    }
+  }
+  for (int i = 0; i < MR; ++i) out[2 * i] = s0[i], out[2 * i + 1] = s1[i];
+}
+
+// AVX-VNNI: acc[i] (8 columns, i32) for MR rows of offset A (u8, stride lda) and one panel.
+template <int MR>
+FQ_AVX2_VNNI_TARGET void tile8v(const uint8_t* a, int64_t lda, const int8_t* b, int64_t k4, __m256i* out) {
+  __m256i acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_si256();
+  for (int64_t k = 0; k < k4; ++k, b += 32, a += 4) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    for (int i = 0; i < MR; ++i) {
+      int32_t v;
+      std::memcpy(&v, a + i * lda, 4);
+      acc[i] = FQ_AVX2_DPBUSD(acc[i], _mm256_set1_epi32(v), w);
+    }
+  }
+  for (int i = 0; i < MR; ++i) out[i] = acc[i];
+}
+
+template <int MR>
+FQ_AVX2_VNNI_TARGET void tile4v(const uint8_t* a, int64_t lda, const uint8_t* b, int G, int ng, int64_t gbytes,
+                                __m256i* out) {
+  __m256i s0[MR], s1[MR];
+  for (int i = 0; i < MR; ++i) s0[i] = s1[i] = _mm256_setzero_si256();
+  const __m256i f0 = _mm256_set1_epi8(char(0xF0));
+  for (int g = 0; g < ng; ++g, b += gbytes, a += G) {
+    __m256i acc[MR];
+    for (int i = 0; i < MR; ++i) acc[i] = _mm256_setzero_si256();
+    const uint8_t* bp = b;
+    const uint8_t* ap = a;
+    for (int j = 0; j < G / 8; ++j, bp += 32, ap += 8) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bp));
+      const __m256i lo = _mm256_and_si256(_mm256_slli_epi16(w, 4), f0), hi = _mm256_and_si256(w, f0);
+      for (int i = 0; i < MR; ++i) {
+        int32_t v0, v1;
+        std::memcpy(&v0, ap + i * lda, 4);
+        std::memcpy(&v1, ap + i * lda + 4, 4);
+        acc[i] = FQ_AVX2_DPBUSD(acc[i], _mm256_set1_epi32(v0), lo);
+        acc[i] = FQ_AVX2_DPBUSD(acc[i], _mm256_set1_epi32(v1), hi);
+      }
+    }
+    const __m128i gm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bp));
+    const __m256i gm0 = _mm256_cvtepi16_epi64(gm), gm1 = _mm256_cvtepi16_epi64(_mm_srli_si128(gm, 8));
+    for (int i = 0; i < MR; ++i) {
+      s0[i] = _mm256_add_epi64(s0[i], _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(acc[i])), gm0));
+      s1[i] = _mm256_add_epi64(s1[i], _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(acc[i], 1)), gm1));
+    }
+  }
+  for (int i = 0; i < MR; ++i) out[2 * i] = s0[i], out[2 * i + 1] = s1[i];
+}
+
+// ---- epilogue (i64 lanes, 4 per ymm) ---------------------------------------------------------
+
+inline __m256i sra64(__m256i x, __m256i s) {  // arithmetic >> by per-lane counts (AVX2 has none)
+  const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
+  return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(x, sign), s), sign);
+}
+inline __m256i rshift_round4(__m256i v, __m256i s) {
+  const __m256i one = _mm256_set1_epi64x(1);  // 2^(s-1); s = 0 gives count 2^64-1 -> 0
+  return sra64(_mm256_add_epi64(v, _mm256_sllv_epi64(one, _mm256_sub_epi64(s, one))), s);
+}
+inline __m256i clamp64(__m256i v, int64_t lo, int64_t hi) {
+  const __m256i l = _mm256_set1_epi64x(lo), h = _mm256_set1_epi64x(hi);
+  v = _mm256_blendv_epi8(v, l, _mm256_cmpgt_epi64(l, v));
+  return _mm256_blendv_epi8(v, h, _mm256_cmpgt_epi64(v, h));
+}
+inline __m256i abs64(__m256i v) {
+  const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
+  return _mm256_sub_epi64(_mm256_xor_si256(v, sign), sign);
+}
+inline __m256i max64(__m256i a, __m256i b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(b, a)); }
+
+// Saturate 8 i64 to `t` and store the first `live` elements at y.
+inline void store8(OutType t, void* y, __m256i v0, __m256i v1, int live) {
+  const int b = t == OutType::i8 ? 8 : t == OutType::i16 ? 16 : 32;
+  const int64_t hi = (int64_t{1} << (b - 1)) - 1;
+  v0 = clamp64(v0, -hi - 1, hi), v1 = clamp64(v1, -hi - 1, hi);
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
+  const __m256i d = _mm256_permute2x128_si256(_mm256_permutevar8x32_epi32(v0, idx),
+                                              _mm256_permutevar8x32_epi32(v1, idx), 0x20);  // 8 x i32
+  alignas(32) int32_t buf[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(buf), d);
+  if (t == OutType::i32) {
+    std::memcpy(y, buf, size_t(live) * 4);
+  } else if (t == OutType::i16) {
+    int16_t o[8];
+    for (int i = 0; i < 8; ++i) o[i] = int16_t(buf[i]);
+    std::memcpy(y, o, size_t(live) * 2);
+  } else {
+    int8_t o[8];
+    for (int i = 0; i < 8; ++i) o[i] = int8_t(buf[i]);
+    std::memcpy(y, o, size_t(live));
+  }
+}
+
+inline size_t osize(OutType t) { return t == OutType::i32 ? 4 : t == OutType::i16 ? 2 : 1; }
+
+int bits(OutType t) { return t == OutType::i16 ? 16 : 8; }
+
+// ---- driver -----------------------------------------------------------------------------------
+
+size_t avx2_workspace_size(const MatmulShape& s, const MatmulEpilogue& e) {
+  const Plan p = make_plan(s, &e);
+  return p.dyn ? size_t(round_up(p.m * p.np * 8, 64) + p.m * p.nchunks * 8) : 0;
+}
+size_t avx2_scratch_size(const MatmulShape& s, const MatmulEpilogue& e) {
+  const Plan p = make_plan(s, &e);
+  return size_t(round_up(p.mb, kMr) * p.kp * 2 + 64);
+}
+int avx2_num_passes(const MatmulShape& s, const MatmulEpilogue& e) { return e.op == MatmulOp::dynamic ? 2 : 1; }
+int64_t avx2_num_tasks(const MatmulShape& s, const MatmulEpilogue& e, int pass) {
+  const Plan p = make_plan(s, &e);
+  return pass == 0 ? p.mblocks * p.nchunks : p.m;
+}
+
+void finalize_row(const Plan& p, const MatmulArgs& x, int64_t m, const int64_t* raw, uint64_t vmax) {
+  const MatmulEpilogue& e = x.e;
+  const int bitlen = vmax ? 64 - __builtin_clzll(vmax) : 0;
+  const int sh = bitlen - (bits(e.out_type) - 1) > 0 ? bitlen - (bits(e.out_type) - 1) : 0;
+  e.row_shift[m] = int8_t(sh);
+  const __m256i shv = _mm256_set1_epi64x(sh);
+  uint8_t* y = static_cast<uint8_t*>(x.y) + m * x.ldy * int64_t(osize(e.out_type));
+  for (int64_t n0 = 0; n0 < p.n; n0 += kC) {
+    const int live = p.n - n0 < kC ? int(p.n - n0) : kC;
+    store8(e.out_type, y + n0 * int64_t(osize(e.out_type)),
+           rshift_round4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + n0)), shv),
+           rshift_round4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + n0 + 4)), shv), live);
+  }
+}
+
+void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin, int64_t end,
+              void* scratch) {
+  const Plan p = make_plan(s, &x.e);
+  const MatmulEpilogue& e = x.e;
+  const uint8_t* packed = static_cast<const uint8_t*>(x.packed);
+  int64_t* raw = static_cast<int64_t*>(x.workspace);
+  uint64_t* ws_max = p.dyn ? reinterpret_cast<uint64_t*>(static_cast<uint8_t*>(x.workspace) + round_up(p.m * p.np * 8, 64)) : nullptr;
+  if (pass == 1) {
+    for (int64_t m = begin; m < end; ++m) {
+      uint64_t vmax = 0;
+      for (int c = 0; c < p.nchunks; ++c) vmax = ws_max[m * p.nchunks + c] > vmax ? ws_max[m * p.nchunks + c] : vmax;
+      finalize_row(p, x, m, raw + m * p.np, vmax);
+    }
+    return;
+  }
+  int16_t* abuf = align64<int16_t>(scratch);
+  uint8_t* abuf8 = align64<uint8_t>(scratch);  // VNNI: a + 128 as u8, same rows
+  const bool vnni = FQ_AVX2_USE_VNNI();
+  for (int64_t t = begin; t < end; ++t) {
+    const int64_t m0 = t / p.nchunks * p.mb;
+    const int64_t rows = p.m - m0 < p.mb ? p.m - m0 : p.mb;
+    const int chunk = int(t % p.nchunks);
+    const int p0 = chunk * p.ppc, p1 = p0 + p.ppc < p.panels ? p0 + p.ppc : p.panels;
+    for (int64_t r = 0; r < rows && vnni; ++r) {  // a + 128 (u8), padded with a = 0
+      const int8_t* src = x.a + (m0 + r) * x.lda;
+      uint8_t* dst = abuf8 + r * p.kp;
+      int64_t k = 0;
+      for (; k + 32 <= s.k; k += 32)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k),
+                            _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k)),
+                                             _mm256_set1_epi8(char(0x80))));
+      for (; k < s.k; ++k) dst[k] = uint8_t(src[k] ^ 0x80);
+      for (; k < p.kp; ++k) dst[k] = 0x80;
+    }
+    for (int64_t r = 0; r < rows && !vnni; ++r) {  // widen A rows to i16, zero padded to kp
+      const int8_t* src = x.a + (m0 + r) * x.lda;
+      int16_t* dst = abuf + r * p.kp;
+      int64_t k = 0;
+      for (; k + 16 <= s.k; k += 16)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + k),
+                            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k))));
+      for (; k < s.k; ++k) dst[k] = src[k];
+      for (; k < p.kp; ++k) dst[k] = 0;
+    }
+    __m256i rmax[kMr];
+    for (int64_t r0 = 0; r0 < rows; r0 += kMr) {
+      const int mr = int(rows - r0 < kMr ? rows - r0 : kMr);
+      for (int i = 0; i < kMr; ++i) rmax[i] = _mm256_setzero_si256();
+      for (int pn = p0; pn < p1; ++pn) {
+        const uint8_t* par = packed + pn * p.par_bytes;
+        const uint8_t* wp = packed + p.params() + pn * p.panel_bytes;
+        __m256i v[2 * kMr];
+        if (!p.i4) {
+          __m256i acc[kMr];
+          const int8_t* b = reinterpret_cast<const int8_t*>(wp);
+          const int16_t* a = abuf + r0 * p.kp;
+          const uint8_t* a8 = abuf8 + r0 * p.kp;
+          switch (mr * 2 + vnni) {
+            case 2: tile8<1>(a, p.kp, b, p.kp / 4, acc); break;
+            case 4: tile8<2>(a, p.kp, b, p.kp / 4, acc); break;
+            case 6: tile8<3>(a, p.kp, b, p.kp / 4, acc); break;
+            case 8: tile8<4>(a, p.kp, b, p.kp / 4, acc); break;
+            case 3: tile8v<1>(a8, p.kp, b, p.kp / 4, acc); break;
+            case 5: tile8v<2>(a8, p.kp, b, p.kp / 4, acc); break;
+            case 7: tile8v<3>(a8, p.kp, b, p.kp / 4, acc); break;
+            default: tile8v<4>(a8, p.kp, b, p.kp / 4, acc); break;
+          }
+          const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + (vnni ? 64 : 0)));
+          const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32));
+          const __m256i mw0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mw));
+          const __m256i mw1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mw, 1));
+          for (int i = 0; i < mr; ++i) {
+            const __m256i a32 = _mm256_add_epi32(acc[i], bias);  // i32, wrapping
+            v[2 * i] = _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(a32)), mw0);
+            v[2 * i + 1] = _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(a32, 1)), mw1);
+          }
+        } else {
+          const int16_t* a = abuf + r0 * p.kp;
+          const uint8_t* a8 = abuf8 + r0 * p.kp;
+          switch (mr * 2 + vnni) {
+            case 2: tile4<1>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 4: tile4<2>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 6: tile4<3>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 8: tile4<4>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 3: tile4v<1>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 5: tile4v<2>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 7: tile4v<3>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            default: tile4v<4>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+          }
+          const int64_t* pi = reinterpret_cast<const int64_t*>(par);
+          for (int h = 0; h < 2; ++h) {
+            const __m256i b16 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pi + 4 * h + (vnni ? 2 * kC : 0)));
+            const __m256i gs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pi + kC + 4 * h));
+            const __m256i four = _mm256_set1_epi64x(4);
+            for (int i = 0; i < mr; ++i)  // exact multiple of 16: >> 4 then << gs
+              v[2 * i + h] = _mm256_sllv_epi64(sra64(_mm256_add_epi64(v[2 * i + h], b16), four), gs);
+          }
+        }
+        const int64_t n0 = int64_t{pn} * kC;
+        const int live = p.n - n0 < kC ? int(p.n - n0) : kC;
+        __m256i sh0 = _mm256_setzero_si256(), sh1 = sh0;
+        if (e.op == MatmulOp::requant || e.op == MatmulOp::residual) {
+          int64_t sh[kC] = {};
+          for (int c = 0; c < live; ++c) sh[c] = e.shift[n0 + c];
+          sh0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sh));
+          sh1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sh + 4));
+        }
+        for (int i = 0; i < mr; ++i) {
+          const int64_t m = m0 + r0 + i;
+          const __m256i v0 = v[2 * i], v1 = v[2 * i + 1];
+          uint8_t* y = static_cast<uint8_t*>(x.y) + (m * x.ldy + n0) * int64_t(osize(e.out_type));
+          switch (e.op) {
+            case MatmulOp::acc:
+              store8(OutType::i32, static_cast<int32_t*>(x.y) + m * x.ldy + n0, v0, v1, live);
+              break;
+            case MatmulOp::requant:
+              store8(e.out_type, y, rshift_round4(v0, sh0), rshift_round4(v1, sh1), live);
+              break;
+            case MatmulOp::residual: {
+              int64_t r[kC] = {};
+              for (int c = 0; c < live; ++c)
+                r[c] = e.out_type == OutType::i16
+                           ? static_cast<const int16_t*>(e.residual)[m * e.ldr + n0 + c]
+                           : static_cast<const int32_t*>(e.residual)[m * e.ldr + n0 + c];
+              store8(e.out_type, y,
+                     _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r)), rshift_round4(v0, sh0)),
+                     _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 4)), rshift_round4(v1, sh1)),
+                     live);
+              break;
+            }
+            case MatmulOp::dynamic:
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + m * p.np + n0), v0);
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + m * p.np + n0 + 4), v1);
+              rmax[i] = max64(rmax[i], max64(abs64(v0), abs64(v1)));  // padded columns have v = 0
+              break;
+          }
+        }
+      }
+      if (p.dyn)
+        for (int i = 0; i < mr; ++i) {
+          alignas(32) int64_t mx[4];
+          _mm256_store_si256(reinterpret_cast<__m256i*>(mx), rmax[i]);
+          int64_t best = 0;
+          for (int64_t q : mx) best = q > best ? q : best;
+          ws_max[(m0 + r0 + i) * p.nchunks + chunk] = uint64_t(best);
+        }
+    }
+  }
+}
+
+}  // namespace
+
+extern const MatmulKernel FQ_AVX2_SYMBOL = {
+    Isa::avx2,         FQ_AVX2_NAME,        avx2_packed_size,  avx2_pack,
+    avx2_num_passes,   avx2_workspace_size, avx2_scratch_size, avx2_num_tasks,
+    avx2_run};
+
+}  // namespace fq::k

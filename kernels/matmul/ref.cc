@@ -1,0 +1,149 @@
+// Scalar reference of the matmul family: the executable specification (see matmul.h). Every other
+// variant must produce the same bytes. Written for clarity, not speed.
+//
+// Packed layout (the caller's layout plus its parameters): bias i32 [N] (zeros when absent), then
+// i8: mw i32 [N], w int8 [N][K]; i4: gs i32 [N], gm i32 [N][ng], w bytes [N][(K+1)/2].
+// Tasks: one pass. requant / acc / residual: unit = (row m, block of 16 columns); dynamic: unit =
+// one whole row (v kept in the worker's scratch between the max and the requantization).
+#include <cstring>
+
+#include "fq/kernels/fixed_point.h"
+#include "fq/kernels/matmul.h"
+
+namespace fq::k {
+namespace {
+
+constexpr int kBlock = 16;
+
+int64_t blocks(const MatmulShape& s) { return (s.n + kBlock - 1) / kBlock; }
+int64_t wbytes(const MatmulShape& s) {
+  return s.format == WeightFormat::i4 ? int64_t{s.n} * ((s.k + 1) / 2) : int64_t{s.n} * s.k;
+}
+int64_t pbytes(const MatmulShape& s) {  // parameter block, before the weights
+  const int64_t ng = matmul_groups(s);
+  return 4 * int64_t{s.n} * (s.format == WeightFormat::i4 ? 2 + ng : 2);
+}
+
+size_t ref_packed_size(const MatmulShape& s) { return size_t(pbytes(s) + wbytes(s)); }
+
+void ref_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
+  int32_t* p = static_cast<int32_t*>(packed);
+  const int ng = matmul_groups(s);
+  for (int n = 0; n < s.n; ++n) p[n] = w.bias ? w.bias[n] : 0;
+  p += s.n;
+  if (s.format == WeightFormat::i8) {
+    for (int n = 0; n < s.n; ++n) p[n] = w.mult[n];
+  } else {
+    for (int n = 0; n < s.n; ++n) p[n] = w.gshift[n];
+    for (int64_t i = 0; i < int64_t{s.n} * ng; ++i) p[s.n + i] = w.gmult[i];
+  }
+  std::memcpy(static_cast<uint8_t*>(packed) + pbytes(s), w.w, size_t(wbytes(s)));
+}
+
+// Signed 4-bit value of element k in an int4 row.
+int q4(const uint8_t* row, int k) {
+  const int nib = (row[k >> 1] >> ((k & 1) * 4)) & 15;
+  return nib >= 8 ? nib - 16 : nib;
+}
+
+// v[m, n] of the contract.
+int64_t value(const MatmulShape& s, const void* packed, const int8_t* a, int n) {
+  const int32_t* bias = static_cast<const int32_t*>(packed);
+  const int32_t* par = bias + s.n;
+  const uint8_t* w = static_cast<const uint8_t*>(packed) + pbytes(s);
+  if (s.format == WeightFormat::i8) {
+    const int8_t* wr = reinterpret_cast<const int8_t*>(w) + int64_t{n} * s.k;
+    uint32_t acc = uint32_t(bias[n]);  // i32, wrapping (see matmul.h)
+    for (int k = 0; k < s.k; ++k) acc += uint32_t(int32_t{a[k]} * wr[k]);
+    return int64_t{int32_t(acc)} * par[n];
+  }
+  const int ng = matmul_groups(s);
+  const int32_t* gm = par + s.n + int64_t{n} * ng;
+  const uint8_t* wr = w + int64_t{n} * ((s.k + 1) / 2);
+  int64_t sum = bias[n];
+  for (int g = 0; g < ng; ++g) {
+    int32_t acc = 0;
+    const int kend = (g + 1) * s.group < s.k ? (g + 1) * s.group : s.k;
+    for (int k = g * s.group; k < kend; ++k) acc += int32_t{a[k]} * q4(wr, k);
+    sum += int64_t{acc} * gm[g];
+  }
+  return sum * (int64_t{1} << par[n]);
+}
+
+void store(OutType t, void* y, int64_t i, int64_t v) {
+  switch (t) {
+    case OutType::u8: static_cast<uint8_t*>(y)[i] = saturate<uint8_t>(v); break;
+    case OutType::i8: static_cast<int8_t*>(y)[i] = saturate<int8_t>(v); break;
+    case OutType::i16: static_cast<int16_t*>(y)[i] = saturate<int16_t>(v); break;
+    case OutType::i32: static_cast<int32_t*>(y)[i] = saturate<int32_t>(v); break;
+  }
+}
+
+int64_t load(OutType t, const void* r, int64_t i) {
+  switch (t) {
+    case OutType::u8: return static_cast<const uint8_t*>(r)[i];
+    case OutType::i8: return static_cast<const int8_t*>(r)[i];
+    case OutType::i16: return static_cast<const int16_t*>(r)[i];
+    case OutType::i32: return static_cast<const int32_t*>(r)[i];
+  }
+  return 0;
+}
+
+int bits(OutType t) { return t == OutType::i16 ? 16 : t == OutType::i32 ? 32 : 8; }
+
+int ref_num_passes(const MatmulShape&, const MatmulEpilogue&) { return 1; }
+size_t ref_workspace_size(const MatmulShape&, const MatmulEpilogue&) { return 0; }
+size_t ref_scratch_size(const MatmulShape& s, const MatmulEpilogue& e) {
+  return e.op == MatmulOp::dynamic ? size_t(s.n) * 8 : 0;
+}
+int64_t ref_num_tasks(const MatmulShape& s, const MatmulEpilogue& e, int) {
+  return e.op == MatmulOp::dynamic ? s.m : s.m * blocks(s);
+}
+
+void ref_run(const MatmulShape& s, const MatmulArgs& x, int, int64_t begin, int64_t end,
+             void* scratch) {
+  const MatmulEpilogue& e = x.e;
+  for (int64_t t = begin; t < end; ++t) {
+    if (e.op == MatmulOp::dynamic) {
+      const int64_t m = t;
+      const int8_t* a = x.a + m * x.lda;
+      int64_t* v = static_cast<int64_t*>(scratch);
+      uint64_t vmax = 0;
+      for (int n = 0; n < s.n; ++n) {
+        v[n] = value(s, x.packed, a, n);
+        const uint64_t mag = v[n] < 0 ? 0 - uint64_t(v[n]) : uint64_t(v[n]);
+        if (mag > vmax) vmax = mag;
+      }
+      const int bitlen = vmax ? 64 - clz64(vmax) : 0;
+      const int sh = bitlen - (bits(e.out_type) - 1) > 0 ? bitlen - (bits(e.out_type) - 1) : 0;
+      for (int n = 0; n < s.n; ++n) store(e.out_type, x.y, m * x.ldy + n, rshift_round(v[n], sh));
+      e.row_shift[m] = int8_t(sh);
+      continue;
+    }
+    const int64_t m = t / blocks(s);
+    const int n0 = int(t % blocks(s)) * kBlock, n1 = n0 + kBlock < s.n ? n0 + kBlock : s.n;
+    const int8_t* a = x.a + m * x.lda;
+    for (int n = n0; n < n1; ++n) {
+      const int64_t v = value(s, x.packed, a, n);
+      const int64_t i = m * x.ldy + n;
+      switch (e.op) {
+        case MatmulOp::acc: store(OutType::i32, x.y, i, v); break;
+        case MatmulOp::requant: store(e.out_type, x.y, i, rshift_round(v, e.shift[n])); break;
+        case MatmulOp::residual:
+          store(e.out_type, x.y, i,
+                load(e.out_type, e.residual, m * e.ldr + n) + rshift_round(v, e.shift[n]));
+          break;
+        case MatmulOp::dynamic: break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+extern const MatmulKernel kMatmulScalar = {
+    Isa::scalar,        "scalar",          ref_packed_size,  ref_pack,
+    ref_num_passes,     ref_workspace_size, ref_scratch_size, ref_num_tasks,
+    ref_run};
+
+}  // namespace fq::k
