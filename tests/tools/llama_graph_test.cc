@@ -16,34 +16,16 @@
 #include "fq/fq.h"
 #include "fq/graph.h"
 #include "graph.h"
+#include "llama_test_util.h"
 #include "tokenizer.h"
 
 using namespace fq::llama;
+using namespace fq::llama::test;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string model_dir() {
-  if (const char* d = std::getenv("FQ_LLAMA_DIR")) return d;
-  return std::string(FQ_SHARED_DIR) + "/models/llama";
-}
-std::string model_file(const char* name) { return model_dir() + "/" + name; }
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-std::string expected_greedy_text() {
-  std::string s = slurp(model_file("expected-stdout-t0-n200.txt"));
-  const size_t at = s.find("achieved tok/s");
-  if (at != std::string::npos) s.erase(at);
-  if (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
 
 const LlamaWeights& stories() {
   static const LlamaWeights w = load_checkpoint(model_file("stories260K.bin"));
@@ -54,18 +36,6 @@ const Tokenizer& tok512() {
   return t;
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "fq-llama-graph-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // One decode step through the session; returns the logits.
 const float* step(fq::Session& s, int token, int pos) {

@@ -18,28 +18,15 @@
 #include "checkpoint.h"
 #include "forward.h"
 #include "fq/graph.h"
+#include "llama_test_util.h"
 #include "tokenizer.h"
 
 using namespace fq::llama;
+using namespace fq::llama::test;
 namespace fs = std::filesystem;
 
 namespace {
 
-// The models live outside the repo (FQ_SHARED_DIR, set by tests/CMakeLists.txt); FQ_LLAMA_DIR
-// overrides the folder.
-std::string model_dir() {
-  if (const char* d = std::getenv("FQ_LLAMA_DIR")) return d;
-  return std::string(FQ_SHARED_DIR) + "/models/llama";
-}
-std::string model_file(const char* name) { return model_dir() + "/" + name; }
-
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);
@@ -47,19 +34,6 @@ void write_file(const std::string& path, const std::string& bytes) {
   REQUIRE(f.good());
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "fq-llama-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
 const LlamaWeights& stories_legacy() {
   static const LlamaWeights w = load_checkpoint(model_file("stories260K.bin"));
@@ -74,15 +48,6 @@ const Tokenizer& tok32000() {
   return t;
 }
 
-// What run.c printed, without its trailing newline and the optional "achieved tok/s" line (which
-// run.c writes to stderr but a captured log may contain).
-std::string expected_greedy_text() {
-  std::string s = read_file(model_file("expected-stdout-t0-n200.txt"));
-  const size_t at = s.find("achieved tok/s");
-  if (at != std::string::npos) s.erase(at);
-  if (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
 
 // Expects an fq::Error whose message is one line and contains every fragment.
 template <class F>

@@ -257,17 +257,21 @@ class Quantizer {
     const auto& shape = f_.tensor(n.inputs[0]).shape;  // [N, H, W, C]
     const double hw = double(shape.at(1) * shape.at(2));
     const Act y{DType::u8, threshold(n.outputs[0], r_.activations, 255) / 255};
-    const std::vector<double> r{x.scale / (hw * y.scale)};
-    const std::vector<double> bound{255.0 * hw};
+    add_rescaled(n, x.scale / (hw * y.scale), 255.0 * hw);
+    add_act(n.outputs[0], y);
+  }
+
+  // Emits node `n` with one dyadic factor r (inputs x, mult [1], shift [1]); `bound` is the
+  // largest |value| the kernel multiplies by it.
+  void add_rescaled(const NodeDef& n, double r, double bound) {
     std::vector<int32_t> mult;
     std::vector<int8_t> shift;
-    dyadics(n, r, nullptr, bound, nullptr, mult, nullptr, shift);
+    dyadics(n, {r}, nullptr, {bound}, nullptr, mult, nullptr, shift);
     const std::string mn = fresh(n.name + ".mult"), sn = fresh(n.name + ".shift");
     q_.add_tensor(make_const(mn, DType::i32, {1}, mult));
     q_.add_tensor(make_const(sn, DType::i8, {1}, shift));
     NodeDef m = n;
     m.inputs = {n.inputs[0], mn, sn};
-    add_act(n.outputs[0], y);
     q_.nodes.push_back(m);
   }
 
@@ -275,18 +279,8 @@ class Quantizer {
     const Act x = input_act(n, 0, {DType::i16, DType::i8});
     // One input LSB in units of 2^-16 of log2: scale * log2(e) * 2^16. The kernel multiplies
     // (x - rowmax), at most 2^16 in magnitude, so a 31-bit mantissa cannot overflow 64 bits.
-    const std::vector<double> r{x.scale * kLog2e * 65536.0};
-    const std::vector<double> bound{65535.0};
-    std::vector<int32_t> mult;
-    std::vector<int8_t> shift;
-    dyadics(n, r, nullptr, bound, nullptr, mult, nullptr, shift);
-    const std::string mn = fresh(n.name + ".mult"), sn = fresh(n.name + ".shift");
-    q_.add_tensor(make_const(mn, DType::i32, {1}, mult));
-    q_.add_tensor(make_const(sn, DType::i8, {1}, shift));
-    NodeDef m = n;
-    m.inputs = {n.inputs[0], mn, sn};
+    add_rescaled(n, x.scale * kLog2e * 65536.0, 65535.0);
     add_act(n.outputs[0], {DType::u16, 1.0 / 65536});
-    q_.nodes.push_back(m);
   }
 };
 
