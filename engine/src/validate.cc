@@ -56,13 +56,14 @@ std::string name_problem(const std::string& name) {
 
 std::string shape_problem(DType t, const std::vector<int64_t>& shape) {
   if (shape.size() > kMaxRank) return std::to_string(shape.size()) + " dimensions, at most 8";
-  uint64_t n = 1;  // <= 2^42 throughout, so the products below cannot overflow
+  const uint64_t limit = 4 * kMaxTensorBytes;  // elements; i4 packs two per byte
+  uint64_t n = 1;  // <= limit throughout: each product is checked before it is formed
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] < 1 || shape[i] > kMaxDim)
       return "dimension " + std::to_string(i) + " is " + std::to_string(shape[i]) +
              ", must be 1..2147483647";
+    if (n > limit / uint64_t(shape[i])) return "more than 2^40 bytes";
     n *= uint64_t(shape[i]);
-    if (n > 4 * kMaxTensorBytes) return "more than 2^40 bytes";
   }
   if (dtype_bytes(t, int64_t(n)) > kMaxTensorBytes) return "more than 2^40 bytes";
   return "";

@@ -45,6 +45,7 @@ const Case kYamlCases[] = {
     {"shape_9dims.yaml", "shape_9dims.yaml:11:", "tensor 'x': shape: 9 items, at most 8"},
     {"shape_huge_dim.yaml", "shape_huge_dim.yaml:9:", "dimension 1 is 4294967296, must be 1..2147483647"},
     {"shape_overflow.yaml", "shape_overflow.yaml:9:", "tensor 'x': shape [2147483647,2147483647,2147483647,2147483647]: more than 2^40 bytes"},
+    {"shape_wrap.yaml", "shape_wrap.yaml:9:", "tensor 'x': shape [2097152,2097152,4194304]: more than 2^40 bytes"},
     {"shape_mismatch.yaml", "shape_mismatch.yaml:37:", "'act'"},
     {"quoted_number.yaml", "quoted_number.yaml:11:", "tensor 'x': shape: expected an integer, got '2'"},
     {"dangling_tensor.yaml", "dangling_tensor.yaml:37:", "node 'act': input 'hidden' is not a declared tensor"},
