@@ -7,6 +7,12 @@ function(fq_require found pkg what)
   endif()
 endfunction()
 
+if(FQ_KERNELS_ONLY)  # kernels + kernel tests: Catch2 only
+  find_package(Catch2 QUIET)
+  fq_require(Catch2_FOUND catch2 "Catch2")
+  return()
+endif()
+
 find_package(yaml-cpp QUIET)
 fq_require(yaml-cpp_FOUND libyaml-cpp-dev "yaml-cpp")
 if(NOT TARGET yaml-cpp::yaml-cpp)

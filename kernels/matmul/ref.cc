@@ -9,6 +9,7 @@
 
 #include "fq/kernels/fixed_point.h"
 #include "fq/kernels/matmul.h"
+#include "epilogue_scalar.h"
 
 namespace fq::k {
 namespace {
@@ -70,27 +71,6 @@ int64_t value(const MatmulShape& s, const void* packed, const int8_t* a, int n) 
   return sum * (int64_t{1} << par[n]);
 }
 
-void store(OutType t, void* y, int64_t i, int64_t v) {
-  switch (t) {
-    case OutType::u8: static_cast<uint8_t*>(y)[i] = saturate<uint8_t>(v); break;
-    case OutType::i8: static_cast<int8_t*>(y)[i] = saturate<int8_t>(v); break;
-    case OutType::i16: static_cast<int16_t*>(y)[i] = saturate<int16_t>(v); break;
-    case OutType::i32: static_cast<int32_t*>(y)[i] = saturate<int32_t>(v); break;
-  }
-}
-
-int64_t load(OutType t, const void* r, int64_t i) {
-  switch (t) {
-    case OutType::u8: return static_cast<const uint8_t*>(r)[i];
-    case OutType::i8: return static_cast<const int8_t*>(r)[i];
-    case OutType::i16: return static_cast<const int16_t*>(r)[i];
-    case OutType::i32: return static_cast<const int32_t*>(r)[i];
-  }
-  return 0;
-}
-
-int bits(OutType t) { return t == OutType::i16 ? 16 : t == OutType::i32 ? 32 : 8; }
-
 int ref_num_passes(const MatmulShape&, const MatmulEpilogue&) { return 1; }
 size_t ref_workspace_size(const MatmulShape&, const MatmulEpilogue&) { return 0; }
 size_t ref_scratch_size(const MatmulShape& s, const MatmulEpilogue& e) {
@@ -103,39 +83,18 @@ int64_t ref_num_tasks(const MatmulShape& s, const MatmulEpilogue& e, int) {
 void ref_run(const MatmulShape& s, const MatmulArgs& x, int, int64_t begin, int64_t end,
              void* scratch) {
   const MatmulEpilogue& e = x.e;
+  int64_t vb[kBlock];
   for (int64_t t = begin; t < end; ++t) {
-    if (e.op == MatmulOp::dynamic) {
-      const int64_t m = t;
-      const int8_t* a = x.a + m * x.lda;
+    if (e.op == MatmulOp::dynamic) {  // unit = row t
       int64_t* v = static_cast<int64_t*>(scratch);
-      uint64_t vmax = 0;
-      for (int n = 0; n < s.n; ++n) {
-        v[n] = value(s, x.packed, a, n);
-        const uint64_t mag = v[n] < 0 ? 0 - uint64_t(v[n]) : uint64_t(v[n]);
-        if (mag > vmax) vmax = mag;
-      }
-      const int bitlen = vmax ? 64 - clz64(vmax) : 0;
-      const int sh = bitlen - (bits(e.out_type) - 1) > 0 ? bitlen - (bits(e.out_type) - 1) : 0;
-      for (int n = 0; n < s.n; ++n) store(e.out_type, x.y, m * x.ldy + n, rshift_round(v[n], sh));
-      e.row_shift[m] = int8_t(sh);
+      for (int n = 0; n < s.n; ++n) v[n] = value(s, x.packed, x.a + t * x.lda, n);
+      epi::dynamic_row(x, t, v, s.n);
       continue;
     }
     const int64_t m = t / blocks(s);
     const int n0 = int(t % blocks(s)) * kBlock, n1 = n0 + kBlock < s.n ? n0 + kBlock : s.n;
-    const int8_t* a = x.a + m * x.lda;
-    for (int n = n0; n < n1; ++n) {
-      const int64_t v = value(s, x.packed, a, n);
-      const int64_t i = m * x.ldy + n;
-      switch (e.op) {
-        case MatmulOp::acc: store(OutType::i32, x.y, i, v); break;
-        case MatmulOp::requant: store(e.out_type, x.y, i, rshift_round(v, e.shift[n])); break;
-        case MatmulOp::residual:
-          store(e.out_type, x.y, i,
-                load(e.out_type, e.residual, m * e.ldr + n) + rshift_round(v, e.shift[n]));
-          break;
-        case MatmulOp::dynamic: break;
-      }
-    }
+    for (int n = n0; n < n1; ++n) vb[n - n0] = value(s, x.packed, x.a + m * x.lda, n);
+    epi::columns(x, m, n0, n1, vb);
   }
 }
 
