@@ -5,6 +5,8 @@
 
 #include "executor.h"
 #include "fq/kernels/conv.h"
+#include "fq/kernels/llm.h"
+#include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
 
 namespace fq::exec {
@@ -41,5 +43,58 @@ struct SoftmaxParams {
   uint16_t* y;
 };
 void softmax_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// ---- integer LLM ops (docs/llm_int.md) ----------------------------------------------------------
+
+// One pass of a DI-MatMul (units: the kernel's tasks of that pass).
+struct MatmulParams {
+  const k::MatmulKernel* kernel;
+  k::MatmulShape shape;
+  k::MatmulArgs args;
+  int pass;
+};
+void matmul_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// The DI-MatMul output scale, after the last pass: ys[m] = (xs[m].mant, xs[m].exp + w_exp -
+// row_shift[m]), or (0, 0) for an all-zero row (xs[m].mant == 0). Units are rows.
+struct MatmulScaleParams {
+  const k::RowScale* xs;
+  const int8_t* row_shift;
+  int w_exp;
+  k::RowScale* ys;
+};
+void matmul_scale_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// The row-wise ops of the llm family: units are rows.
+template <class Args>
+struct LlmParams {
+  const k::LlmKernel* kernel;
+  Args a;
+};
+void rmsnorm_step(const void* params, int64_t begin, int64_t end, void* scratch);
+void swiglu_step(const void* params, int64_t begin, int64_t end, void* scratch);
+void residual_add_step(const void* params, int64_t begin, int64_t end, void* scratch);
+void embedding_step(const void* params, int64_t begin, int64_t end, void* scratch);
+void hadamard_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// Ops that read the runtime position `pos` (a graph tensor) when they run. Positions outside the
+// table or cache give zero outputs and scales and leave the caches untouched (the kernels' rule).
+struct RopeParams {
+  const k::LlmKernel* kernel;
+  k::RopeArgs a;  // a.pos is read from `pos` at run time
+  const int32_t* pos;
+};
+void rope_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// Attention is three steps sharing one params struct: cache write (1 unit), heads (M * H units:
+// m * H + h), output rows (M units).
+struct AttentionParams {
+  const k::LlmKernel* kernel;
+  k::AttentionArgs a;  // a.pos is read from `pos` at run time
+  const int32_t* pos;
+};
+void attention_cache_step(const void* params, int64_t begin, int64_t end, void* scratch);
+void attention_heads_step(const void* params, int64_t begin, int64_t end, void* scratch);
+void attention_out_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
 }  // namespace fq::exec

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
 #include "bind.h"
 #include "blob.h"
 #include "fq/kernels/conv.h"
+#include "fq/kernels/llm.h"
+#include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
 #include "fq/reference/ops.h"
 #include "int_ops.h"
@@ -65,13 +68,17 @@ struct Check {
   void not_const(const TensorDef& t) const {
     if (t.is_const) error("tensor '" + t.name + "' must not be a constant");
   }
-  // A positive integer attribute (required).
-  int64_t positive(const std::string& key) const {
+  // A required integer attribute in [lo, hi]; `why` completes the message when out of range.
+  int64_t attr(const std::string& key, int64_t lo, int64_t hi, const std::string& why = "") const {
     if (!n.attrs.count(key)) error("needs attribute '" + key + "'");
     const int64_t v = n.attr_int(key, 0);
-    if (v < 1 || v > (int64_t{1} << 30)) error("attribute '" + key + "' must be in [1, 2^30]");
+    if (v < lo || v > hi)
+      error("attribute '" + key + "' = " + std::to_string(v) + " is outside [" +
+            std::to_string(lo) + ", " + std::to_string(hi) + "]" + why);
     return v;
   }
+  // A positive integer attribute (required).
+  int64_t positive(const std::string& key) const { return attr(key, 1, int64_t{1} << 30); }
   // Constant parameter of dtype `d` and shape `s`; returns its data (nullptr if not loaded).
   template <class T>
   const T* param(size_t i, DType d, const std::vector<int64_t>& s) const {
@@ -81,11 +88,12 @@ struct Check {
     shape(t, s);
     return t.data.ptr ? t.as<T>() : nullptr;
   }
-  void range(const TensorDef& t, const int32_t* v, int64_t lo, int64_t hi) const {
+  template <class T>
+  void range(const TensorDef& t, const T* v, int64_t lo, int64_t hi) const {
     for (int64_t i = 0; v && i < t.numel(); ++i)
       if (v[i] < lo || v[i] > hi)
         error("tensor '" + t.name + "' element " + std::to_string(i) + " = " +
-              std::to_string(v[i]) + " is outside [" + std::to_string(lo) + ", " +
+              std::to_string(int64_t{v[i]}) + " is outside [" + std::to_string(lo) + ", " +
               std::to_string(hi) + "]");
   }
   void shifts(const TensorDef& t, const int8_t* v) const {
@@ -467,15 +475,413 @@ void bind_add(BindCtx& ctx, const NodeDef& n) {
   ctx.step(ref_add_step, ctx.make(p), 1);
 }
 
-// ---- transformer ops (float only in v1) --------------------------------------------------------
+// ---- transformer ops (float forms; the integer forms follow ptr_of) -----------------------------
 
 template <class T>
 T* ptr_of(BindCtx& ctx, const std::string& name) {
   return static_cast<T*>(ctx.tensor(name));
 }
 
+// ---- integer LLM ops (docs/llm_int.md; kernels: fq/kernels/llm.h and matmul.h) ------------------
+// Selected by input dtype; the float forms above dispatch here. A dynamic activation is a values
+// tensor plus its row scales (i32 [M, 2] = RowScale pairs (mant, exp)).
+
+constexpr int64_t kMaxExp = 124;            // |exponent| of constant scales, w_exp <= kMaxExp
+constexpr int64_t kMaxResidualExp = 62;     // E: unit 2^-E of the int32 residual stream
+constexpr int64_t kMaxRmsnormD = 16384;     // sum of x'^2 (|x'| <= 2^24) stays below 2^62
+constexpr int64_t kMaxHeadDim = 256;        // q.k sums (2^15 * 2^7 per term) stay below 2^30
+constexpr int64_t kMaxMatmulK8 = 131071;    // int8 DI-MatMul: K * 2^14 + |bias| < 2^31
+constexpr int64_t kMaxClipQ16 = int64_t{1} << 40;  // exp_q's input range
+
+// A row-scale tensor: i32 [rows, 2].
+void row_scales(const Check& c, const TensorDef& t, int64_t rows) {
+  c.dtype(t, {DType::i32});
+  c.shape(t, {rows, 2});
+}
+
+// A constant row-scale table: each row (mant in [2^14, 2^15), exp in [-kMaxExp, kMaxExp]) or
+// (0, 0).
+void const_row_scales(const Check& c, const TensorDef& t) {
+  const int32_t* v = t.data.ptr ? t.as<int32_t>() : nullptr;
+  for (int64_t r = 0; v && r < t.numel() / 2; ++r) {
+    const int32_t m = v[2 * r], e = v[2 * r + 1];
+    if (m == 0 ? e != 0 : m < (1 << 14) || m >= (1 << 15) || e < -kMaxExp || e > kMaxExp)
+      c.error("tensor '" + t.name + "' row " + std::to_string(r) + " = (" + std::to_string(m) +
+              ", " + std::to_string(e) + "): a row scale is (mant in [2^14, 2^15), exp in [-" +
+              std::to_string(kMaxExp) + ", " + std::to_string(kMaxExp) + "]) or (0, 0)");
+  }
+}
+
+// A dynamic output (values of dtype in `ok`, shape `s`, then row scales) and its `qmax` attribute,
+// whose range follows the values' dtype (the kernels write int8 when qmax <= 127, else int16).
+void dynamic_output(const Check& c, std::initializer_list<DType> ok,
+                    const std::vector<int64_t>& s) {
+  const TensorDef& y = c.out(0);
+  c.dtype(y, ok);
+  c.shape(y, s);
+  row_scales(c, c.out(1), s[0]);
+  const bool i8 = y.dtype == DType::i8;
+  c.attr("qmax", i8 ? 1 : 128, i8 ? 127 : 32767,
+         std::string(" for ") + dtype_name(y.dtype) + " output '" + y.name + "'");
+}
+
+// Input i: a dynamic activation of dtype d, rank 2, followed by its row scales at i + 1.
+const TensorDef& dynamic_input(const Check& c, size_t i, DType d) {
+  const TensorDef& x = c.in(i);
+  c.dtype(x, {d});
+  c.rank(x, 2);
+  row_scales(c, c.in(i + 1), x.shape[0]);
+  return x;
+}
+
+// True for the integer form of an op that also has a float form, selected by input i's dtype.
+bool int_form(const Check& c, size_t i, DType d) {
+  if (c.n.inputs.size() <= i) return false;  // the float form reports the arity
+  c.dtype(c.in(i), {DType::f32, d});
+  return c.in(i).dtype == d;
+}
+
+void position(const Check& c, size_t i) {
+  c.dtype(c.in(i), {DType::i32});
+  c.shape(c.in(i), {1});
+}
+
+void check_embedding_int(const Check& c) {
+  c.arity(3, 3, 1);
+  const TensorDef &ids = c.in(0), &table = c.in(1);
+  c.dtype(ids, {DType::i32});
+  c.rank(ids, 1);
+  c.constant(table);
+  c.rank(table, 2);
+  c.param<int32_t>(2, DType::i32, {table.shape[0], 2});
+  const_row_scales(c, c.in(2));
+  c.attr("exp", 0, kMaxResidualExp);
+  c.dtype(c.out(0), {DType::i32});
+  c.shape(c.out(0), {ids.shape[0], table.shape[1]});
+}
+
+void check_rmsnorm_int(const Check& c) {
+  c.arity(1, 1, 2);
+  const TensorDef& x = c.in(0);
+  c.rank(x, 2);
+  if (x.shape[1] > kMaxRmsnormD)
+    c.error("tensor '" + x.name + "' has " + std::to_string(x.shape[1]) + " columns, at most " +
+            std::to_string(kMaxRmsnormD));
+  c.attr("eps_m", 0, std::numeric_limits<int32_t>::max());
+  c.attr("eps_e", -62, 124);
+  dynamic_output(c, {DType::i8, DType::i16}, x.shape);
+}
+
+void check_dimatmul(const Check& c) {
+  c.arity(4, 6, 2);
+  const TensorDef &x = dynamic_input(c, 0, DType::i8), &w = c.in(2);
+  c.constant(w);
+  c.dtype(w, {DType::i8, DType::i4});
+  c.rank(w, 2);
+  const int64_t n = w.shape[0], k = x.shape[1];
+  if (w.shape[1] != k)
+    c.error("weight '" + w.name + "' has " + std::to_string(w.shape[1]) + " inputs, input '" +
+            x.name + "' has " + std::to_string(k));
+  c.attr("w_exp", 0, kMaxExp);
+  const bool i4 = w.dtype == DType::i4;
+  const size_t nb = i4 ? 5 : 4;  // index of the optional bias
+  if (c.n.inputs.size() < nb || c.n.inputs.size() > nb + 1)
+    c.error(i4 ? "int4 dimatmul takes x, x_scale, w, gmult, gshift [, bias]"
+               : "int8 dimatmul takes x, x_scale, w, mult [, bias]");
+  const int32_t* bias = c.n.inputs.size() > nb ? c.param<int32_t>(nb, DType::i32, {n}) : nullptr;
+  if (!i4) {
+    if (c.n.attrs.count("group")) c.error("attribute 'group' is for int4 weights only");
+    if (k > kMaxMatmulK8)
+      c.error("K = " + std::to_string(k) + " exceeds the i32 accumulator budget (" +
+              std::to_string(kMaxMatmulK8) + ")");
+    c.range(c.in(3), c.param<int32_t>(3, DType::i32, {n}), 0, std::numeric_limits<int32_t>::max());
+    const int64_t bmax = std::numeric_limits<int32_t>::max() - k * 128 * 128;
+    if (bias) c.range(c.in(nb), bias, -bmax, bmax);
+  } else {
+    const int64_t group = c.attr("group", 32, 128);
+    if (group != 32 && group != 64 && group != 128)
+      c.error("attribute 'group' must be 32, 64 or 128");
+    if (k % 2 != 0)
+      c.error("int4 weight '" + w.name + "' needs an even K, has " + std::to_string(k));
+    const int64_t ng = (k + group - 1) / group;
+    const int16_t* gm = c.param<int16_t>(3, DType::i16, {n, ng});
+    const int8_t* gs = c.param<int8_t>(4, DType::i8, {n});
+    c.range(c.in(4), gs, 0, 30);
+    // |v| < 2^62: |bias| + sum over groups of (128 * 8 * group length) * |gmult|, times 2^gshift.
+    for (int64_t r = 0; gm && gs && r < n; ++r) {
+      int64_t bound = bias ? std::abs(int64_t{bias[r]}) : 0;
+      for (int64_t g = 0; g < ng; ++g)
+        bound += 1024 * std::min(group, k - g * group) * std::abs(int64_t{gm[r * ng + g]});
+      if (bound >= int64_t{1} << (62 - gs[r]))
+        c.error("row " + std::to_string(r) + " of weight '" + w.name +
+                "' can overflow: (|bias| + sum 1024 * group * |gmult|) * 2^gshift >= 2^62");
+    }
+  }
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), {x.shape[0], n});
+  row_scales(c, c.out(1), x.shape[0]);
+}
+
+void check_rope_int(const Check& c) {
+  c.arity(4, 4, 2);
+  const TensorDef &x = dynamic_input(c, 0, DType::i16), &table = c.in(3);
+  position(c, 2);
+  const int64_t hd = c.attr("head_dim", 2, kMaxHeadDim);
+  if (hd % 2 != 0) c.error("attribute 'head_dim' must be even (RoPE rotates pairs)");
+  if (x.shape[1] % hd != 0)
+    c.error("tensor '" + x.name + "' width " + std::to_string(x.shape[1]) +
+            " is not a multiple of head_dim " + std::to_string(hd));
+  c.rank(table, 3);
+  c.range(table, c.param<int16_t>(3, DType::i16, {table.shape[0], hd / 2, 2}), -16384, 16384);
+  if (table.shape[0] < x.shape[0])
+    c.error("tensor '" + table.name + "' has fewer positions than '" + x.name + "' has rows");
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), x.shape);
+  row_scales(c, c.out(1), x.shape[0]);
+}
+
+void check_attention_int(const Check& c) {
+  c.arity(11, 11, 2);
+  const int64_t hq = c.positive("n_heads"), hkv = c.positive("n_kv_heads");
+  if (hq % hkv != 0) c.error("n_heads must be a multiple of n_kv_heads");
+  const TensorDef& q = dynamic_input(c, 0, DType::i16);
+  if (q.shape[1] % hq != 0)
+    c.error("tensor '" + q.name + "' width " + std::to_string(q.shape[1]) +
+            " is not a multiple of n_heads " + std::to_string(hq));
+  const int64_t hd = q.shape[1] / hq, m = q.shape[0];
+  if (hd > kMaxHeadDim)
+    c.error("head_dim " + std::to_string(hd) + " exceeds " + std::to_string(kMaxHeadDim));
+  for (size_t i : {2, 4}) c.shape(dynamic_input(c, i, DType::i16), {m, hkv * hd});
+  const TensorDef& kc = c.in(6);
+  c.rank(kc, 2);
+  const int64_t s = kc.shape[0];
+  for (size_t i = 6; i < 10; ++i) {
+    const TensorDef& t = c.in(i);
+    c.state(t);
+    c.dtype(t, {i % 2 == 0 ? DType::i8 : DType::i32});
+    c.shape(t, i % 2 == 0 ? std::vector<int64_t>{s, hkv * hd} : std::vector<int64_t>{s, hkv, 2});
+    for (size_t j = 6; j < i; ++j)
+      if (c.in(j).name == t.name) c.error("the four cache tensors must be different tensors");
+  }
+  if (m > s) c.error("more query rows than cache rows");
+  position(c, 10);
+  c.attr("clip_q16", 1, kMaxClipQ16);
+  dynamic_output(c, {DType::i8}, q.shape);
+}
+
+void check_swiglu_int(const Check& c) {
+  c.arity(4, 4, 2);
+  const TensorDef& gate = dynamic_input(c, 0, DType::i16);
+  c.shape(dynamic_input(c, 2, DType::i16), gate.shape);
+  dynamic_output(c, {DType::i8, DType::i16}, gate.shape);
+}
+
+void check_hadamard(const Check& c) {
+  c.arity(2, 2, 2);
+  const TensorDef& x = dynamic_input(c, 0, DType::i8);
+  if (!k::hadamard_size_ok(x.shape[1]))
+    c.error("tensor '" + x.name + "' width " + std::to_string(x.shape[1]) +
+            " is not 2^k times 1, 12, 20, 28 or 44");
+  dynamic_output(c, {DType::i8}, x.shape);
+}
+
+void check_residual_add(const Check& c) {
+  c.arity(3, 3, 1);
+  const TensorDef& h = c.in(0);
+  c.dtype(h, {DType::i32});
+  c.rank(h, 2);
+  c.dtype(c.in(1), {DType::i16});
+  c.shape(c.in(1), h.shape);
+  row_scales(c, c.in(2), h.shape[0]);
+  c.attr("exp", 0, kMaxResidualExp);
+  c.dtype(c.out(0), {DType::i32});
+  c.shape(c.out(0), h.shape);
+}
+
+// ---- binding of the integer LLM ops ----
+
+k::RowScale* row_scale_ptr(BindCtx& ctx, const std::string& name) {
+  return ptr_of<k::RowScale>(ctx, name);
+}
+int attr_of(const NodeDef& n, const char* key) { return int(n.attr_int(key, 0)); }
+
+// The llm kernel for this node, reported as "op/variant".
+const k::LlmKernel* llm_kernel(BindCtx& ctx, const NodeDef& n) {
+  const k::LlmKernel* kern = k::llm_kernel(ctx.isa);
+  ctx.kernel[ctx.node] = n.op + "_int/" + kern->name;
+  return kern;
+}
+
+// A row-wise llm op: one step over its rows. `work` ~ multiply-adds (small steps stay on the
+// calling thread).
+template <class Args>
+void llm_rows(BindCtx& ctx, const NodeDef& n, exec::StepFn fn, const Args& a, int64_t rows,
+              size_t scratch, int64_t work) {
+  ctx.step(fn, ctx.make(exec::LlmParams<Args>{llm_kernel(ctx, n), a}), rows, scratch, work);
+}
+
+void bind_embedding_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &ids = ctx.g.tensor(n.inputs[0]), &table = ctx.g.tensor(n.inputs[1]);
+  k::EmbeddingArgs a{};
+  a.ids = ptr_of<const int32_t>(ctx, n.inputs[0]);
+  a.table = table.as<int8_t>();
+  a.ts = ctx.g.tensor(n.inputs[2]).as<k::RowScale>();
+  a.vocab = table.shape[0], a.d = table.shape[1], a.e = attr_of(n, "exp");
+  a.out = ptr_of<int32_t>(ctx, n.outputs[0]);
+  llm_rows(ctx, n, exec::embedding_step, a, ids.shape[0], 0, ids.shape[0] * a.d);
+}
+
+void bind_rmsnorm_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  k::RmsnormArgs a{};
+  a.x = ptr_of<const int32_t>(ctx, n.inputs[0]);
+  a.d = x.shape[1];
+  a.eps_m = attr_of(n, "eps_m"), a.eps_e = attr_of(n, "eps_e"), a.qmax = attr_of(n, "qmax");
+  a.y = ctx.tensor(n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  llm_rows(ctx, n, exec::rmsnorm_step, a, x.shape[0], k::rmsnorm_scratch(a.d), 4 * x.numel());
+}
+
+// DI-MatMul: weights packed once; one step per kernel pass, then the output scales.
+void bind_dimatmul(BindCtx& ctx, const NodeDef& n) {
+  const Graph& g = ctx.g;
+  const TensorDef &x = g.tensor(n.inputs[0]), &w = g.tensor(n.inputs[2]);
+  const bool i4 = w.dtype == DType::i4;
+  const size_t nb = i4 ? 5 : 4;
+  k::MatmulShape s;
+  s.m = x.shape[0], s.n = int(w.shape[0]), s.k = int(w.shape[1]);
+  s.format = i4 ? k::WeightFormat::i4 : k::WeightFormat::i8;
+  s.group = i4 ? attr_of(n, "group") : 0;
+  k::MatmulWeights mw;
+  mw.w = w.data.ptr;
+  if (i4) {
+    mw.gmult = g.tensor(n.inputs[3]).as<int16_t>();
+    mw.gshift = g.tensor(n.inputs[4]).as<int8_t>();
+  } else {
+    mw.mult = g.tensor(n.inputs[3]).as<int32_t>();
+  }
+  if (n.inputs.size() > nb) mw.bias = g.tensor(n.inputs[nb]).as<int32_t>();
+  exec::MatmulParams p{};
+  p.kernel = k::matmul_kernel(ctx.isa);
+  p.shape = s;
+  void* packed = ctx.alloc(p.kernel->packed_size(s));
+  p.kernel->pack(s, mw, packed);
+  k::MatmulArgs& a = p.args;
+  a.a = ptr_of<const int8_t>(ctx, n.inputs[0]);
+  a.lda = s.k;
+  a.packed = packed;
+  a.e.op = k::MatmulOp::dynamic;
+  a.e.out_type = k::OutType::i16;
+  a.e.row_shift = static_cast<int8_t*>(ctx.alloc(size_t(s.m)));
+  a.y = ctx.tensor(n.outputs[0]);
+  a.ldy = s.n;
+  if (const size_t ws = p.kernel->workspace_size(s, a.e)) a.workspace = ctx.alloc(ws);
+  ctx.kernel[ctx.node] = std::string(i4 ? "dimatmul_i4/" : "dimatmul_i8/") + p.kernel->name;
+  const size_t scratch = p.kernel->scratch_size(s, a.e);
+  const int64_t macs = s.m * s.n * s.k;
+  for (p.pass = 0; p.pass < p.kernel->num_passes(s, a.e); ++p.pass)
+    ctx.step(exec::matmul_step, ctx.make(p), p.kernel->num_tasks(s, a.e, p.pass), scratch, macs);
+  ctx.step(exec::matmul_scale_step,
+           ctx.make(exec::MatmulScaleParams{row_scale_ptr(ctx, n.inputs[1]), a.e.row_shift,
+                                            attr_of(n, "w_exp"), row_scale_ptr(ctx, n.outputs[1])}),
+           s.m);
+}
+
+void bind_rope_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &x = ctx.g.tensor(n.inputs[0]), &table = ctx.g.tensor(n.inputs[3]);
+  exec::RopeParams p{};
+  p.kernel = llm_kernel(ctx, n);
+  p.a.x = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  p.a.width = x.shape[1], p.a.head_dim = attr_of(n, "head_dim");
+  p.a.table = table.as<int16_t>(), p.a.table_rows = table.shape[0];
+  p.a.xs = row_scale_ptr(ctx, n.inputs[1]);
+  p.a.y = ptr_of<int16_t>(ctx, n.outputs[0]);
+  p.a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  p.pos = ptr_of<const int32_t>(ctx, n.inputs[2]);
+  ctx.step(exec::rope_step, ctx.make(p), x.shape[0], 0, 4 * x.numel());
+}
+
+// Attention: cache write (1 unit), heads (M * H units), output rows (M units); `work` and
+// `work_exp` are shared by the last two steps and live with the session.
+void bind_attention_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &q = ctx.g.tensor(n.inputs[0]), &kc = ctx.g.tensor(n.inputs[6]);
+  exec::AttentionParams p{};
+  p.kernel = llm_kernel(ctx, n);
+  k::AttentionArgs& a = p.a;
+  a.q = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.k = ptr_of<const int16_t>(ctx, n.inputs[2]);
+  a.v = ptr_of<const int16_t>(ctx, n.inputs[4]);
+  a.qs = row_scale_ptr(ctx, n.inputs[1]);
+  a.ks = row_scale_ptr(ctx, n.inputs[3]);
+  a.vs = row_scale_ptr(ctx, n.inputs[5]);
+  a.kc = ptr_of<int8_t>(ctx, n.inputs[6]);
+  a.kcs = row_scale_ptr(ctx, n.inputs[7]);
+  a.vc = ptr_of<int8_t>(ctx, n.inputs[8]);
+  a.vcs = row_scale_ptr(ctx, n.inputs[9]);
+  a.rows = q.shape[0];
+  a.heads = attr_of(n, "n_heads"), a.kv_heads = attr_of(n, "n_kv_heads");
+  a.head_dim = int(q.shape[1] / a.heads);
+  a.cache_rows = kc.shape[0];
+  a.clip_q16 = n.attr_int("clip_q16", 1);
+  a.qmax = attr_of(n, "qmax");
+  a.y = ptr_of<int8_t>(ctx, n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  a.work = static_cast<int64_t*>(ctx.alloc(sizeof(int64_t) * size_t(q.numel())));
+  a.work_exp = static_cast<int32_t*>(ctx.alloc(sizeof(int32_t) * size_t(a.rows * a.heads)));
+  p.pos = ptr_of<const int32_t>(ctx, n.inputs[10]);
+  const auto* params = ctx.make(p);
+  const size_t scratch = k::attention_scratch(a);
+  ctx.step(exec::attention_cache_step, params, 1, scratch);
+  // Worst case (all S positions): q.k and the weighted sum of v per (row, head).
+  ctx.step(exec::attention_heads_step, params, a.rows * a.heads, scratch,
+           2 * q.numel() * a.cache_rows);
+  ctx.step(exec::attention_out_step, params, a.rows, scratch, 4 * q.numel());
+}
+
+void bind_swiglu_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& gate = ctx.g.tensor(n.inputs[0]);
+  k::SwigluArgs a{};
+  a.gate = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.up = ptr_of<const int16_t>(ctx, n.inputs[2]);
+  a.n = gate.shape[1];
+  a.gs = row_scale_ptr(ctx, n.inputs[1]);
+  a.us = row_scale_ptr(ctx, n.inputs[3]);
+  a.qmax = attr_of(n, "qmax");
+  a.y = ctx.tensor(n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  llm_rows(ctx, n, exec::swiglu_step, a, gate.shape[0], k::swiglu_scratch(a.n), 8 * gate.numel());
+}
+
+void bind_hadamard(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  k::HadamardArgs a{};
+  a.x = ptr_of<const int8_t>(ctx, n.inputs[0]);
+  a.xs = row_scale_ptr(ctx, n.inputs[1]);
+  a.n = x.shape[1];
+  a.qmax = attr_of(n, "qmax");
+  a.y = ptr_of<int8_t>(ctx, n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  int64_t log2n = 0;  // butterflies per element, plus up to 44 for the H_b factor
+  while ((int64_t{1} << log2n) < a.n) ++log2n;
+  llm_rows(ctx, n, exec::hadamard_step, a, x.shape[0], k::hadamard_scratch(a.n),
+           x.numel() * (log2n + 44));
+}
+
+void bind_residual_add(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& h = ctx.g.tensor(n.inputs[0]);
+  k::ResidualArgs a{};
+  a.h = ptr_of<const int32_t>(ctx, n.inputs[0]);
+  a.y = ptr_of<const int16_t>(ctx, n.inputs[1]);
+  a.ys = row_scale_ptr(ctx, n.inputs[2]);
+  a.d = h.shape[1], a.e = attr_of(n, "exp");
+  a.out = ptr_of<int32_t>(ctx, n.outputs[0]);
+  llm_rows(ctx, n, exec::residual_add_step, a, h.shape[0], 0, 2 * h.numel());
+}
+
+
 // embedding: ids i32 [T], table f32 [V, D] (constant) -> [T, D]; ids outside [0, V) give zeros.
 void check_embedding(const Check& c) {
+  if (int_form(c, 1, DType::i8)) return check_embedding_int(c);
   c.arity(2, 2, 1);
   const TensorDef &ids = c.in(0), &table = c.in(1), &y = c.out(0);
   c.dtype(ids, {DType::i32});
@@ -501,6 +907,7 @@ void ref_embedding_step(const void* p, int64_t, int64_t, void*) {
 
 void bind_embedding(BindCtx& ctx, const NodeDef& n) {
   const TensorDef& table = ctx.g.tensor(n.inputs[1]);
+  if (table.dtype != DType::f32) return bind_embedding_int(ctx, n);
   RefEmbeddingParams p{ptr_of<const int32_t>(ctx, n.inputs[0]), table.as<float>(),
                        int(ctx.g.tensor(n.inputs[0]).shape[0]), int(table.shape[0]),
                        int(table.shape[1]), ptr_of<float>(ctx, n.outputs[0])};
@@ -510,6 +917,7 @@ void bind_embedding(BindCtx& ctx, const NodeDef& n) {
 
 // rmsnorm: x [T, D], w [D] (constant), attr eps -> [T, D].
 void check_rmsnorm(const Check& c) {
+  if (int_form(c, 0, DType::i32)) return check_rmsnorm_int(c);
   c.arity(2, 2, 1);
   const TensorDef &x = c.in(0), &y = c.out(0);
   c.dtype(x, {DType::f32});
@@ -535,6 +943,7 @@ void ref_rmsnorm_step(const void* p, int64_t, int64_t, void*) {
 
 void bind_rmsnorm(BindCtx& ctx, const NodeDef& n) {
   const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  if (x.dtype != DType::f32) return bind_rmsnorm_int(ctx, n);
   RefRmsnormParams p{ptr_of<const float>(ctx, n.inputs[0]), ctx.g.tensor(n.inputs[1]).as<float>(),
                      int(x.shape[0]), int(x.shape[1]), float(n.attr_float("eps", 1e-5)),
                      ptr_of<float>(ctx, n.outputs[0])};
@@ -544,6 +953,7 @@ void bind_rmsnorm(BindCtx& ctx, const NodeDef& n) {
 
 // rope: x [T, W], pos i32 [1] (position of row 0); attrs head_dim (even, divides W), base.
 void check_rope(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_rope_int(c);
   c.arity(2, 2, 1);
   const TensorDef &x = c.in(0), &pos = c.in(1), &y = c.out(0);
   c.dtype(x, {DType::f32});
@@ -576,6 +986,7 @@ void ref_rope_step(const void* p, int64_t, int64_t, void*) {
 
 void bind_rope(BindCtx& ctx, const NodeDef& n) {
   const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  if (x.dtype != DType::f32) return bind_rope_int(ctx, n);
   RefRopeParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const int32_t>(ctx, n.inputs[1]),
                   int(x.shape[0]), int(x.shape[1]), int(n.attr_int("head_dim", 0)),
                   float(n.attr_float("base", 10000.0)), ptr_of<float>(ctx, n.outputs[0])};
@@ -586,6 +997,7 @@ void bind_rope(BindCtx& ctx, const NodeDef& n) {
 // attention: q [T, Hq*hd], k, v [T, Hkv*hd], k_cache, v_cache (state [S, Hkv*hd]), pos i32 [1];
 // attrs n_heads, n_kv_heads -> [T, Hq*hd]. Updates the caches in place (rows pos .. pos+T-1).
 void check_attention(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_attention_int(c);
   c.arity(6, 6, 1);
   const TensorDef &q = c.in(0), &k = c.in(1), &v = c.in(2), &kc = c.in(3), &vc = c.in(4),
                   &pos = c.in(5), &y = c.out(0);
@@ -633,6 +1045,7 @@ void ref_attention_step(const void* p, int64_t, int64_t, void* scratch) {
 }
 
 void bind_attention(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_attention_int(ctx, n);
   const TensorDef &q = ctx.g.tensor(n.inputs[0]), &kc = ctx.g.tensor(n.inputs[3]);
   const int hq = int(n.attr_int("n_heads", 1)), hkv = int(n.attr_int("n_kv_heads", 1));
   RefAttentionParams p{{int(q.shape[0]), hq, hkv, int(q.shape[1] / hq), int(kc.shape[0])},
@@ -649,6 +1062,7 @@ void bind_attention(BindCtx& ctx, const NodeDef& n) {
 
 // swiglu: gate, up [.., H] -> silu(gate) * up.
 void check_swiglu(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_swiglu_int(c);
   c.arity(2, 2, 1);
   c.dtype(c.in(0), {DType::f32});
   c.dtype(c.in(1), {DType::f32});
@@ -669,6 +1083,7 @@ void ref_swiglu_step(const void* p, int64_t, int64_t, void*) {
 }
 
 void bind_swiglu(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_swiglu_int(ctx, n);
   RefSwigluParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
                     ctx.g.tensor(n.inputs[0]).numel(), ptr_of<float>(ctx, n.outputs[0])};
   ctx.kernel[ctx.node] = "ref_swiglu_f32";
@@ -696,6 +1111,9 @@ constexpr OpDef kOps[] = {
     {"rope", 1, check_rope, bind_rope},
     {"attention", 1, check_attention, bind_attention},
     {"swiglu", 1, check_swiglu, bind_swiglu},
+    {"dimatmul", 1, check_dimatmul, bind_dimatmul},
+    {"residual_add", 1, check_residual_add, bind_residual_add},
+    {"hadamard", 1, check_hadamard, bind_hadamard},
 };
 
 const OpDef& find_op(const Graph& g, const NodeDef& n) {

@@ -1,6 +1,7 @@
 // Every broken model is rejected with one fq::Error line that names the file and the line, tensor,
-// node or blob entry. YAML cases are tests/data/bad/*.yaml (each a one-edit copy of _base.yaml);
-// blob cases are made here from the base model's blob by byte edits.
+// node or blob entry. YAML cases are tests/data/bad/*.yaml (each a one-edit copy of _base.yaml, or
+// for the integer LLM ops, llm_*.yaml, of _llm_base.yaml); blob cases are made here from the base
+// model's blob by byte edits.
 #include <stdlib.h>
 
 #include <catch2/catch.hpp>
@@ -81,6 +82,36 @@ const Case kYamlCases[] = {
     {"empty_file.yaml", "empty_file.yaml: ", "empty document"},
     {"two_documents.yaml", "two_documents.yaml: ", "more than one YAML document"},
     {"alias_bomb.yaml", "alias_bomb.yaml:", "the document expands (through aliases) far beyond its size"},
+    // Integer LLM ops: one-edit copies of _llm_base.yaml (blob llm_base.fqw).
+    {"llm_embedding_dtype.yaml", "llm_embedding_dtype.yaml:49:", "tensor 'x' has dtype i16, expected i32"},
+    {"llm_embedding_shape.yaml", "llm_embedding_shape.yaml:49:", "tensor 'x' has shape [1,7], expected [1,8]"},
+    {"llm_embedding_exp.yaml", "llm_embedding_exp.yaml:49:", "attribute 'exp' = 63 is outside [0, 62]"},
+    {"llm_rmsnorm_dtype.yaml", "llm_rmsnorm_dtype.yaml:50:", "tensor 'xb' has dtype u8, expected i8/i16"},
+    {"llm_rmsnorm_shape.yaml", "llm_rmsnorm_shape.yaml:50:", "tensor 'xb_scale' has shape [1,3], expected [1,2]"},
+    {"llm_rmsnorm_qmax.yaml", "llm_rmsnorm_qmax.yaml:50:", "attribute 'qmax' = 128 is outside [1, 127] for i8 output 'xb'"},
+    {"llm_rmsnorm_eps.yaml", "llm_rmsnorm_eps.yaml:50:", "attribute 'eps_e' = 200 is outside [-62, 124]"},
+    {"llm_dimatmul_dtype.yaml", "llm_dimatmul_dtype.yaml:51:", "tensor 'q' has dtype i8, expected i16"},
+    {"llm_dimatmul_shape.yaml", "llm_dimatmul_shape.yaml:51:", "tensor 'q' has shape [1,7], expected [1,8]"},
+    {"llm_dimatmul_w_exp.yaml", "llm_dimatmul_w_exp.yaml:51:", "attribute 'w_exp' = 125 is outside [0, 124]"},
+    {"llm_dimatmul_group.yaml", "llm_dimatmul_group.yaml:52:", "attribute 'group' must be 32, 64 or 128"},
+    {"llm_dimatmul_arity.yaml", "llm_dimatmul_arity.yaml:51:", "takes 4..6 inputs, got 3"},
+    {"llm_rope_dtype.yaml", "llm_rope_dtype.yaml:54:", "tensor 'qr' has dtype i8, expected i16"},
+    {"llm_rope_shape.yaml", "llm_rope_shape.yaml:54:", "tensor 'qr' has shape [1,6], expected [1,8]"},
+    {"llm_rope_head_dim.yaml", "llm_rope_head_dim.yaml:54:", "attribute 'head_dim' must be even"},
+    {"llm_attention_dtype.yaml", "llm_attention_dtype.yaml:55:", "tensor 'a' has dtype i16, expected i8"},
+    {"llm_attention_shape.yaml", "llm_attention_shape.yaml:55:", "tensor 'k_cache' has shape [4,8], expected [4,4]"},
+    {"llm_attention_state.yaml", "llm_attention_state.yaml:55:", "tensor 'v_cache_scale' must be a state tensor (state: true)"},
+    {"llm_attention_clip.yaml", "llm_attention_clip.yaml:55:", "attribute 'clip_q16' = 0 is outside [1, 1099511627776]"},
+    {"llm_attention_heads.yaml", "llm_attention_heads.yaml:55:", "n_heads must be a multiple of n_kv_heads"},
+    {"llm_hadamard_dtype.yaml", "llm_hadamard_dtype.yaml:56:", "tensor 'h' has dtype i16, expected i8"},
+    {"llm_hadamard_shape.yaml", "llm_hadamard_shape.yaml:56:", "tensor 'h_scale' has shape [2,2], expected [1,2]"},
+    {"llm_hadamard_qmax.yaml", "llm_hadamard_qmax.yaml:56:", "attribute 'qmax' = 128 is outside [1, 127] for i8 output 'h'"},
+    {"llm_residual_dtype.yaml", "llm_residual_dtype.yaml:58:", "tensor 'x2' has dtype i16, expected i32"},
+    {"llm_residual_shape.yaml", "llm_residual_shape.yaml:58:", "tensor 'x2' has shape [1,4], expected [1,8]"},
+    {"llm_residual_exp.yaml", "llm_residual_exp.yaml:58:", "attribute 'exp' = -1 is outside [0, 62]"},
+    {"llm_swiglu_dtype.yaml", "llm_swiglu_dtype.yaml:59:", "tensor 'g' has dtype i32, expected i8/i16"},
+    {"llm_swiglu_shape.yaml", "llm_swiglu_shape.yaml:59:", "tensor 'g' has shape [1,4], expected [1,8]"},
+    {"llm_swiglu_qmax.yaml", "llm_swiglu_qmax.yaml:59:", "attribute 'qmax' = 0 is outside [1, 127] for i8 output 'g'"},
 };
 // clang-format on
 
@@ -204,16 +235,24 @@ void write_bytes(const fs::path& p, const Bytes& b) {
   f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
 }
 
-// Writes the base model (tests/data/bad/_base.yaml with deterministic constants) into `dir`.
-void write_base(const fs::path& dir) {
-  fq::Graph g = fq::parse_graph_yaml(fq::read_file((kBad / "_base.yaml").string()), "_base.yaml");
+// Writes a base model (tests/data/bad/_NAME.yaml with deterministic constants) into `dir` as
+// NAME.yaml and NAME.fqw.
+void write_base(const fs::path& dir, const std::string& name, bool zero_constants) {
+  const std::string file = "_" + name + ".yaml";
+  fq::Graph g = fq::parse_graph_yaml(fq::read_file((kBad / file).string()), file);
   for (auto& t : g.tensors) {
     if (!t.is_const) continue;
     Bytes data(t.nbytes());
-    for (size_t i = 0; i < data.size(); ++i) data[i] = uint8_t(i * 7 + 1);
+    for (size_t i = 0; i < data.size(); ++i) data[i] = zero_constants ? 0 : uint8_t(i * 7 + 1);
     t.data = fq::ConstData::copy_of(data.data(), data.size());
   }
-  fq::save_graph(g, (dir / "base.yaml").string());
+  fq::save_graph(g, (dir / (name + ".yaml")).string());
+}
+// The base models: base (float and i8 constants) and llm_base (integer LLM ops; zero constants
+// are valid parameters of every op).
+void write_base(const fs::path& dir) {
+  write_base(dir, "base", false);
+  write_base(dir, "llm_base", true);
 }
 
 // Loads `yaml` and checks the error: one line, naming the place and the problem.
@@ -247,6 +286,15 @@ TEST_CASE("the base model of the bad corpus loads") {
   CHECK(data_of(b, 2) == 384);
 }
 
+TEST_CASE("the integer LLM base model of the bad corpus loads and prepares") {
+  TempDir dir;
+  write_base(dir.path);
+  fq::Graph g = fq::load_graph((dir.path / "llm_base.yaml").string());
+  CHECK(g.nodes.size() == 11);
+  fq::Session s(g);
+  s.run();
+}
+
 TEST_CASE("every broken YAML model is rejected with a one-line error naming the place") {
   TempDir dir;
   write_base(dir.path);  // the cases that need a blob name base.fqw
@@ -259,7 +307,7 @@ TEST_CASE("every broken YAML model is rejected with a one-line error naming the 
   // Every file of the corpus is in the table (and so has its expected message).
   for (const auto& e : fs::directory_iterator(kBad)) {
     std::string name = e.path().filename().string();
-    if (name != "_base.yaml") CHECK(listed.count(name) == 1);
+    if (name[0] != '_') CHECK(listed.count(name) == 1);
   }
   CHECK(listed.size() >= 30);
   // Not a file at all (a device or FIFO would feed the reader forever).

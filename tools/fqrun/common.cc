@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -141,6 +142,90 @@ int argmax(const std::vector<double>& v) {
   for (size_t i = 1; i < v.size(); ++i)
     if (v[i] > v[best]) best = int(i);
   return best;
+}
+
+namespace {
+
+template <class T>
+int64_t argmax_of(const void* p, int64_t first, int64_t count) {
+  const T* t = static_cast<const T*>(p) + first;
+  int64_t best = 0;
+  for (int64_t i = 1; i < count; ++i)
+    if (t[i] > t[best]) best = i;
+  return best;
+}
+
+}  // namespace
+
+RealOutput real_output(fq::Session& s, const std::string& name) {
+  RealOutput o;
+  o.values = s.output(name);
+  const fq::DType d = o.values.dtype;
+  const bool integer = d == fq::DType::u8 || d == fq::DType::i8 || d == fq::DType::u16 ||
+                       d == fq::DType::i16 || d == fq::DType::i32;
+  if (!integer && d != fq::DType::f32)
+    throw fq::Error("output '" + name + "': dtype " + fq::dtype_name(d) + " cannot be read");
+  const int64_t n = numel(o.values.shape);
+  o.cols = o.values.shape.empty() ? 1 : o.values.shape.back();
+  o.rows = o.cols > 0 ? n / o.cols : 0;
+  const std::string scale_name = name + "_scale";
+  for (size_t i = 0; i < s.num_outputs(); ++i) {
+    fq::TensorView t = s.output(i);
+    if (t.name != scale_name) continue;
+    if (!integer)
+      throw fq::Error("output '" + name + "' is " + fq::dtype_name(d) + " but has a row scale '" +
+                      scale_name + "': only integer outputs carry one");
+    if (t.dtype != fq::DType::i32 || numel(t.shape) != 2 * o.rows || t.shape.empty() ||
+        t.shape.back() != 2)
+      throw fq::Error("output '" + scale_name + "' " + type_str(t.dtype, t.shape, t.quant) +
+                      " is not the i32 [" + std::to_string(o.rows) + ", 2] (mant, exp) row scale of '" +
+                      name + "' " + shape_str(o.values.shape));
+    o.has_row_scale = true;
+    o.row_scale = t;
+  }
+  return o;
+}
+
+void RealOutput::read_row(int64_t r, double* out) const {
+  if (r < 0 || r >= rows) throw fq::Error("output '" + values.name + "': row out of bounds");
+  const int64_t first = r * cols;
+  if (!has_row_scale) {
+    const std::vector<double> v = dequantize(values, first, cols);
+    std::copy(v.begin(), v.end(), out);
+    return;
+  }
+  switch (values.dtype) {
+    case fq::DType::u8: read_as_double<uint8_t>(values.data, first, cols, out); break;
+    case fq::DType::i8: read_as_double<int8_t>(values.data, first, cols, out); break;
+    case fq::DType::u16: read_as_double<uint16_t>(values.data, first, cols, out); break;
+    case fq::DType::i16: read_as_double<int16_t>(values.data, first, cols, out); break;
+    case fq::DType::i32: read_as_double<int32_t>(values.data, first, cols, out); break;
+    default: throw fq::Error("output '" + values.name + "': dtype cannot be read");
+  }
+  const int32_t* sc = static_cast<const int32_t*>(row_scale.data) + 2 * r;
+  // q * mant is below 2^62 in magnitude and the power of two is exact: no rounding in double
+  // unless the result leaves double's range.
+  for (int64_t i = 0; i < cols; ++i) out[i] = std::ldexp(out[i] * double(sc[0]), -sc[1]);
+}
+
+std::vector<double> RealOutput::row(int64_t r) const {
+  std::vector<double> v(size_t(std::max<int64_t>(cols, 0)));
+  read_row(r, v.data());
+  return v;
+}
+
+int64_t RealOutput::argmax_stored(int64_t r) const {
+  if (r < 0 || r >= rows) throw fq::Error("output '" + values.name + "': row out of bounds");
+  const int64_t first = r * cols;
+  switch (values.dtype) {
+    case fq::DType::u8: return argmax_of<uint8_t>(values.data, first, cols);
+    case fq::DType::i8: return argmax_of<int8_t>(values.data, first, cols);
+    case fq::DType::u16: return argmax_of<uint16_t>(values.data, first, cols);
+    case fq::DType::i16: return argmax_of<int16_t>(values.data, first, cols);
+    case fq::DType::i32: return argmax_of<int32_t>(values.data, first, cols);
+    case fq::DType::f32: return argmax_of<float>(values.data, first, cols);
+    default: throw fq::Error("output '" + values.name + "': dtype cannot be read");
+  }
 }
 
 int64_t classes_per_item(const fq::TensorView& out, int64_t batch) {

@@ -73,6 +73,32 @@ std::vector<double> dequantize(const fq::TensorView& t, int64_t first, int64_t c
 // Index of the largest value (lowest index on ties).
 int argmax(const std::vector<double>& v);
 
+// An output read as real numbers ("output as double"), bound once and read after each run():
+//   - f32: the stored floats;
+//   - an integer output X with a companion output X_scale (i32 [rows, 2], one (mant, exp) pair
+//     per row, docs/llm_int.md): real = q * mant * 2^-exp, exact in double (X_scale wins over
+//     any quant of X);
+//   - an integer output with quant: scale * (q - zero_point) (dequantize above);
+//   - an integer output without either: the stored integers.
+// The values are seen as [rows, cols], cols = the last dimension.
+struct RealOutput {
+  fq::TensorView values;
+  bool has_row_scale = false;
+  fq::TensorView row_scale;  // X_scale when has_row_scale
+  int64_t rows = 1, cols = 0;
+
+  bool is_float() const { return values.dtype == fq::DType::f32; }
+  // Real values of row `r` into out[0 .. cols).
+  void read_row(int64_t r, double* out) const;
+  std::vector<double> row(int64_t r) const;
+  // Index of the largest stored value of row `r` (lowest index on ties), without converting:
+  // the argmax of the real values whenever the row's scale is positive.
+  int64_t argmax_stored(int64_t r) const;
+};
+// Binds output `name` of `s` and, when `s` also has an output `name`_scale, that scale. Throws
+// fq::Error when the scale is not i32 [rows, 2] or the output's dtype cannot be read.
+RealOutput real_output(fq::Session& s, const std::string& name);
+
 // The class scores of one batch element of output 0: [count] values per element. Throws when the
 // output cannot be split into `batch` equal rows.
 int64_t classes_per_item(const fq::TensorView& out, int64_t batch);

@@ -1,17 +1,19 @@
-// fqrun eval: top-1 accuracy over a digit data set.
+// fqrun eval: top-1 accuracy over a digit data set; for language-model graphs, eval_lm.cc.
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
 
 #include "common.h"
 #include "dataset.h"
+#include "lm.h"
 
 namespace fqrun {
 
 namespace {
 
 const char kEvalUsage[] =
-    "usage: fqrun eval GRAPH --dataset mnist:IMAGES,LABELS [options]\n"
+    "usage: fqrun eval GRAPH --dataset mnist:IMAGES,LABELS [options]   (image classifiers)\n"
+    "       fqrun eval GRAPH --tokens FILE | --text FILE [options]    (language models)\n"
     "\n"
     "Top-1 accuracy (argmax of the first output) over a data set; no progress output. Prints the\n"
     "accuracy per label, then a last line 'top1=<fraction> n=<count> correct=<count>'.\n"
@@ -19,23 +21,47 @@ const char kEvalUsage[] =
     "without inversion or levels (MNIST digits are already light on black).\n"
     "\n"
     "options:\n"
-    "  --dataset mnist:IMAGES,LABELS   raw uint8 N x 28 x 28 images and N labels (required)\n"
+    "  --dataset mnist:IMAGES,LABELS   raw uint8 N x 28 x 28 images and N labels (required for\n"
+    "                                  image classifiers)\n"
     "  --split SEED:TRAIN:train|test   only one part of the project's split (default: all)\n"
     "                                  e.g. 2026:8000:test = the 2000 held-out digits\n"
-    "  --limit N                       only the first N images (after --split)\n"
+    "  --limit N                       only the first N images (after --split), or sequences\n"
     "  --threads T                     worker threads (default 1)\n"
-    "  --isa ISA                       highest kernel ISA (default: $FQ_ISA, else the best)\n";
+    "  --isa ISA                       highest kernel ISA (default: $FQ_ISA, else the best)\n"
+    "\n"
+    "Language-model decode graphs (inputs tokens and pos, output logits; fqrun generate's graphs):\n"
+    "teacher-forced next-token prediction, one token per run, the KV state reset per sequence.\n"
+    "Prints one line per sequence, then a last line\n"
+    "'nll=<mean nats> ppl=<exp(nll)> top1=<fraction> tokens=<predictions>'.\n"
+    "  --tokens FILE                   one sequence per line: whitespace-separated token ids, the\n"
+    "                                  first BOS (1), 2 .. context-length ids (generate --tokens-out)\n"
+    "  --text FILE                     the file's text encoded with the graph's tokenizer (BOS\n"
+    "                                  first), cut into sequences of BOS + context-length - 1 tokens\n";
 
 }  // namespace
 
 int cmd_eval(const std::vector<std::string>& argv, const Global& global) {
-  const Args a(argv, {{"dataset", 0, true}, {"split", 0, true}, {"limit", 0, true}, {"threads", 't', true}}, 1);
+  const Args a(argv,
+               {{"dataset", 0, true}, {"split", 0, true}, {"limit", 0, true}, {"threads", 't', true},
+                {"tokens", 0, true}, {"text", 0, true}},
+               1);
   if (a.help) {
     std::fputs(kEvalUsage, stdout);
     return 0;
   }
   const std::string& path = a.graph();
-  if (!a.has("dataset")) throw UsageError("missing --dataset mnist:IMAGES,LABELS");
+  const int sources = int(a.has("dataset")) + int(a.has("tokens")) + int(a.has("text"));
+  if (sources > 1) throw UsageError("give one of --dataset, --tokens, --text");
+  if (a.has("tokens") || a.has("text")) {
+    if (a.has("split")) throw UsageError("option '--split' applies to --dataset only");
+    return eval_lm(a, global);
+  }
+  if (!a.has("dataset")) {
+    // Say what this graph needs: a data set for a classifier, token sequences for a language model.
+    const fq::Graph g = fq::load_graph(path);
+    if (is_decode_graph(g)) throw UsageError("missing --tokens FILE or --text FILE (a language-model graph)");
+    throw UsageError("missing --dataset mnist:IMAGES,LABELS");
+  }
   const std::string spec = a.str("dataset", "");
   const size_t comma = spec.find(',');
   if (spec.rfind("mnist:", 0) != 0 || comma == std::string::npos || comma == 6 || comma + 1 == spec.size())
@@ -44,6 +70,9 @@ int cmd_eval(const std::vector<std::string>& argv, const Global& global) {
   const int threads = int(a.integer("threads", 1, 1, 1024));
   const fq::Options opt = session_options(global, a, threads);
 
+  const fq::Graph g = fq::load_graph(path);
+  if (is_decode_graph(g))
+    throw fq::Error(path + ": a language-model graph: evaluate it with --tokens FILE or --text FILE");
   const fq::tools::Dataset ds = fq::tools::load_dataset(spec);
   std::vector<int> idx;
   if (a.has("split")) {
@@ -54,7 +83,6 @@ int cmd_eval(const std::vector<std::string>& argv, const Global& global) {
   }
   if (limit >= 0 && size_t(limit) < idx.size()) idx.resize(size_t(limit));
 
-  const fq::Graph g = fq::load_graph(path);
   fq::Session s(g, opt);
   if (s.num_inputs() != 1)
     throw fq::Error(path + ": fqrun eval needs a graph with one image input, this one has " +

@@ -22,6 +22,7 @@ const char kUsage[] =
     "commands:\n"
     "  run    GRAPH --image FILE       classify one image, print the top classes\n"
     "  eval   GRAPH --dataset SPEC     top-1 accuracy over a digit data set\n"
+    "  eval   GRAPH --tokens FILE      perplexity of a language model (also --text FILE)\n"
     "  info   GRAPH                    graph summary and the kernel bound to each node\n"
     "  check  GRAPH                    validate a graph and its weight blob completely\n"
     "  bench  GRAPH                    latency per inference, per-op profile, float reference\n"

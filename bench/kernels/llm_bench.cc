@@ -1,0 +1,142 @@
+// llm family rows: <op>/i8/<isa>/<n> for every compiled + supported variant, next to float32
+// AVX-512 baselines of the same operators (<op>/f32/avx512/<n>, llm_f32.cc). items = positions
+// (softmax: one attention head, hd = 8, over n cached positions: QK^T, softmax, P.V) or elements.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fq/kernels/llm.h"
+#include "llm_f32.h"
+
+namespace fq::k {
+namespace {
+
+constexpr int kHd = 8;
+
+void bench_softmax_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
+  std::mt19937_64 r(1);
+  std::uniform_int_distribution<int> d8(-127, 127), d16(-20000, 20000);
+  std::vector<int8_t> kc(static_cast<size_t>(n * kHd)), vc(static_cast<size_t>(n * kHd));
+  for (auto& x : kc) x = int8_t(d8(r));
+  for (auto& x : vc) x = int8_t(d8(r));
+  std::vector<RowScale> kcs(static_cast<size_t>(n), RowScale{20000, 29}), vcs(static_cast<size_t>(n), RowScale{20000, 14});
+  for (int64_t u = 0; u < n; ++u) kcs[size_t(u)].mant = 16384 + int32_t(r() % 16384);
+  std::vector<int16_t> q(kHd);
+  for (auto& x : q) x = int16_t(d16(r));
+  RowScale qs{20000, 30};
+  std::vector<int64_t> work(kHd);
+  int32_t wexp = 0;
+  AttentionArgs a{};
+  a.q = q.data(), a.qs = &qs, a.kc = kc.data(), a.vc = vc.data(), a.kcs = kcs.data(), a.vcs = vcs.data();
+  a.rows = 1, a.heads = 1, a.kv_heads = 1, a.head_dim = kHd, a.cache_rows = n, a.pos = int32_t(n - 1);
+  a.clip_q16 = int64_t{20} << 16, a.qmax = 127, a.work = work.data(), a.work_exp = &wexp;
+  std::vector<uint8_t> scratch(attention_scratch(a));
+  for (auto _ : st) {
+    k->attention_heads(a, 0, 1, scratch.data());
+    benchmark::DoNotOptimize(work.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_rmsnorm_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
+  std::mt19937_64 r(2);
+  std::vector<int32_t> x(static_cast<size_t>(n));
+  for (auto& v : x) v = int32_t(int64_t(r() % 2000001) - 1000000);
+  std::vector<int8_t> y(static_cast<size_t>(n));
+  RowScale ys;
+  RmsnormArgs a{x.data(), n, 1 << 20, 10, 127, y.data(), &ys};
+  std::vector<uint8_t> scratch(rmsnorm_scratch(n));
+  for (auto _ : st) {
+    k->rmsnorm(a, 0, 1, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_swiglu_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
+  std::mt19937_64 r(3);
+  std::vector<int16_t> g(static_cast<size_t>(n)), u(static_cast<size_t>(n));
+  for (auto& v : g) v = int16_t(int64_t(r() % 65536) - 32768);
+  for (auto& v : u) v = int16_t(int64_t(r() % 65536) - 32768);
+  RowScale gs{20000, 26}, us{20000, 20}, ys;
+  std::vector<int8_t> y(static_cast<size_t>(n));
+  SwigluArgs a{g.data(), u.data(), n, &gs, &us, 127, y.data(), &ys};
+  std::vector<uint8_t> scratch(swiglu_scratch(n));
+  for (auto _ : st) {
+    k->swiglu(a, 0, 1, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+std::vector<float> randf(int64_t n, uint64_t seed) {
+  std::mt19937_64 r(seed);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& x : v) x = float(int64_t(r() % 2001) - 1000) / 1000.0f;
+  return v;
+}
+
+void bench_softmax_f32(benchmark::State& st, int64_t n) {
+  const auto k = randf(n * kHd, 4), v = randf(n * kHd, 5), q = randf(kHd, 6);
+  std::vector<float> p(static_cast<size_t>(n)), o(kHd);
+  for (auto _ : st) {
+    bench::attention_head_f32(q.data(), k.data(), v.data(), n, kHd, p.data(), o.data());
+    benchmark::DoNotOptimize(o.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_rmsnorm_f32(benchmark::State& st, int64_t n) {
+  const auto x = randf(n, 7);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : st) {
+    bench::rmsnorm_f32(x.data(), n, 1e-5f, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_swiglu_f32(benchmark::State& st, int64_t n) {
+  const auto g = randf(n, 8), u = randf(n, 9);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : st) {
+    bench::swiglu_f32(g.data(), u.data(), n, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+int register_llm() {
+  size_t count = 0;
+  const LlmKernel* const* all = llm_kernels(&count);
+  for (int64_t n : {int64_t{64}, int64_t{512}, int64_t{4096}}) {
+    const std::string ns = "/" + std::to_string(n);
+    for (size_t i = 0; i < count; ++i) {
+      const LlmKernel* k = all[i];
+      if (!isa_supported(k->isa)) continue;
+      const std::string isa = isa_name(k->isa);
+      benchmark::RegisterBenchmark(("softmax/i8/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_softmax_i8(st, k, n); });
+      benchmark::RegisterBenchmark(("rmsnorm/i8/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_rmsnorm_i8(st, k, n); });
+      benchmark::RegisterBenchmark(("swiglu/i8/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_swiglu_i8(st, k, n); });
+    }
+    if (isa_supported(Isa::avx512)) {
+      benchmark::RegisterBenchmark(("softmax/f32/avx512" + ns).c_str(),
+                                   [n](benchmark::State& st) { bench_softmax_f32(st, n); });
+      benchmark::RegisterBenchmark(("rmsnorm/f32/avx512" + ns).c_str(),
+                                   [n](benchmark::State& st) { bench_rmsnorm_f32(st, n); });
+      benchmark::RegisterBenchmark(("swiglu/f32/avx512" + ns).c_str(),
+                                   [n](benchmark::State& st) { bench_swiglu_f32(st, n); });
+    }
+  }
+  return 0;
+}
+
+const int registered = register_llm();
+
+}  // namespace
+}  // namespace fq::k

@@ -1,0 +1,245 @@
+// Integer LLM operator family (I-LLM): DI-RMSNorm, integer RoPE, DI-ClippedSoftmax attention with
+// an int8 KV cache, DI-SwiGLU, residual add, embedding gather, and the shared DI-Exp and per-row
+// quantizer. The scalar variant (kernels/llm/ref.cc) is the executable form of this contract;
+// every other variant writes the same bytes. No floating point anywhere in the family.
+//
+// ---- Dynamic activations -------------------------------------------------------------------------
+// An activation row carries its own scale: a RowScale {mant, exp} means
+//     real(q) = q * mant * 2^-exp,
+// with mant normalized to [2^14, 2^15) (or mant = 0, exp = 0 for an all-zero row). A tensor
+// [M, N] of int8/int16 values has one RowScale per row (an i32 [M, 2] tensor in graphs); the KV
+// cache has one per (position, kv head). The residual stream is int32 with a static power-of-two
+// scale 2^-E (E = `exp` attributes). Weights: real(w[n,k]) = w * mw[n] * 2^-w_exp (matmul.h).
+// Bounds assumed of every input: RowScale exps and E within [-2^24, 2^24] (exponent arithmetic is
+// done in int64 and shift amounts saturate, so larger values cannot overflow, only lose meaning);
+// RowScale mants in [0, 2^15]. With these, no intermediate below can overflow int64: the bound of
+// each product is given next to it.
+//
+// Shared definitions (fixed_point.h: rshift_round, saturate; bitlen(x) = 64 - clz(x), bitlen(0)=0):
+//   shift_s(x, s)   = rshift_round(x, s) for s > 0; x for s == 0; x * 2^-s for s < 0, where a left
+//                     shift saturates to +-(2^62 - 1) when |x| * 2^-s would reach 2^62; s > 62
+//                     gives 0 (any sign: the value is far below one unit). Defined for every int64
+//                     x (computed as (x >> s) + bit s-1 of x, which cannot overflow); the callers
+//                     below keep |x| < 2^62.
+//   normalize(v, e) for v >= 0 (uint64) and exponent e: the RowScale of v * 2^-e:
+//                     v == 0 -> {0, 0}; b = bitlen(v); d = b - 15;
+//                     m = shift_s(v, d); e' = e - d; if m == 2^15 { m = 2^14; e' -= 1 }
+//                     -> {m, e'}  (exact when b <= 15, else rounded half up)
+//
+// quantize_row(v[0..n), qmax) -> q[0..n), d, A       (v int64 with |v| < 2^62; qmax in [1, 32767])
+//   A0 = max |v|; if A0 == 0: q = 0, d = 0, A = 0.
+//   d  = bitlen(A0) - 23;  v' = shift_s(v, d) for each element;  A = shift_s(A0, d)  (2^22 <= A <= 2^23)
+//   F  = (qmax * 2^40 + A / 2) / A         (uint64 integer division, once per row; F < 2^34)
+//   q  = clamp(rshift_round(v' * F, 40), -qmax, qmax)       (|v'| <= 2^23: |v' * F| < 2^57)
+//   (d in [-22, 39]: d < 0 is an exact left shift.) q goes to q8 when qmax <= 127, else to q16.
+//   so real(q) = q * (A / qmax) * 2^d * (unit of v). Callers build the row scale from A and d:
+//   scale_of(A, qmax, d, mant_in, e_in) = normalize((A * mant_in * 2^20) / qmax, e_in - d + 20)
+//   (mant_in in [0, 2^15], integer division truncates; A = 0 or mant_in = 0 gives {0, 0}; the
+//   product A * mant_in * 2^20 < 2^59) where the unit of v is mant_in * 2^-e_in.
+//
+// exp_q(x, F) for x <= 0 in Q(F) fixed point (x real = x / 2^F), 8 <= F <= 24: e^x in Q30, uint32:
+//   t = rshift_round(-x * 94548, 16)          (94548 = round(log2(e) * 2^16); -x <= 2^40 required,
+//                                              so -x * 94548 < 2^57)
+//   n = t >> F;  f = t & (2^F - 1);  i = f >> (F - 8);  r = f & (2^(F-8) - 1)
+//   v = T[i] - rshift_round((T[i] - T[i+1]) * r, F - 8)     (F == 8: v = T[i])
+//   exp_q = n > 31 ? 0 : rshift_round(v, n)
+//   T[j] = round(2^30 * 2^(-j/256)), j = 0..256 (kExp2Q30 below, checked against double in tests).
+//
+// ---- Operators (row-wise; M rows of a decode/prefill step) ---------------------------------------
+// rmsnorm (DI-RMSNorm, no affine: gamma is folded into the next matmul's weights offline):
+//   x int32 [M][D] (unit 2^-E), eps as (eps_m, eps_e): eps in x's squared units = eps_m * 2^-eps_e
+//   (eps_m in [0, 2^31) (a negative eps_m acts as 0), eps_e in [-62, 124]), D <= 16384. Per row:
+//     A0 = max|x|; A0 == 0 -> y = 0, scale {0, 0}.
+//     c = bitlen(A0) - 24; x' = shift_s(x, c)     (|x'| <= 2^24)
+//     ss = sum x'^2 (int64, <= D * 2^48 <= 2^62)
+//     e2 = eps_e + 2c;  k = max(0, ceil((bitlen(eps_m) - e2 - 60) / 2))
+//       (k > 0 only when eps in x'^2 units reaches 2^60, i.e. eps >> max|x|^2: the mean square is
+//        then taken in units of 4^k so that nothing saturates)
+//     ms = shift_s(ss / D, 2k) + shift_s(eps_m, e2 + 2k)          (< 2^60 + 2^48; ss / D truncates)
+//     r = max(1, isqrt64(ms))                                      (r <= 2^30 + 2^24)
+//     q, d, A = quantize_row(x', qmax)
+//     real(y) = x' / (r * 2^k): scale = normalize((A * 2^39) / (qmax * r), 39 - d + k)
+//       [A * 2^39 <= 2^62; uint64 division, truncating; the quotient keeps >= 16 significant bits]
+//   y int8 [M][D] (qmax <= 127) or int16 (qmax <= 32767); scale [M]. D >= 1.
+//
+// rope: x int16 [M][W], W = heads * hd (hd even), scale passes through with exp - 1; table int16
+//   [S][hd/2][2] = (cos, sin) in Q14 of the angle pos * base^(-2i/hd) (built offline). Row m is
+//   at position p = pos + m (< S). For each head and pair (a, b) = (x[2i], x[2i+1]):
+//     y[2i]   = sat16(rshift_round(a*cos - b*sin, 15));  y[2i+1] = sat16(rshift_round(a*sin + b*cos, 15))
+//   (interleaved pairs, frequencies restart in every head: llama2.c's convention). W is a multiple
+//   of hd; the scale of an all-zero row ({0, 0}) stays {0, 0}. A row whose position is outside
+//   [0, S) (a precondition violation) gets y = 0 and scale {0, 0} instead of an out-of-bounds read.
+//
+// attention (decode or prefill; DI-ClippedSoftmax in QANS order; GQA):
+//   q int16 [M][H*hd] + qs [M]; k, v int16 [M][G*hd] + ks, vs [M]; caches kc, vc int8 [S][G*hd]
+//   with kcs, vcs RowScale [S][G]; H % G == 0, head h reads kv head g = h / (H / G); hd <= 256;
+//   row m is at position p = pos + m (< S); clip in Q16 (1 <= clip <= 2^40; values outside are
+//   clamped into that range); qmax of the output (<= 127); S < 2^32.
+//   Invalid arguments (pos < 0, pos + M > S, G == 0, H % G != 0, hd outside [1, 256]) leave the
+//   cache untouched and give y = 0, ys = {0, 0} (the engine validates them; this only keeps the
+//   kernel in bounds).
+//   1. Cache write, for every row m and kv head g: q8, d, A = quantize_row(k[m][g], 127);
+//      kc[p][g] = q8; kcs[p][g] = scale_of(A, 127, d, ks[m].mant, ks[m].exp); same for v.
+//      (All rows are written before any row is read: row m sees rows <= p of the cache.)
+//   2. Per row m and head h, over u = 0..p:
+//      s_u = sum_j q[m][h*hd+j] * kc[u][g*hd+j]                      (int32: |s_u| <= 2^15*127*256)
+//      w_u = s_u * kcs[u][g].mant                                     (int64, |w_u| < 2^45; |w_u*mant| < 2^60)
+//      L_u = clamp(shift_s(w_u * qs[m].mant, qs[m].exp + kcs[u][g].exp - 16), -2^40, 2^40)  (Q16)
+//      (1/sqrt(hd) is folded into wq offline.)  Lmax = max_u L_u
+//      e_u = exp_q(max(L_u - Lmax, -clip), 16)                        (Q30; e = 2^30 at the max)
+//      Z = sum_u e_u (int64, 2^30 <= Z <= S * 2^30);  F = (2^62 - 1) / Z (integer division,
+//      F < 2^32: 32 significant bits, so the normalization error is ~2^-32 and not ~1/F);
+//      p_u = rshift_round(e_u * F, 46)                                (e_u * F < 2^62)
+//      (16-bit probabilities: p_u in [0, 2^16])
+//      Emin = min_u vcs[u][g].exp over u with vcs[u][g].mant != 0 (if none: o = 0)
+//      c_u = shift_s(p_u * vcs[u][g].mant, vcs[u][g].exp - Emin)     (0 <= c_u <= 2^31)
+//      o[h*hd+j] = sum_u c_u * vc[u][g*hd+j]                          (int64, unit 2^-(Emin+16);
+//                 |o| <= 127 * sum_u c_u <= 127 * 2^15 * (2^16 + S))
+//      work_exp = Emin + 16, or INT32_MAX and o = 0 when no u has vcs[u][g].mant != 0.
+//      The cache scales must be as attention_cache writes them (mant in [2^14, 2^15) or 0, so
+//      p_u * mant < 2^31) or zero (a reset state).
+//   3. Per row m: Eh = Emin+16 of head h (heads without values: skipped); Er = min_h Eh;
+//      o' = shift_s(o_h, Eh - Er) per head (heads without values: o' = 0; o' may be computed in
+//      place in work); q, d, A = quantize_row(o', qmax);
+//      y[m] = q; ys[m] = scale_of(A, qmax, d, 1, Er). No head with values: y[m] = 0, ys = {0, 0}.
+//   y int8 [M][H*hd].
+//
+// swiglu (DI-SwiGLU, stable sigmoid): gate, up int16 [M][N] + gs, us [M] -> y int8/int16 + ys.
+//   Per row: zq = clamp(shift_s(g * gs.mant, gs.exp - 12), -2^17, 2^17)      (Q12, |z| <= 32)
+//     E = exp_q(-|zq|, 12) >> 14                                          (Q16, 0 <= E <= 2^16)
+//     sig = zq >= 0 ? 2^32 / (2^16 + E) : (E * 2^16) / (2^16 + E)          (Q16, integer division)
+//     v = g * sig * u                                                       (int64, |v| < 2^47)
+//     (mu, eu) = normalize(gs.mant * us.mant, gs.exp + us.exp + 16)
+//     q, d, A = quantize_row(v, qmax); ys = scale_of(A, qmax, d, mu, eu)
+//   (g * gs.mant < 2^30; |zq| <= 2^17 keeps exp_q's input in range.)
+//
+// residual_add: h int32 [M][D] (unit 2^-E), y int16 [M][D] + ys [M]:
+//   out = sat32(h + shift_s(y * ys.mant, ys.exp - E))          (out may alias h; |y*mant| <= 2^30)
+//
+// embedding: ids int32 [M], table int8 [V][D], table scale RowScale [V], unit 2^-E of the output:
+//   out[m] = sat32(shift_s(table[id] * ts[id].mant, ts[id].exp - E)); ids outside [0, V): zeros.
+//
+// hadamard (online Walsh-Hadamard, for rotations that cannot be folded into weights):
+//   x int8 [M][N] + xs, N = 2^k * b with b in {1, 12, 20, 28, 44}; t = H_N x (exact integer sums of
+//   +-x, |t| <= N * 128); q, d, A = quantize_row(t, qmax); ys = scale_of(A, qmax, d, xs.mant,
+//   xs.exp) (the 1/sqrt(N) normalization is folded into the next weights offline). H_N is the
+//   Sylvester power H_{2^k} (x) H_b, with H_b from kernels/llm/hadamard_tables.h:
+//   H_N[i][j] = (-1)^popcount((i / b) & (j / b)) * H_b[i % b][j % b] (b = 1: H_1 = [1]).
+//   b is the one that makes n / b a power of two (odd part of n: 1, 3, 5, 7, 11); qmax <= 127.
+//   An n of no such form (hadamard_size_ok(n) false) gives y = 0, ys = {0, 0}.
+//
+// ---- Variants ----------------------------------------------------------------------------------
+// Each variant implements every operator; a variant may forward an operator to the scalar one.
+// Operators run over a range of rows [m0, m1) (independent work units) except attention, whose
+// units are (row, head) pairs after a cache-write call that must complete first.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "fq/kernels/cpu.h"
+
+namespace fq::k {
+
+struct RowScale {
+  int32_t mant = 0;
+  int32_t exp = 0;
+};
+
+extern const uint32_t kExp2Q30[257];
+
+// Scalar definitions of the shared helpers (identical in every variant).
+int64_t shift_s(int64_t x, int s);
+RowScale normalize_scale(uint64_t v, int e);
+int64_t exp_q(int64_t x, int frac_bits);
+// Returns A (0 for an all-zero row) and writes d; q is int8 when qmax <= 127 (q8) else int16.
+int64_t quantize_row(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* d);
+RowScale scale_of(int64_t A, int qmax, int d, int32_t mant_in, int e_in);
+
+struct RmsnormArgs {
+  const int32_t* x; int64_t d;           // [M][d]
+  int32_t eps_m; int eps_e;
+  int qmax;                              // output int8 if <= 127 else int16
+  void* y; RowScale* ys;
+};
+
+struct RopeArgs {
+  const int16_t* x; int64_t width; int head_dim;
+  const int16_t* table; int64_t table_rows;   // [S][hd/2][2]
+  int32_t pos;
+  const RowScale* xs;
+  int16_t* y; RowScale* ys;                   // y may alias x
+};
+
+struct AttentionArgs {
+  const int16_t *q, *k, *v;                   // [M][H*hd], [M][G*hd], [M][G*hd]
+  const RowScale *qs, *ks, *vs;               // [M]
+  int8_t *kc, *vc;                            // [S][G*hd] state
+  RowScale *kcs, *vcs;                        // [S][G] state
+  int64_t rows;                               // M
+  int heads, kv_heads, head_dim;
+  int64_t cache_rows;                         // S
+  int32_t pos;                                // position of row 0; pos + M <= S
+  int64_t clip_q16;
+  int qmax;                                   // output int8 (<= 127)
+  int8_t* y; RowScale* ys;                    // [M][H*hd], [M]
+  int64_t* work;                              // shared by steps 2 and 3: o [M][H*hd] int64
+  int32_t* work_exp;                          // [M][H]: Emin + 16 of each (row, head); INT32_MAX
+                                              // when the head saw no values
+};
+
+struct SwigluArgs {
+  const int16_t *gate, *up; int64_t n;        // [M][n]
+  const RowScale *gs, *us;
+  int qmax;                                   // int8 if <= 127 else int16
+  void* y; RowScale* ys;
+};
+
+struct ResidualArgs {
+  const int32_t* h; const int16_t* y; const RowScale* ys; int64_t d; int e;
+  int32_t* out;                               // may alias h
+};
+
+struct EmbeddingArgs {
+  const int32_t* ids; const int8_t* table; const RowScale* ts; int64_t vocab, d; int e;
+  int32_t* out;
+};
+
+struct HadamardArgs {
+  const int8_t* x; const RowScale* xs; int64_t n; int qmax;
+  int8_t* y; RowScale* ys;
+};
+
+// One variant of the family. Row ranges [m0, m1); attention_rows: units are m * heads + h.
+// Scratch (per worker, bytes) sizes come from the *_scratch functions of the shape; they cover every
+// variant, and the scratch pointer needs no particular alignment (kernels align inside it).
+// rope, residual_add and embedding need no scratch; attention_cache/heads/out take
+// attention_scratch(a) bytes.
+struct LlmKernel {
+  Isa isa;
+  const char* name;
+  void (*rmsnorm)(const RmsnormArgs& a, int64_t m0, int64_t m1, void* scratch);
+  void (*rope)(const RopeArgs& a, int64_t m0, int64_t m1);
+  void (*attention_cache)(const AttentionArgs& a, void* scratch);          // step 1 (all rows)
+  void (*attention_heads)(const AttentionArgs& a, int64_t u0, int64_t u1, void* scratch);  // step 2
+  void (*attention_out)(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch);    // step 3
+  void (*swiglu)(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch);
+  void (*residual_add)(const ResidualArgs& a, int64_t m0, int64_t m1);
+  void (*embedding)(const EmbeddingArgs& a, int64_t m0, int64_t m1);
+  void (*hadamard)(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch);
+};
+
+// Scratch bytes per worker.
+size_t rmsnorm_scratch(int64_t d);
+size_t swiglu_scratch(int64_t n);
+size_t hadamard_scratch(int64_t n);
+size_t attention_scratch(const AttentionArgs& a);   // from rows/heads/head_dim/cache_rows
+// Steps of one attention call: attention_cache (one unit, all rows), then attention_heads over
+// units [0, M*H) (unit = m * H + h, writes work/work_exp), then attention_out over rows [0, M).
+
+// True when n = 2^k * b with b in {1, 12, 20, 28, 44} (k >= 0).
+bool hadamard_size_ok(int64_t n);
+
+const LlmKernel* llm_kernel(Isa want);
+const LlmKernel* const* llm_kernels(size_t* count);
+
+}  // namespace fq::k

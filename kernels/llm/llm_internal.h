@@ -1,0 +1,211 @@
+// Internal helpers of the llm family, shared by ref.cc and the ISA variants. Everything here has
+// internal linkage (anonymous namespace): each variant's translation unit gets its own copy,
+// compiled with its own flags, so no AVX-512 body can leak into the scalar build through the ODR.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "fq/kernels/fixed_point.h"
+#include "fq/kernels/llm.h"
+#include "hadamard_tables.h"
+
+namespace fq::k::llm {
+namespace {
+
+constexpr int64_t kSat62 = (int64_t{1} << 62) - 1;
+constexpr int64_t kLog2eQ16 = 94548;   // round(log2(e) * 2^16)
+constexpr int64_t kL40 = int64_t{1} << 40;
+
+inline int bitlen64(uint64_t x) { return x ? 64 - clz64(x) : 0; }
+inline uint64_t mag64(int64_t v) { return v < 0 ? 0 - uint64_t(v) : uint64_t(v); }
+
+// shift_s of llm.h for any int64 x and any (64-bit) shift: rounding right shift for s > 0 written
+// so that it cannot overflow ((x >> s) + bit s-1 of x == (x + 2^(s-1)) >> s), saturating left
+// shift for s < 0.
+inline int64_t shs(int64_t x, int64_t s) {
+  if (s == 0) return x;
+  if (s > 0) {
+    if (s > 62) return 0;
+    return (x >> s) + ((x >> (s - 1)) & 1);
+  }
+  if (x == 0) return 0;
+  const int64_t l = -s;
+  if (l >= 62) return x < 0 ? -kSat62 : kSat62;
+  const uint64_t lim = uint64_t{1} << (62 - l);
+  if (mag64(x) >= lim) return x < 0 ? -kSat62 : kSat62;
+  return x * (int64_t{1} << l);
+}
+
+inline int32_t clamp_exp(int64_t e) {
+  return int32_t(e < INT32_MIN ? INT32_MIN : e > INT32_MAX ? INT32_MAX : e);
+}
+
+// normalize(v, e) of llm.h.
+inline RowScale normalize(uint64_t v, int64_t e) {
+  RowScale r;
+  if (v == 0) return r;
+  const int d = bitlen64(v) - 15;
+  uint64_t m = d > 0 ? (v >> d) + ((v >> (d - 1)) & 1) : v << -d;
+  int64_t ee = e - d;
+  if (m == (uint64_t{1} << 15)) { m = uint64_t{1} << 14; ee -= 1; }
+  r.mant = int32_t(m);
+  r.exp = clamp_exp(ee);
+  return r;
+}
+
+// exp_q of llm.h; requires x <= 0, -x <= 2^40, 8 <= F <= 24.
+inline int64_t expq(int64_t x, int F) {
+  const int64_t t = rshift_round(-x * kLog2eQ16, 16);
+  const int64_t n = t >> F;
+  if (n > 31) return 0;
+  const int64_t f = t & ((int64_t{1} << F) - 1);
+  const int64_t i = f >> (F - 8);
+  int64_t v = kExp2Q30[i];
+  if (F > 8) {
+    const int64_t r = f & ((int64_t{1} << (F - 8)) - 1);
+    v -= rshift_round((v - int64_t{kExp2Q30[i + 1]}) * r, F - 8);
+  }
+  return rshift_round(v, int(n));
+}
+
+// The row-constant part of quantize_row: from A0 = max|v| > 0, the shift d, A and the factor F.
+struct QParams {
+  int d;
+  int64_t A;
+  int64_t F;
+};
+inline QParams qparams(uint64_t A0, int qmax) {
+  QParams p;
+  p.d = bitlen64(A0) - 23;
+  p.A = shs(int64_t(A0), p.d);
+  p.F = int64_t((uint64_t(qmax) * (uint64_t{1} << 40) + uint64_t(p.A) / 2) / uint64_t(p.A));
+  return p;
+}
+inline int64_t qelem(int64_t v, const QParams& p, int qmax) {
+  const int64_t q = rshift_round(shs(v, p.d) * p.F, 40);
+  return q < -qmax ? -qmax : q > qmax ? qmax : q;
+}
+
+// scale_of of llm.h (mant_in in [0, 2^15]).
+inline RowScale scale_of_i(int64_t A, int qmax, int d, int64_t mant_in, int64_t e_in) {
+  if (A <= 0 || mant_in <= 0) return RowScale{};
+  return normalize(uint64_t(A * mant_in * (int64_t{1} << 20)) / uint64_t(qmax),
+                   e_in - d + 20);
+}
+
+// Hadamard size decomposition: n = 2^k * b, b in {1, 12, 20, 28, 44}; returns b (0: invalid).
+inline int hadamard_block(int64_t n) {
+  if (n <= 0) return 0;
+  int64_t odd = n;
+  while ((odd & 1) == 0) odd >>= 1;
+  const int b = odd == 1 ? 1 : odd == 3 ? 12 : odd == 5 ? 20 : odd == 7 ? 28 : odd == 11 ? 44 : 0;
+  if (b == 0 || n % b != 0) return 0;
+  return b;
+}
+
+// rmsnorm: the unit exponent k of the mean square (0 unless eps in x'^2 units reaches 2^60) and
+// the output scale from A, d, k and ms.
+inline int64_t rms_k(int32_t eps_m, int eps_e, int c) {
+  const int64_t over = int64_t{bitlen64(uint64_t(eps_m < 0 ? 0 : eps_m))} - (int64_t{eps_e} + 2 * c) - 60;
+  return eps_m > 0 && over > 0 ? (over + 1) / 2 : 0;
+}
+inline RowScale rms_scale(int64_t A, int qmax, int d, int64_t k, int64_t ms) {
+  int64_t r = isqrt64(uint64_t(ms));
+  if (r < 1) r = 1;
+  return normalize(uint64_t(A << 39) / uint64_t(int64_t{qmax} * r), int64_t{39} - d + k);
+}
+
+// zq, sigmoid and v = g * sig * u of swiglu for one element (gsh = gs.exp - 12).
+inline int64_t swiglu_v(int64_t g, int64_t u, int64_t gm, int64_t gsh) {
+  const int64_t zq = clamp64(shs(g * gm, gsh), -(int64_t{1} << 17), int64_t{1} << 17);
+  const int64_t E = expq(zq < 0 ? zq : -zq, 12) >> 14;
+  const int64_t sig = zq >= 0 ? (int64_t{1} << 32) / ((int64_t{1} << 16) + E)
+                              : (E << 16) / ((int64_t{1} << 16) + E);
+  return g * sig * u;
+}
+
+inline const int8_t* hadamard_matrix(int b) {
+  return b == 12 ? &llm_tables::kHadamard12[0][0]
+         : b == 20 ? &llm_tables::kHadamard20[0][0]
+         : b == 28 ? &llm_tables::kHadamard28[0][0]
+         : b == 44 ? &llm_tables::kHadamard44[0][0] : nullptr;
+}
+
+// t = H_N x for one row (b = hadamard_block(n) != 0): H_b on each block of b consecutive
+// elements, then the Sylvester butterflies across the n / b blocks.
+inline void hadamard_row(const int8_t* x, int64_t n, int b, int64_t* t) {
+  const int8_t* Hb = hadamard_matrix(b);
+  const int64_t nb = n / b;
+  if (!Hb) {
+    for (int64_t i = 0; i < n; ++i) t[i] = x[i];
+  } else {
+    for (int64_t jb = 0; jb < nb; ++jb)
+      for (int i = 0; i < b; ++i) {
+        int64_t acc = 0;
+        for (int j = 0; j < b; ++j) acc += Hb[i * b + j] * int64_t{x[jb * b + j]};
+        t[jb * b + i] = acc;
+      }
+  }
+  for (int64_t len = 1; len < nb; len <<= 1)
+    for (int64_t i0 = 0; i0 < nb; i0 += 2 * len)
+      for (int64_t i = i0; i < i0 + len; ++i)
+        for (int r = 0; r < b; ++r) {
+          const int64_t p = t[i * b + r], q = t[(i + len) * b + r];
+          t[i * b + r] = p + q;
+          t[(i + len) * b + r] = p - q;
+        }
+}
+
+// Scratch carving: 64-byte aligned pieces of a per-worker block.
+inline uint8_t* align64(void* p) {
+  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
+}
+inline int64_t pad16(int64_t n) { return (n + 15) & ~int64_t{15}; }
+
+// Attention scratch: L (int64 [S']), E (int64 [S']), C (int64 [S']), S32 (int32 [S']),
+// then V (int64 [hd']) for the cache write; S' = pad16(S) + 16, hd' = pad16(hd) + 16.
+struct AttnScratch {
+  int64_t* L;
+  int64_t* E;
+  int64_t* C;
+  int32_t* S32;
+  int64_t* V;
+};
+inline size_t attn_scratch_bytes(int64_t S, int64_t hd) {
+  const int64_t s = pad16(S) + 16, h = pad16(hd) + 16;
+  return size_t(64 + s * (8 + 8 + 8 + 4) + h * 8 + 256);
+}
+inline AttnScratch attn_scratch(void* scratch, int64_t S) {
+  const int64_t s = pad16(S) + 16;
+  uint8_t* p = align64(scratch);
+  AttnScratch a;
+  a.L = reinterpret_cast<int64_t*>(p); p += s * 8;
+  a.E = reinterpret_cast<int64_t*>(p); p += s * 8;
+  a.C = reinterpret_cast<int64_t*>(p); p += s * 8;
+  a.S32 = reinterpret_cast<int32_t*>(p); p += s * 4;
+  a.V = reinterpret_cast<int64_t*>(align64(p));
+  return a;
+}
+
+inline bool attn_valid(const AttentionArgs& a) {
+  return a.pos >= 0 && a.rows >= 0 && int64_t{a.pos} + a.rows <= a.cache_rows && a.heads > 0 &&
+         a.kv_heads > 0 && a.heads % a.kv_heads == 0 && a.head_dim > 0 && a.head_dim <= 256;
+}
+inline int64_t attn_clip(const AttentionArgs& a) {
+  return a.clip_q16 < 1 ? 1 : a.clip_q16 > kL40 ? kL40 : a.clip_q16;
+}
+
+}  // namespace
+
+// The scalar operators (ref.cc), for variants that forward an operator or a part of it.
+void ref_rmsnorm(const RmsnormArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_rope(const RopeArgs& a, int64_t m0, int64_t m1);
+void ref_attention_cache(const AttentionArgs& a, void* scratch);
+void ref_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scratch);
+void ref_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_residual_add(const ResidualArgs& a, int64_t m0, int64_t m1);
+void ref_embedding(const EmbeddingArgs& a, int64_t m0, int64_t m1);
+void ref_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch);
+
+}  // namespace fq::k::llm

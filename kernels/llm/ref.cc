@@ -1,0 +1,322 @@
+// Scalar reference of the llm family: the executable specification (see fq/kernels/llm.h). Every
+// other variant must produce the same bytes. Written for clarity, not speed.
+#include "fq/kernels/llm.h"
+
+#include "llm_internal.h"
+
+namespace fq::k {
+
+// T[j] = round(2^30 * 2^(-j/256)), j = 0..256 (python3, decimal arithmetic at 60 digits, half up).
+extern const uint32_t kExp2Q30[257] = {
+    1073741824u, 1070838486u, 1067942999u, 1065055341u, 1062175491u, 1059303428u, 1056439131u, 1053582579u,
+    1050733751u, 1047892626u, 1045059183u, 1042233401u, 1039415261u, 1036604740u, 1033801819u, 1031006477u,
+    1028218693u, 1025438448u, 1022665720u, 1019900489u, 1017142735u, 1014392438u, 1011649578u, 1008914134u,
+    1006186087u, 1003465416u, 1000752102u, 998046124u, 995347464u, 992656100u, 989972014u, 987295185u,
+    984625594u, 981963222u, 979308048u, 976660054u, 974019220u, 971385527u, 968758955u, 966139485u,
+    963527098u, 960921775u, 958323496u, 955732243u, 953147997u, 950570738u, 948000448u, 945437108u,
+    942880699u, 940331203u, 937788600u, 935252872u, 932724001u, 930201967u, 927686753u, 925178340u,
+    922676710u, 920181844u, 917693724u, 915212331u, 912737649u, 910269657u, 907808339u, 905353676u,
+    902905651u, 900464244u, 898029440u, 895601218u, 893179563u, 890764456u, 888355878u, 885953814u,
+    883558244u, 881169153u, 878786521u, 876410331u, 874040567u, 871677210u, 869320244u, 866969651u,
+    864625413u, 862287515u, 859955938u, 857630665u, 855311680u, 852998965u, 850692504u, 848392279u,
+    846098274u, 843810471u, 841528855u, 839253408u, 836984114u, 834720956u, 832463917u, 830212982u,
+    827968132u, 825729353u, 823496627u, 821269938u, 819049271u, 816834607u, 814625932u, 812423229u,
+    810226483u, 808035676u, 805850792u, 803671817u, 801498734u, 799331526u, 797170178u, 795014675u,
+    792865000u, 790721137u, 788583072u, 786450787u, 784324269u, 782203500u, 780088465u, 777979150u,
+    775875538u, 773777614u, 771685363u, 769598769u, 767517817u, 765442492u, 763372778u, 761308661u,
+    759250125u, 757197155u, 755149737u, 753107854u, 751071493u, 749040637u, 747015274u, 744995386u,
+    742980960u, 740971982u, 738968435u, 736970306u, 734977579u, 732990241u, 731008277u, 729031671u,
+    727060411u, 725094480u, 723133865u, 721178552u, 719228525u, 717283772u, 715344277u, 713410026u,
+    711481005u, 709557200u, 707638598u, 705725183u, 703816941u, 701913860u, 700015924u, 698123120u,
+    696235434u, 694352853u, 692475362u, 690602947u, 688735596u, 686873293u, 685016026u, 683163781u,
+    681316545u, 679474303u, 677637043u, 675804750u, 673977412u, 672155015u, 670337545u, 668524990u,
+    666717336u, 664914570u, 663116678u, 661323648u, 659535466u, 657752119u, 655973594u, 654199878u,
+    652430958u, 650666822u, 648907455u, 647152846u, 645402981u, 643657847u, 641917433u, 640181724u,
+    638450708u, 636724373u, 635002706u, 633285695u, 631573326u, 629865587u, 628162466u, 626463950u,
+    624770026u, 623080683u, 621395908u, 619715688u, 618040012u, 616368866u, 614702239u, 613040119u,
+    611382493u, 609729349u, 608080675u, 606436459u, 604796689u, 603161352u, 601530438u, 599903933u,
+    598281827u, 596664106u, 595050760u, 593441776u, 591837143u, 590236848u, 588640881u, 587049229u,
+    585461881u, 583878825u, 582300049u, 580725543u, 579155293u, 577589290u, 576027521u, 574469975u,
+    572916640u, 571367506u, 569822560u, 568281792u, 566745190u, 565212742u, 563684439u, 562160268u,
+    560640218u, 559124278u, 557612438u, 556104685u, 554601009u, 553101399u, 551605844u, 550114332u,
+    548626854u, 547143398u, 545663953u, 544188508u, 542717053u, 541249576u, 539786068u, 538326517u,
+    536870912u,
+};
+
+int64_t shift_s(int64_t x, int s) { return llm::shs(x, s); }
+RowScale normalize_scale(uint64_t v, int e) { return llm::normalize(v, e); }
+int64_t exp_q(int64_t x, int frac_bits) { return llm::expq(x, frac_bits); }
+
+int64_t quantize_row(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* d) {
+  uint64_t A0 = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t m = llm::mag64(v[i]);
+    if (m > A0) A0 = m;
+  }
+  if (A0 == 0) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (qmax <= 127) q8[i] = 0; else q16[i] = 0;
+    }
+    *d = 0;
+    return 0;
+  }
+  const llm::QParams p = llm::qparams(A0, qmax);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t q = llm::qelem(v[i], p, qmax);
+    if (qmax <= 127) q8[i] = int8_t(q); else q16[i] = int16_t(q);
+  }
+  *d = p.d;
+  return p.A;
+}
+
+RowScale scale_of(int64_t A, int qmax, int d, int32_t mant_in, int e_in) {
+  return llm::scale_of_i(A, qmax, d, mant_in, e_in);
+}
+
+bool hadamard_size_ok(int64_t n) { return llm::hadamard_block(n) != 0; }
+
+size_t rmsnorm_scratch(int64_t d) { return size_t(64 + 8 * (llm::pad16(d) + 16)); }
+size_t swiglu_scratch(int64_t n) { return size_t(64 + 8 * (llm::pad16(n) + 16)); }
+size_t hadamard_scratch(int64_t n) { return size_t(64 + 8 * (llm::pad16(n) + 16)); }
+size_t attention_scratch(const AttentionArgs& a) {
+  return llm::attn_scratch_bytes(a.cache_rows, a.head_dim);
+}
+
+namespace llm {
+
+void ref_rmsnorm(const RmsnormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* xs = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t D = a.d;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int32_t* x = a.x + m * D;
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + m * D : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + m * D;
+    uint64_t A0 = 0;
+    for (int64_t i = 0; i < D; ++i) {
+      const uint64_t v = mag64(x[i]);
+      if (v > A0) A0 = v;
+    }
+    if (A0 == 0) {
+      for (int64_t i = 0; i < D; ++i) {
+        if (y8) y8[i] = 0; else y16[i] = 0;
+      }
+      a.ys[m] = RowScale{};
+      continue;
+    }
+    const int c = bitlen64(A0) - 24;
+    int64_t ss = 0;
+    for (int64_t i = 0; i < D; ++i) {
+      xs[i] = shs(x[i], c);
+      ss += xs[i] * xs[i];
+    }
+    const int32_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
+    const int64_t k = rms_k(eps_m, a.eps_e, c);
+    const int64_t ms = shs(ss / D, 2 * k) + shs(eps_m, int64_t{a.eps_e} + 2 * c + 2 * k);
+    int d = 0;
+    const int64_t A = quantize_row(xs, D, a.qmax, y8, y16, &d);
+    a.ys[m] = rms_scale(A, a.qmax, d, k, ms);
+  }
+}
+
+void ref_rope(const RopeArgs& a, int64_t m0, int64_t m1) {
+  const int hd = a.head_dim, half = hd / 2;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t p = int64_t{a.pos} + m;
+    const int16_t* x = a.x + m * a.width;
+    int16_t* y = a.y + m * a.width;
+    if (p < 0 || p >= a.table_rows) {  // outside the table (a precondition): zeros
+      for (int64_t i = 0; i < a.width; ++i) y[i] = 0;
+      a.ys[m] = RowScale{};
+      continue;
+    }
+    const int16_t* t = a.table + p * hd;
+    for (int64_t h0 = 0; h0 + hd <= a.width; h0 += hd)
+      for (int i = 0; i < half; ++i) {
+        const int64_t xa = x[h0 + 2 * i], xb = x[h0 + 2 * i + 1];
+        const int64_t c = t[2 * i], s = t[2 * i + 1];
+        y[h0 + 2 * i] = saturate<int16_t>(rshift_round(xa * c - xb * s, 15));
+        y[h0 + 2 * i + 1] = saturate<int16_t>(rshift_round(xa * s + xb * c, 15));
+      }
+    const RowScale in = a.xs[m];
+    a.ys[m] = in.mant == 0 ? RowScale{} : RowScale{in.mant, clamp_exp(int64_t{in.exp} - 1)};
+  }
+}
+
+void ref_attention_cache(const AttentionArgs& a, void* scratch) {
+  if (!attn_valid(a)) return;
+  const AttnScratch s = attn_scratch(scratch, a.cache_rows);
+  const int hd = a.head_dim, G = a.kv_heads;
+  const int64_t rw = int64_t{G} * hd;
+  for (int64_t m = 0; m < a.rows; ++m) {
+    const int64_t p = a.pos + m;
+    for (int g = 0; g < G; ++g) {
+      for (int kv = 0; kv < 2; ++kv) {
+        const int16_t* src = (kv ? a.v : a.k) + m * rw + int64_t{g} * hd;
+        const RowScale sc = (kv ? a.vs : a.ks)[m];
+        int8_t* dst = (kv ? a.vc : a.kc) + p * rw + int64_t{g} * hd;
+        for (int j = 0; j < hd; ++j) s.V[j] = src[j];
+        int d = 0;
+        const int64_t A = quantize_row(s.V, hd, 127, dst, nullptr, &d);
+        (kv ? a.vcs : a.kcs)[p * G + g] = scale_of_i(A, 127, d, sc.mant, sc.exp);
+      }
+    }
+  }
+}
+
+void ref_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scratch) {
+  const int H = a.heads, G = a.kv_heads, hd = a.head_dim;
+  const bool ok = attn_valid(a);
+  const AttnScratch s = attn_scratch(scratch, a.cache_rows);
+  const int64_t clip = attn_clip(a);
+  for (int64_t t = u0; t < u1; ++t) {
+    const int64_t m = t / H;
+    const int h = int(t % H);
+    int64_t* o = a.work + m * H * hd + int64_t{h} * hd;
+    for (int j = 0; j < hd; ++j) o[j] = 0;
+    a.work_exp[t] = INT32_MAX;
+    if (!ok) continue;
+    const int g = h / (H / G);
+    const int64_t p = a.pos + m, rw = int64_t{G} * hd;
+    const int16_t* q = a.q + m * H * hd + int64_t{h} * hd;
+    const RowScale qs = a.qs[m];
+    int64_t Lmax = INT64_MIN;
+    for (int64_t u = 0; u <= p; ++u) {
+      const int8_t* kr = a.kc + u * rw + int64_t{g} * hd;
+      int32_t su = 0;
+      for (int j = 0; j < hd; ++j) su += int32_t{q[j]} * kr[j];
+      const RowScale ks = a.kcs[u * G + g];
+      const int64_t w = int64_t{su} * ks.mant;
+      const int64_t L = clamp64(shs(w * qs.mant, int64_t{qs.exp} + ks.exp - 16), -kL40, kL40);
+      s.L[u] = L;
+      if (L > Lmax) Lmax = L;
+    }
+    int64_t Z = 0;
+    for (int64_t u = 0; u <= p; ++u) {
+      int64_t x = s.L[u] - Lmax;
+      if (x < -clip) x = -clip;
+      s.E[u] = expq(x, 16);
+      Z += s.E[u];
+    }
+    const int64_t F = kSat62 / Z;  // (2^62 - 1) / Z
+    int64_t Emin = INT64_MAX;
+    for (int64_t u = 0; u <= p; ++u) {
+      const RowScale vs = a.vcs[u * G + g];
+      if (vs.mant != 0 && vs.exp < Emin) Emin = vs.exp;
+    }
+    if (Emin == INT64_MAX) continue;
+    for (int64_t u = 0; u <= p; ++u) {
+      const RowScale vs = a.vcs[u * G + g];
+      const int64_t pu = rshift_round(s.E[u] * F, 46);
+      const int64_t c = shs(pu * vs.mant, int64_t{vs.exp} - Emin);
+      if (c == 0) continue;
+      const int8_t* vr = a.vc + u * rw + int64_t{g} * hd;
+      for (int j = 0; j < hd; ++j) o[j] += c * vr[j];
+    }
+    a.work_exp[t] = clamp_exp(Emin + 16);
+  }
+}
+
+void ref_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  const int H = a.heads, hd = a.head_dim;
+  const int64_t W = int64_t{H} * hd;
+  const bool ok = attn_valid(a);
+  for (int64_t m = m0; m < m1; ++m) {
+    int64_t* o = a.work + m * W;
+    int8_t* y = a.y + m * W;
+    int64_t Er = INT32_MAX;
+    for (int h = 0; h < H && ok; ++h) {
+      const int64_t e = a.work_exp[m * H + h];
+      if (e < Er) Er = e;
+    }
+    if (Er == INT32_MAX) {
+      for (int64_t i = 0; i < W; ++i) y[i] = 0;
+      a.ys[m] = RowScale{};
+      continue;
+    }
+    for (int h = 0; h < H; ++h) {
+      const int64_t e = a.work_exp[m * H + h];
+      int64_t* oh = o + int64_t{h} * hd;
+      if (e == INT32_MAX) {
+        for (int j = 0; j < hd; ++j) oh[j] = 0;
+      } else if (e != Er) {
+        for (int j = 0; j < hd; ++j) oh[j] = shs(oh[j], e - Er);
+      }
+    }
+    int d = 0;
+    const int64_t A = quantize_row(o, W, a.qmax, y, nullptr, &d);
+    a.ys[m] = scale_of_i(A, a.qmax, d, 1, Er);
+  }
+}
+
+void ref_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t N = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t* g = a.gate + m * N;
+    const int16_t* u = a.up + m * N;
+    const RowScale gs = a.gs[m], us = a.us[m];
+    const int64_t gsh = int64_t{gs.exp} - 12;
+    for (int64_t i = 0; i < N; ++i) v[i] = swiglu_v(g[i], u[i], gs.mant, gsh);
+    const RowScale mu = normalize(uint64_t(int64_t{gs.mant} * us.mant),
+                                  int64_t{gs.exp} + us.exp + 16);
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + m * N : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + m * N;
+    int d = 0;
+    const int64_t A = quantize_row(v, N, a.qmax, y8, y16, &d);
+    a.ys[m] = scale_of_i(A, a.qmax, d, mu.mant, mu.exp);
+  }
+}
+
+void ref_residual_add(const ResidualArgs& a, int64_t m0, int64_t m1) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const RowScale ys = a.ys[m];
+    const int64_t sh = int64_t{ys.exp} - a.e;
+    for (int64_t i = 0; i < a.d; ++i) {
+      const int64_t k = m * a.d + i;
+      a.out[k] = saturate<int32_t>(a.h[k] + shs(int64_t{a.y[k]} * ys.mant, sh));
+    }
+  }
+}
+
+void ref_embedding(const EmbeddingArgs& a, int64_t m0, int64_t m1) {
+  for (int64_t m = m0; m < m1; ++m) {
+    int32_t* out = a.out + m * a.d;
+    const int64_t id = a.ids[m];
+    if (id < 0 || id >= a.vocab) {
+      for (int64_t i = 0; i < a.d; ++i) out[i] = 0;
+      continue;
+    }
+    const int8_t* t = a.table + id * a.d;
+    const RowScale ts = a.ts[id];
+    const int64_t sh = int64_t{ts.exp} - a.e;
+    for (int64_t i = 0; i < a.d; ++i) out[i] = saturate<int32_t>(shs(int64_t{t[i]} * ts.mant, sh));
+  }
+}
+
+void ref_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* t = reinterpret_cast<int64_t*>(align64(scratch));
+  const int b = hadamard_block(a.n);
+  for (int64_t m = m0; m < m1; ++m) {
+    int8_t* y = a.y + m * a.n;
+    if (b == 0) {
+      for (int64_t i = 0; i < a.n; ++i) y[i] = 0;
+      a.ys[m] = RowScale{};
+      continue;
+    }
+    hadamard_row(a.x + m * a.n, a.n, b, t);
+    int d = 0;
+    const int64_t A = quantize_row(t, a.n, a.qmax, y, nullptr, &d);
+    a.ys[m] = scale_of_i(A, a.qmax, d, a.xs[m].mant, a.xs[m].exp);
+  }
+}
+
+}  // namespace llm
+
+extern const LlmKernel kLlmScalar = {
+    Isa::scalar,           "scalar",
+    llm::ref_rmsnorm,      llm::ref_rope,
+    llm::ref_attention_cache, llm::ref_attention_heads, llm::ref_attention_out,
+    llm::ref_swiglu,       llm::ref_residual_add,
+    llm::ref_embedding,    llm::ref_hadamard};
+
+}  // namespace fq::k

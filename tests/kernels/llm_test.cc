@@ -1,0 +1,907 @@
+// llm family (fq/kernels/llm.h):
+//  (1) the tables: kExp2Q30 against double, every H_b of hadamard_tables.h and the whole H_N of the
+//      kernel (one-hot inputs) satisfy H H^T = N I;
+//  (2) the shared helpers against independent 128-bit models (shift_s, normalize, quantize_row);
+//  (3) the scalar reference against double-precision models of the real operators, with the error
+//      bounds documented in docs/accuracy.md ("Integer LLM operators") enforced here;
+//  (4) every compiled variant this machine may run (test::runnable) writes the same bytes as the
+//      scalar reference over many shapes, row splits, extreme values and exponents.
+#include "fq/kernels/llm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+#include <vector>
+
+#include "../../kernels/llm/hadamard_tables.h"
+#include "fq/kernels/fixed_point.h"
+#include "kernel_test_util.h"
+
+namespace fq::k {
+namespace {
+
+using i128 = __int128;
+using test::Rng;
+using test::uniform;
+
+// ---- documented accuracy bounds (docs/accuracy.md, "Integer LLM operators") ---------------------
+constexpr double kExpRelErr[2] = {6e-5, 1.5e-4};  // exp_q Q16, Q12: relative, where e^x >= 2^-10
+constexpr double kExpAbsErr[2] = {1e-5, 1e-4};    // exp_q Q16, Q12: absolute (real units)
+constexpr double kQuantErrLsb = 0.5 + 1e-2;  // quantize_row, |v - real(q)| in output LSBs
+constexpr double kScaleRelErr = 1.0 / 16384; // scale_of / normalize: relative error of the scale
+constexpr double kRmsErrLsb8 = 0.52;         // rmsnorm int8, in output LSBs
+constexpr double kRmsErrLsb16 = 1.6;         // rmsnorm int16, in output LSBs
+constexpr double kSwigluErrLsb8 = 0.52;      // swiglu int8, in LSBs (vs double silu(g) * u)
+constexpr double kSwigluErrRel16 = 2.0e-4;   // swiglu int16, relative to max|silu(g) u| of the row
+constexpr double kRopeErrLsb = 3.0;          // rope, in input LSBs (vs exact double rotation)
+constexpr double kAttnErrLsbCache = 0.7;     // attention vs double on the int8 cache, output LSBs
+constexpr double kAttnErrRelInputs = 0.05;   // attention vs double on the int16 inputs, / max|o|
+
+double real(int64_t q, RowScale s) { return double(q) * s.mant * std::ldexp(1.0, -s.exp); }
+double lsb(RowScale s) { return double(s.mant) * std::ldexp(1.0, -s.exp); }
+
+uint8_t* misalign(std::vector<uint8_t>& buf, size_t bytes, int off) {
+  buf.assign(bytes + 64, 0xCD);
+  return buf.data() + off;
+}
+
+RowScale random_scale(Rng& r, int emin, int emax) {
+  return RowScale{int32_t(uniform(r, 1 << 14, (1 << 15) - 1)), int32_t(uniform(r, emin, emax))};
+}
+
+const LlmKernel& scalar() {
+  size_t n = 0;
+  return *llm_kernels(&n)[0];
+}
+
+// ---- independent models of the shared helpers ----------------------------------------------------
+
+i128 floor_div_pow2(i128 x, int s) {
+  const i128 d = i128{1} << s;
+  i128 q = x / d;
+  if (x % d != 0 && x < 0) q -= 1;
+  return q;
+}
+int64_t model_shift(int64_t x, int s) {
+  if (s == 0) return x;
+  if (s > 62) return 0;
+  if (s > 0) return int64_t(floor_div_pow2(i128{x} + (i128{1} << (s - 1)), s));
+  const i128 v = i128{x} * (i128{1} << std::min(-s, 64));
+  const i128 lim = i128{1} << 62;
+  if (v >= lim) return (int64_t{1} << 62) - 1;
+  if (v <= -lim) return -((int64_t{1} << 62) - 1);
+  return int64_t(v);
+}
+int bitlen128(i128 x) {
+  int b = 0;
+  while (x > 0) x >>= 1, ++b;
+  return b;
+}
+
+TEST_CASE("llm: exp2 table matches double", "[llm]") {
+  for (int j = 0; j <= 256; ++j) {
+    const double t = std::ldexp(std::exp2(-j / 256.0), 30);
+    INFO("j=" << j);
+    REQUIRE(std::fabs(double(kExp2Q30[j]) - t) <= 0.5 + 1e-6);
+  }
+  REQUIRE(kExp2Q30[0] == 1u << 30);
+  REQUIRE(kExp2Q30[256] == 1u << 29);
+}
+
+TEST_CASE("llm: hadamard tables are Hadamard matrices", "[llm][hadamard]") {
+  auto check = [](const int8_t* H, int b) {
+    for (int i = 0; i < b; ++i)
+      for (int j = 0; j < b; ++j) {
+        int64_t d = 0;
+        for (int k = 0; k < b; ++k) {
+          REQUIRE((H[i * b + k] == 1 || H[i * b + k] == -1));
+          d += H[i * b + k] * H[j * b + k];
+        }
+        REQUIRE(d == (i == j ? b : 0));
+      }
+  };
+  check(&llm_tables::kHadamard12[0][0], 12);
+  check(&llm_tables::kHadamard20[0][0], 20);
+  check(&llm_tables::kHadamard28[0][0], 28);
+  check(&llm_tables::kHadamard44[0][0], 44);
+}
+
+TEST_CASE("llm: shift_s matches a 128-bit model", "[llm]") {
+  Rng r(1);
+  const int64_t specials[] = {0, 1, -1, 2, -2, 3, -3, 5, -5, (int64_t{1} << 61), -(int64_t{1} << 61),
+                              (int64_t{1} << 62) - 1, -((int64_t{1} << 62) - 1), 123456789,
+                              -987654321, INT32_MIN, INT32_MAX};
+  for (int s = -70; s <= 70; ++s) {
+    for (int64_t x : specials) {
+      INFO("x=" << x << " s=" << s);
+      REQUIRE(shift_s(x, s) == model_shift(x, s));
+    }
+    for (int i = 0; i < 2000; ++i) {
+      const int bits = int(uniform(r, 0, 61));
+      const int64_t x = uniform(r, -(int64_t{1} << bits), int64_t{1} << bits);
+      INFO("x=" << x << " s=" << s);
+      REQUIRE(shift_s(x, s) == model_shift(x, s));
+    }
+  }
+}
+
+TEST_CASE("llm: normalize and scale_of", "[llm]") {
+  Rng r(2);
+  REQUIRE(normalize_scale(0, 5).mant == 0);
+  REQUIRE(normalize_scale(0, 5).exp == 0);
+  for (int i = 0; i < 200000; ++i) {
+    const int bits = int(uniform(r, 1, 64));
+    uint64_t v = uint64_t(uniform(r, 0, INT64_MAX)) * 2 + uint64_t(uniform(r, 0, 1));
+    if (bits < 64) v &= (uint64_t{1} << bits) - 1;
+    if (!v) v = 1;
+    const int e = int(uniform(r, -200, 200));
+    const RowScale s = normalize_scale(v, e);
+    INFO("v=" << v << " e=" << e);
+    REQUIRE(s.mant >= (1 << 14));
+    REQUIRE(s.mant < (1 << 15));
+    const double want = std::ldexp(double(v), -e), got = real(1, s);
+    REQUIRE(std::fabs(got - want) <= want * kScaleRelErr);
+    if (v < (1u << 15)) REQUIRE(got == want);  // exact when b <= 15
+  }
+  for (int i = 0; i < 100000; ++i) {
+    const int64_t A = uniform(r, 1 << 22, 1 << 23);
+    const int qmax = int(uniform(r, 1, 32767));
+    const int d = int(uniform(r, -22, 39));
+    const int32_t mant = int32_t(uniform(r, 0, 1 << 15));
+    const int e = int(uniform(r, -100, 100));
+    const RowScale s = scale_of(A, qmax, d, mant, e);
+    const double want = double(A) / qmax * std::ldexp(1.0, d) * mant * std::ldexp(1.0, -e);
+    if (mant == 0) { REQUIRE(s.mant == 0); continue; }
+    INFO("A=" << A << " qmax=" << qmax << " d=" << d << " mant=" << mant);
+    REQUIRE(std::fabs(real(1, s) - want) <= want * 2 * kScaleRelErr);
+  }
+}
+
+// quantize_row vs a 128-bit model of its definition, plus its real-value error bound.
+TEST_CASE("llm: quantize_row", "[llm]") {
+  Rng r(3);
+  double worst = 0;
+  for (int it = 0; it < 3000; ++it) {
+    const int64_t n = uniform(r, 1, 300);
+    const int qmax = it % 3 == 0 ? 127 : it % 3 == 1 ? 32767 : int(uniform(r, 1, 32767));
+    const int bits = int(uniform(r, 0, 61));
+    std::vector<int64_t> v(static_cast<size_t>(n));
+    for (auto& e : v) e = uniform(r, -(int64_t{1} << bits) + 1, (int64_t{1} << bits) - 1);
+    if (it % 17 == 0) std::fill(v.begin(), v.end(), 0);
+    if (it % 13 == 0) v[0] = (it & 1 ? 1 : -1) * ((int64_t{1} << 62) - 1);
+    std::vector<int8_t> q8(static_cast<size_t>(n), 77);
+    std::vector<int16_t> q16(static_cast<size_t>(n), 77);
+    int d = 99;
+    const int64_t A = quantize_row(v.data(), n, qmax, q8.data(), q16.data(), &d);
+    // model
+    i128 A0 = 0;
+    for (int64_t x : v) A0 = std::max<i128>(A0, x < 0 ? -i128{x} : i128{x});
+    if (A0 == 0) {
+      REQUIRE(A == 0);
+      REQUIRE(d == 0);
+      for (int64_t i = 0; i < n; ++i) REQUIRE((qmax <= 127 ? q8[size_t(i)] : q16[size_t(i)]) == 0);
+      continue;
+    }
+    const int md = bitlen128(A0) - 23;
+    REQUIRE(d == md);
+    const int64_t mA = model_shift(int64_t(A0), md);
+    REQUIRE(A == mA);
+    REQUIRE(A >= (1 << 22));
+    REQUIRE(A <= (1 << 23));
+    const i128 F = (i128{qmax} * (i128{1} << 40) + mA / 2) / mA;
+    const double step = double(A) / qmax * std::ldexp(1.0, d);  // real LSB in units of v
+    for (int64_t i = 0; i < n; ++i) {
+      i128 q = floor_div_pow2(i128{model_shift(v[size_t(i)], md)} * F + (i128{1} << 39), 40);
+      q = std::max<i128>(-qmax, std::min<i128>(qmax, q));
+      const int64_t got = qmax <= 127 ? q8[size_t(i)] : q16[size_t(i)];
+      INFO("it=" << it << " i=" << i);
+      REQUIRE(got == int64_t(q));
+      worst = std::max(worst, std::fabs(double(v[size_t(i)]) - double(got) * step) / step);
+    }
+  }
+  printf("quantize_row: max |v - real(q)| = %.6f LSB\n", worst);
+  REQUIRE(worst <= kQuantErrLsb);
+}
+
+TEST_CASE("llm: exp_q accuracy over the whole input range", "[llm][accuracy]") {
+  for (int F : {16, 12}) {
+    double rel = 0, absq = 0;
+    const int64_t lo = -(int64_t{40} << F);  // e^-40 * 2^30 < 1e-8: all below one unit
+    for (int64_t x = lo; x <= 0; ++x) {
+      const int64_t e = exp_q(x, F);
+      REQUIRE(e >= 0);
+      REQUIRE(e <= (int64_t{1} << 30));
+      const double want = std::exp(std::ldexp(double(x), -F)) * 1073741824.0;
+      absq = std::max(absq, std::fabs(double(e) - want) / 1073741824.0);
+      if (want >= 1073741824.0 / 1024) rel = std::max(rel, std::fabs(double(e) - want) / want);
+    }
+    for (int64_t x : {-(int64_t{1} << 40), -(int64_t{1} << 35), -(int64_t{1} << 30)})
+      REQUIRE(exp_q(x, F) == 0);
+    printf("exp_q Q%d: max rel err %.3g (e^x >= 2^-10), max abs err %.3g\n", F, rel, absq);
+    REQUIRE(rel <= kExpRelErr[F == 16 ? 0 : 1]);
+    REQUIRE(absq <= kExpAbsErr[F == 16 ? 0 : 1]);
+  }
+  for (int F = 8; F <= 24; ++F) {  // every frac_bits: monotone, exact at 0
+    REQUIRE(exp_q(0, F) == (int64_t{1} << 30));
+    int64_t prev = int64_t{1} << 30;
+    for (int64_t x = 0; x >= -(int64_t{20} << F); x -= (int64_t{1} << F) / 97 + 1) {
+      const int64_t e = exp_q(x, F);
+      REQUIRE(e <= prev);
+      prev = e;
+    }
+  }
+}
+
+// ---- operator inputs ----------------------------------------------------------------------------
+
+struct RmsCase {
+  int64_t M, D;
+  int qmax;
+  int32_t eps_m;
+  int eps_e;
+  std::vector<int32_t> x;
+};
+RmsCase make_rms(Rng& r, int64_t M, int64_t D, int qmax, int fill) {
+  RmsCase c{M, D, qmax, int32_t(uniform(r, 0, INT32_MAX)), int(uniform(r, -62, 124)), {}};
+  c.x.resize(static_cast<size_t>(M * D));
+  for (int64_t m = 0; m < M; ++m) {
+    const int bits = fill == 1 ? 31 : int(uniform(r, 0, 31));
+    for (int64_t i = 0; i < D; ++i) {
+      int64_t v = uniform(r, -(int64_t{1} << bits), (int64_t{1} << bits) - 1);
+      if (fill == 1) v = (i + m) % 3 == 0 ? INT32_MIN : INT32_MAX;
+      if (fill == 2 && m % 2 == 0) v = 0;
+      c.x[size_t(m * D + i)] = int32_t(v);
+    }
+  }
+  if (fill == 3) c.eps_m = 0;
+  return c;
+}
+
+template <class Fn>
+void for_splits(int64_t M, Rng& r, Fn fn) {  // runs fn(m0, m1) over a random split of [0, M)
+  int64_t m = 0;
+  while (m < M) {
+    const int64_t e = std::min(M, m + uniform(r, 1, 3));
+    fn(m, e);
+    m = e;
+  }
+}
+
+struct RmsOut {
+  std::vector<uint8_t> y;
+  std::vector<RowScale> ys;
+};
+RmsOut run_rms(const LlmKernel& k, const RmsCase& c, Rng& r) {
+  RmsOut o;
+  const size_t es = c.qmax <= 127 ? 1 : 2;
+  o.y.assign(size_t(c.M * c.D) * es + 1, 0xAB);
+  o.ys.assign(static_cast<size_t>(c.M), RowScale{7, 7});
+  std::vector<uint8_t> sbuf;
+  uint8_t* scratch = misalign(sbuf, rmsnorm_scratch(c.D), int(uniform(r, 0, 7)));
+  RmsnormArgs a{c.x.data(), c.D, c.eps_m, c.eps_e, c.qmax, o.y.data(), o.ys.data()};
+  for_splits(c.M, r, [&](int64_t m0, int64_t m1) { k.rmsnorm(a, m0, m1, scratch); });
+  return o;
+}
+
+TEST_CASE("llm: rmsnorm accuracy vs double", "[llm][accuracy]") {
+  Rng r(10);
+  for (int qmax : {127, 32767}) {
+    double worst = 0;
+    for (int it = 0; it < 400; ++it) {
+      const int64_t D = it % 4 == 0 ? 4096 : uniform(r, 1, 600);
+      RmsCase c = make_rms(r, 2, D, qmax, it % 5 == 4 ? 1 : 0);
+      // eps of a realistic size: 1e-8 .. 10 times the first row's mean square (0 every other case)
+      double ms0 = 0;
+      for (int64_t i = 0; i < D; ++i) ms0 += double(c.x[size_t(i)]) * c.x[size_t(i)] / double(D);
+      const double eps = ms0 * std::pow(10.0, double(uniform(r, -80, 10)) / 10);
+      if (it % 4 != 3) c.eps_m = 0, c.eps_e = 0;  // it % 4 == 3: any eps of the contract
+      if (it % 4 == 0 && eps > 0) {
+        c.eps_e = 30 - int(std::floor(std::log2(eps)));
+        c.eps_m = int32_t(std::llround(std::ldexp(eps, c.eps_e)));
+      }
+      const RmsOut o = run_rms(scalar(), c, r);
+      for (int64_t m = 0; m < c.M; ++m) {
+        double ss = 0;
+        for (int64_t i = 0; i < D; ++i) ss += double(c.x[size_t(m * D + i)]) * c.x[size_t(m * D + i)];
+        const double epsr = double(c.eps_m) * std::ldexp(1.0, -c.eps_e);
+        const double rms = std::sqrt(ss / double(D) + epsr);
+        const RowScale s = o.ys[size_t(m)];
+        if (rms == 0 || s.mant == 0) continue;
+        for (int64_t i = 0; i < D; ++i) {
+          const int64_t q = qmax <= 127 ? int8_t(o.y[size_t(m * D + i)])
+                                        : reinterpret_cast<const int16_t*>(o.y.data())[m * D + i];
+          const double want = double(c.x[size_t(m * D + i)]) / rms;
+          const double e = std::fabs(real(q, s) - want) / lsb(s);
+          worst = std::max(worst, e);
+        }
+      }
+    }
+    printf("rmsnorm qmax=%d: max err %.4f LSB\n", qmax, worst);
+    REQUIRE(worst <= (qmax <= 127 ? kRmsErrLsb8 : kRmsErrLsb16));
+  }
+}
+
+struct SwiCase {
+  int64_t M, N;
+  int qmax;
+  std::vector<int16_t> g, u;
+  std::vector<RowScale> gs, us;
+};
+SwiCase make_swi(Rng& r, int64_t M, int64_t N, int qmax, int fill, int emin, int emax,
+                 int min_bits = 0) {
+  SwiCase c{M, N, qmax, test::random_vec<int16_t>(r, size_t(M * N), -32768, 32767),
+            test::random_vec<int16_t>(r, size_t(M * N), -32768, 32767), {}, {}};
+  for (int64_t m = 0; m < M; ++m) {
+    c.gs.push_back(random_scale(r, emin, emax));
+    c.us.push_back(random_scale(r, -40, 60));
+    const int bits = int(uniform(r, min_bits, 15));
+    for (int64_t i = 0; i < N; ++i) {
+      int16_t& g = c.g[size_t(m * N + i)];
+      g = int16_t(g >> (15 - bits));
+      if (fill == 1) g = (i % 2) ? -32768 : 32767, c.u[size_t(m * N + i)] = -32768;
+      if (fill == 2 && m % 2 == 0) g = 0;
+      if (fill == 3 && m % 2 == 1) c.u[size_t(m * N + i)] = 0;
+    }
+    if (fill == 2 && m % 2 == 0) c.gs.back() = RowScale{};
+  }
+  return c;
+}
+RmsOut run_swi(const LlmKernel& k, const SwiCase& c, Rng& r) {
+  RmsOut o;
+  const size_t es = c.qmax <= 127 ? 1 : 2;
+  o.y.assign(size_t(c.M * c.N) * es + 1, 0xAB);
+  o.ys.assign(static_cast<size_t>(c.M), RowScale{7, 7});
+  std::vector<uint8_t> sbuf;
+  uint8_t* scratch = misalign(sbuf, swiglu_scratch(c.N), int(uniform(r, 0, 7)));
+  SwigluArgs a{c.g.data(), c.u.data(), c.N, c.gs.data(), c.us.data(), c.qmax, o.y.data(), o.ys.data()};
+  for_splits(c.M, r, [&](int64_t m0, int64_t m1) { k.swiglu(a, m0, m1, scratch); });
+  return o;
+}
+
+TEST_CASE("llm: swiglu accuracy vs double silu(g) * u", "[llm][accuracy]") {
+  Rng r(11);
+  for (int qmax : {127, 32767}) {
+    double worst_lsb = 0, worst_rel = 0;
+    for (int it = 0; it < 300; ++it) {
+      // gate scales spanning |g| up to ~40 (beyond the clamp at 32) and down to tiny
+      SwiCase c = make_swi(r, 2, uniform(r, 1, 700), qmax, 0, 9, 30, 8);
+      const RmsOut o = run_swi(scalar(), c, r);
+      for (int64_t m = 0; m < c.M; ++m) {
+        const RowScale s = o.ys[size_t(m)];
+        std::vector<double> want(static_cast<size_t>(c.N));
+        double mx = 0;
+        for (int64_t i = 0; i < c.N; ++i) {
+          const double g = real(c.g[size_t(m * c.N + i)], c.gs[size_t(m)]);
+          const double u = real(c.u[size_t(m * c.N + i)], c.us[size_t(m)]);
+          want[size_t(i)] = g / (1 + std::exp(-g)) * u;
+          mx = std::max(mx, std::fabs(want[size_t(i)]));
+        }
+        if (s.mant == 0) continue;  // every g below about -32: silu(g) * u rounds to 0
+        for (int64_t i = 0; i < c.N; ++i) {
+          const int64_t q = qmax <= 127 ? int8_t(o.y[size_t(m * c.N + i)])
+                                        : reinterpret_cast<const int16_t*>(o.y.data())[m * c.N + i];
+          const double err = std::fabs(real(q, s) - want[size_t(i)]);
+          worst_lsb = std::max(worst_lsb, err / lsb(s));
+          worst_rel = std::max(worst_rel, err / mx);
+        }
+      }
+    }
+    printf("swiglu qmax=%d: max err %.4f LSB, %.3g of the row max\n", qmax, worst_lsb, worst_rel);
+    if (qmax <= 127) REQUIRE(worst_lsb <= kSwigluErrLsb8);
+    else REQUIRE(worst_rel <= kSwigluErrRel16);
+  }
+}
+
+// ---- rope ----------------------------------------------------------------------------------------
+
+std::vector<int16_t> rope_table(int64_t S, int hd, double base) {
+  std::vector<int16_t> t(static_cast<size_t>(S * hd));
+  for (int64_t p = 0; p < S; ++p)
+    for (int i = 0; i < hd / 2; ++i) {
+      const double ang = double(p) * std::pow(base, -2.0 * i / hd);
+      t[size_t(p * hd + 2 * i)] = int16_t(std::lround(std::cos(ang) * 16384));
+      t[size_t(p * hd + 2 * i + 1)] = int16_t(std::lround(std::sin(ang) * 16384));
+    }
+  return t;
+}
+
+TEST_CASE("llm: rope accuracy vs double rotation", "[llm][accuracy]") {
+  Rng r(12);
+  const int64_t S = 300;
+  double worst = 0;
+  for (int hd : {2, 8, 64}) {
+    const auto table = rope_table(S, hd, 10000.0);
+    for (int it = 0; it < 50; ++it) {
+      const int64_t M = uniform(r, 1, 4), W = hd * uniform(r, 1, 4);
+      const int32_t pos = int32_t(uniform(r, 0, S - M));
+      auto x = test::random_vec<int16_t>(r, size_t(M * W), -32768, 32767);
+      std::vector<RowScale> xs;
+      for (int64_t m = 0; m < M; ++m) xs.push_back(random_scale(r, 10, 30));
+      std::vector<int16_t> y(static_cast<size_t>(M * W));
+      std::vector<RowScale> ys(static_cast<size_t>(M));
+      RopeArgs a{x.data(), W, hd, table.data(), S, pos, xs.data(), y.data(), ys.data()};
+      scalar().rope(a, 0, M);
+      for (int64_t m = 0; m < M; ++m) {
+        REQUIRE(ys[size_t(m)].mant == xs[size_t(m)].mant);
+        REQUIRE(ys[size_t(m)].exp == xs[size_t(m)].exp - 1);
+        for (int64_t h0 = 0; h0 < W; h0 += hd)
+          for (int i = 0; i < hd / 2; ++i) {
+            const double ang = double(pos + m) * std::pow(10000.0, -2.0 * i / hd);
+            const double xa = x[size_t(m * W + h0 + 2 * i)], xb = x[size_t(m * W + h0 + 2 * i + 1)];
+            const double ya = xa * std::cos(ang) - xb * std::sin(ang);
+            const double yb = xa * std::sin(ang) + xb * std::cos(ang);
+            // in input LSBs: y units are 2 input LSBs
+            worst = std::max(worst, std::fabs(2.0 * y[size_t(m * W + h0 + 2 * i)] - ya));
+            worst = std::max(worst, std::fabs(2.0 * y[size_t(m * W + h0 + 2 * i + 1)] - yb));
+          }
+      }
+    }
+  }
+  printf("rope: max err %.4f input LSB\n", worst);
+  REQUIRE(worst <= kRopeErrLsb);
+}
+
+// ---- attention -----------------------------------------------------------------------------------
+
+struct AttnCase {
+  int H, G, hd;
+  int64_t S, M;
+  int32_t pos;
+  int64_t clip;
+  int qmax = 127;
+  // history: int16 k/v of every position (positions < pos written beforehand) and their scales
+  std::vector<int16_t> kall, vall;  // [S][G*hd]
+  std::vector<RowScale> ksall, vsall;
+  std::vector<int16_t> q;  // [M][H*hd]
+  std::vector<RowScale> qs;
+  // the cache state before the call
+  std::vector<int8_t> kc, vc;
+  std::vector<RowScale> kcs, vcs;
+};
+
+void attn_args(AttnCase& c, AttentionArgs& a, int8_t* kc, int8_t* vc, RowScale* kcs, RowScale* vcs) {
+  const int64_t kw = int64_t{c.G} * c.hd;
+  a.q = c.q.data();
+  a.k = c.kall.data() + c.pos * kw;
+  a.v = c.vall.data() + c.pos * kw;
+  a.qs = c.qs.data();
+  a.ks = c.ksall.data() + c.pos;
+  a.vs = c.vsall.data() + c.pos;
+  a.kc = kc, a.vc = vc, a.kcs = kcs, a.vcs = vcs;
+  a.rows = c.M;
+  a.heads = c.H, a.kv_heads = c.G, a.head_dim = c.hd;
+  a.cache_rows = c.S;
+  a.pos = c.pos;
+  a.clip_q16 = c.clip;
+  a.qmax = c.qmax;
+}
+
+// fill: 0 random; 1 extreme values (-32768 / 32767 everywhere); 2 zero rows and zero scales
+// sprinkled; 3 wild exponents (saturating logits, huge exponent spreads in the values).
+AttnCase make_attn(Rng& r, int H, int G, int hd, int64_t S, int64_t M, int32_t pos, int fill) {
+  AttnCase c;
+  c.H = H, c.G = G, c.hd = hd, c.S = S, c.M = M, c.pos = pos;
+  c.clip = fill == 3 ? int64_t(uniform(r, 1, int64_t{1} << 41)) : (int64_t(uniform(r, 4, 30)) << 16);
+  const int64_t kw = int64_t{G} * hd;
+  c.kall = test::random_vec<int16_t>(r, size_t(S * kw), -32768, 32767);
+  c.vall = test::random_vec<int16_t>(r, size_t(S * kw), -32768, 32767);
+  c.q = test::random_vec<int16_t>(r, size_t(M * H * hd), -32768, 32767);
+  const int qe_lo = fill == 3 ? -30 : 29, qe_hi = fill == 3 ? 80 : 30;
+  for (int64_t u = 0; u < S; ++u) {
+    c.ksall.push_back(random_scale(r, fill == 3 ? -20 : 29, fill == 3 ? 70 : 30));
+    c.vsall.push_back(random_scale(r, fill == 3 ? -60 : 14, fill == 3 ? 90 : 20));
+    if (fill == 1)
+      for (int64_t i = 0; i < kw; ++i)
+        c.kall[size_t(u * kw + i)] = (i & 1) ? 32767 : -32768, c.vall[size_t(u * kw + i)] = -32768;
+    if (fill == 2 && u % 3 == 1) {
+      for (int64_t i = 0; i < kw; ++i) c.kall[size_t(u * kw + i)] = 0;
+      c.ksall.back() = RowScale{};
+    }
+    if (fill == 2 && u % 4 == 2) {
+      for (int64_t i = kw / 2; i < kw; ++i) c.vall[size_t(u * kw + i)] = 0;
+      c.vsall.back() = RowScale{};
+    }
+  }
+  for (int64_t m = 0; m < M; ++m) {
+    c.qs.push_back(random_scale(r, qe_lo, qe_hi));
+    if (fill == 1)
+      for (int64_t i = 0; i < int64_t{H} * hd; ++i) c.q[size_t(m * H * hd + i)] = (i & 1) ? -32768 : 32767;
+    if (fill == 2 && m % 2 == 1) {
+      for (int64_t i = 0; i < int64_t{H} * hd; ++i) c.q[size_t(m * H * hd + i)] = 0;
+      c.qs.back() = RowScale{};
+    }
+  }
+  // the cache: positions < pos written by the scalar cache write (their own rows), the rest junk
+  c.kc = test::random_vec<int8_t>(r, size_t(S * kw), -128, 127);
+  c.vc = test::random_vec<int8_t>(r, size_t(S * kw), -128, 127);
+  c.kcs.assign(static_cast<size_t>(S * G), RowScale{12345, -3});
+  c.vcs.assign(static_cast<size_t>(S * G), RowScale{12345, -3});
+  if (pos > 0) {
+    AttnCase h = c;
+    h.M = pos, h.pos = 0;
+    h.q.assign(static_cast<size_t>(pos * H * hd), 0);
+    h.qs.assign(static_cast<size_t>(pos), RowScale{});
+    AttentionArgs a{};
+    attn_args(h, a, c.kc.data(), c.vc.data(), c.kcs.data(), c.vcs.data());
+    std::vector<uint8_t> sbuf(attention_scratch(a));
+    scalar().attention_cache(a, sbuf.data());
+  }
+  return c;
+}
+
+struct AttnOut {
+  std::vector<int8_t> y, kc, vc;
+  std::vector<RowScale> ys, kcs, vcs;
+  std::vector<int32_t> wexp;
+};
+
+AttnOut run_attn(const LlmKernel& k, AttnCase& c, Rng& r) {
+  AttnOut o;
+  o.kc = c.kc, o.vc = c.vc, o.kcs = c.kcs, o.vcs = c.vcs;
+  AttentionArgs a{};
+  attn_args(c, a, o.kc.data(), o.vc.data(), o.kcs.data(), o.vcs.data());
+  const int64_t W = int64_t{c.H} * c.hd;
+  o.y.assign(static_cast<size_t>(c.M * W), 99);
+  o.ys.assign(static_cast<size_t>(c.M), RowScale{7, 7});
+  std::vector<int64_t> work(size_t(c.M * W) + 1, 0x5555);
+  o.wexp.assign(static_cast<size_t>(c.M * c.H), 1234);
+  a.y = o.y.data(), a.ys = o.ys.data(), a.work = work.data(), a.work_exp = o.wexp.data();
+  std::vector<uint8_t> sbuf;
+  uint8_t* scratch = misalign(sbuf, attention_scratch(a), int(uniform(r, 0, 7)));
+  k.attention_cache(a, scratch);
+  int64_t u = 0;
+  while (u < c.M * c.H) {
+    const int64_t e = std::min(c.M * c.H, u + uniform(r, 1, 5));
+    k.attention_heads(a, u, e, scratch);
+    u = e;
+  }
+  for_splits(c.M, r, [&](int64_t m0, int64_t m1) { k.attention_out(a, m0, m1, scratch); });
+  return o;
+}
+
+struct AttnErr {
+  double cache_lsb = 0, inputs_rel = 0;
+};
+
+// Double softmax attention: (a) on the dequantized int8 cache (the arithmetic error of the kernel),
+// (b) on the dequantized int16 inputs (adds the int8 KV-cache quantization).
+void attn_accuracy(AttnCase& c, const AttnOut& o, AttnErr& err) {
+  const int64_t kw = int64_t{c.G} * c.hd, W = int64_t{c.H} * c.hd;
+  for (int64_t m = 0; m < c.M; ++m) {
+    const int64_t p = c.pos + m;
+    std::vector<double> want_c(static_cast<size_t>(W)), want_i(static_cast<size_t>(W));
+    for (int h = 0; h < c.H; ++h) {
+      const int g = h / (c.H / c.G);
+      for (int pass = 0; pass < 2; ++pass) {
+        std::vector<double> L(static_cast<size_t>(p + 1));
+        double Lmax = -1e300;
+        for (int64_t u = 0; u <= p; ++u) {
+          double s = 0;
+          for (int j = 0; j < c.hd; ++j) {
+            const double qv = real(c.q[size_t(m * W + h * c.hd + j)], c.qs[size_t(m)]);
+            const double kv = pass == 0 ? real(o.kc[size_t(u * kw + g * c.hd + j)], o.kcs[size_t(u * c.G + g)])
+                                        : real(c.kall[size_t(u * kw + g * c.hd + j)], c.ksall[size_t(u)]);
+            s += qv * kv;
+          }
+          L[size_t(u)] = s;
+          Lmax = std::max(Lmax, s);
+        }
+        double Z = 0;
+        for (auto& l : L) Z += (l = std::exp(std::max(l - Lmax, -double(c.clip) / 65536)));
+        for (int j = 0; j < c.hd; ++j) {
+          double acc = 0;
+          for (int64_t u = 0; u <= p; ++u)
+            acc += L[size_t(u)] / Z *
+                   (pass == 0 ? real(o.vc[size_t(u * kw + g * c.hd + j)], o.vcs[size_t(u * c.G + g)])
+                              : real(c.vall[size_t(u * kw + g * c.hd + j)], c.vsall[size_t(u)]));
+          (pass == 0 ? want_c : want_i)[size_t(h * c.hd + j)] = acc;
+        }
+      }
+    }
+    const RowScale s = o.ys[size_t(m)];
+    double mx = 0;
+    for (double w : want_i) mx = std::max(mx, std::fabs(w));
+    if (s.mant == 0) { REQUIRE(mx == 0); continue; }
+    for (int64_t i = 0; i < W; ++i) {
+      const double got = real(o.y[size_t(m * W + i)], s);
+      err.cache_lsb = std::max(err.cache_lsb, std::fabs(got - want_c[size_t(i)]) / lsb(s));
+      err.inputs_rel = std::max(err.inputs_rel, std::fabs(got - want_i[size_t(i)]) / mx);
+    }
+  }
+}
+
+TEST_CASE("llm: attention accuracy vs double softmax attention", "[llm][accuracy]") {
+  Rng r(13);
+  AttnErr err;
+  struct Shape { int H, G, hd; int64_t S, M; };
+  const Shape shapes[] = {{8, 4, 8, 64, 1}, {8, 4, 8, 512, 1}, {4, 4, 16, 40, 3}, {2, 1, 64, 100, 2},
+                          {8, 8, 8, 20, 5}};
+  for (const Shape& sh : shapes)
+    for (int it = 0; it < 6; ++it) {
+      const int32_t pos = int32_t(uniform(r, 0, sh.S - sh.M));
+      AttnCase c = make_attn(r, sh.H, sh.G, sh.hd, sh.S, sh.M, pos, it % 3 == 2 ? 2 : 0);
+      const AttnOut o = run_attn(scalar(), c, r);
+      attn_accuracy(c, o, err);
+    }
+  printf("attention: max err %.4f LSB vs double on the int8 cache, %.4f of max|o| vs double on the "
+         "int16 inputs\n", err.cache_lsb, err.inputs_rel);
+  REQUIRE(err.cache_lsb <= kAttnErrLsbCache);
+  REQUIRE(err.inputs_rel <= kAttnErrRelInputs);
+}
+
+// ---- hadamard ------------------------------------------------------------------------------------
+
+int hb(int64_t n) {
+  for (int b : {1, 12, 20, 28, 44})
+    if (n % b == 0 && ((n / b) & (n / b - 1)) == 0) return b;
+  return 0;
+}
+int hentry(int64_t n, int64_t i, int64_t j) {  // H_N[i][j], independently of the kernel
+  const int b = hb(n);
+  const int sy = __builtin_popcountll(uint64_t(i / b) & uint64_t(j / b)) & 1 ? -1 : 1;
+  if (b == 1) return sy;
+  const int8_t* H = b == 12 ? &llm_tables::kHadamard12[0][0] : b == 20 ? &llm_tables::kHadamard20[0][0]
+                    : b == 28 ? &llm_tables::kHadamard28[0][0] : &llm_tables::kHadamard44[0][0];
+  return sy * H[(i % b) * b + j % b];
+}
+
+const int64_t kHadSizes[] = {1, 2, 4, 8, 12, 20, 24, 28, 44, 48, 64, 80, 88, 112, 128, 176, 192, 256,
+                             352, 512, 704, 1024, 1408, 2048, 5632};
+
+TEST_CASE("llm: hadamard is exact (H_N H_N^T = N I through the kernel)", "[llm][hadamard]") {
+  for (int64_t n : {12, 20, 28, 44, 24, 40, 56, 88, 64, 176, 112}) {
+    REQUIRE(hadamard_size_ok(n));
+    // one-hot rows: t = column j of H_N (all +-1) -> y = 127 * H_N[:, j] exactly
+    std::vector<int8_t> x(static_cast<size_t>(n * n), 0), y(static_cast<size_t>(n * n));
+    for (int64_t j = 0; j < n; ++j) x[size_t(j * n + j)] = 1;
+    std::vector<RowScale> xs(static_cast<size_t>(n), RowScale{1 << 14, 20}), ys(static_cast<size_t>(n));
+    std::vector<uint8_t> sbuf(hadamard_scratch(n));
+    HadamardArgs a{x.data(), xs.data(), n, 127, y.data(), ys.data()};
+    scalar().hadamard(a, 0, n, sbuf.data());
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < n; ++i) REQUIRE(y[size_t(j * n + i)] == 127 * hentry(n, i, j));
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < n; ++k) {
+        int64_t d = 0;
+        for (int64_t j = 0; j < n; ++j) d += int64_t{y[size_t(j * n + i)]} * y[size_t(j * n + k)];
+        REQUIRE(d == (i == k ? 127 * 127 * n : 0));
+      }
+  }
+  for (int64_t n : {0, 3, 6, 9, 36, 60, 100}) REQUIRE_FALSE(hadamard_size_ok(n));
+  // random rows: the scalar kernel equals H_N x (128-bit model) then quantize_row
+  Rng r(14);
+  for (int64_t n : kHadSizes) {
+    const int64_t M = 3;
+    auto x = test::random_vec<int8_t>(r, size_t(M * n), -128, 127);
+    std::vector<RowScale> xs(static_cast<size_t>(M));
+    for (auto& s : xs) s = random_scale(r, 0, 20);
+    std::vector<int8_t> y(static_cast<size_t>(M * n));
+    std::vector<RowScale> ys(static_cast<size_t>(M));
+    std::vector<uint8_t> sbuf(hadamard_scratch(n));
+    HadamardArgs a{x.data(), xs.data(), n, 127, y.data(), ys.data()};
+    scalar().hadamard(a, 0, M, sbuf.data());
+    for (int64_t m = 0; m < M; ++m) {
+      std::vector<int64_t> t(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) t[size_t(i)] += hentry(n, i, j) * int64_t{x[size_t(m * n + j)]};
+      std::vector<int8_t> q(static_cast<size_t>(n));
+      int d = 0;
+      const int64_t A = quantize_row(t.data(), n, 127, q.data(), nullptr, &d);
+      INFO("n=" << n << " m=" << m);
+      REQUIRE(std::memcmp(q.data(), y.data() + m * n, size_t(n)) == 0);
+      const RowScale s = scale_of(A, 127, d, xs[size_t(m)].mant, xs[size_t(m)].exp);
+      REQUIRE(ys[size_t(m)].mant == s.mant);
+      REQUIRE(ys[size_t(m)].exp == s.exp);
+    }
+  }
+}
+
+// ---- variants: bit-exact against the scalar reference -------------------------------------------
+
+template <class Fn>
+void for_variants(Fn fn) {
+  size_t n = 0;
+  const LlmKernel* const* ks = llm_kernels(&n);
+  REQUIRE(n >= 1);
+  REQUIRE(ks[0]->isa == Isa::scalar);
+  for (size_t i = 0; i < n; ++i) {
+    if (!test::runnable(ks[i]->isa, ks[i]->name)) continue;
+    SECTION(ks[i]->name) { fn(*ks[i]); }
+  }
+}
+
+bool same_scales(const std::vector<RowScale>& a, const std::vector<RowScale>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].mant != b[i].mant || a[i].exp != b[i].exp) return false;
+  return true;
+}
+
+const int64_t kSizes[] = {1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129,
+                          172, 255, 256, 257, 688, 1000, 4096};
+
+TEST_CASE("llm: rmsnorm variants bit-exact", "[llm][variants]") {
+  for_variants([](const LlmKernel& k) {
+    Rng r(100);
+    for (int64_t D : kSizes)
+      for (int fill = 0; fill < 4; ++fill)
+        for (int qmax : {127, 100, 32767, 1000}) {
+          const RmsCase c = make_rms(r, uniform(r, 1, 5), D, qmax, fill);
+          const uint64_t seed = r();
+          Rng r1(seed), r2(seed);
+          const RmsOut a = run_rms(scalar(), c, r1), b = run_rms(k, c, r2);
+          INFO("D=" << D << " fill=" << fill << " qmax=" << qmax);
+          REQUIRE(a.y == b.y);
+          REQUIRE(same_scales(a.ys, b.ys));
+        }
+  });
+}
+
+TEST_CASE("llm: swiglu variants bit-exact", "[llm][variants]") {
+  for_variants([](const LlmKernel& k) {
+    Rng r(101);
+    for (int64_t N : kSizes)
+      for (int fill = 0; fill < 4; ++fill)
+        for (int qmax : {127, 32767, 555}) {
+          const int e0 = int(uniform(r, -40, 60));
+          const SwiCase c = make_swi(r, uniform(r, 1, 4), N, qmax, fill, e0, e0 + int(uniform(r, 0, 30)));
+          const uint64_t seed = r();
+          Rng r1(seed), r2(seed);
+          const RmsOut a = run_swi(scalar(), c, r1), b = run_swi(k, c, r2);
+          INFO("N=" << N << " fill=" << fill << " qmax=" << qmax);
+          REQUIRE(a.y == b.y);
+          REQUIRE(same_scales(a.ys, b.ys));
+        }
+  });
+}
+
+TEST_CASE("llm: rope variants bit-exact", "[llm][variants]") {
+  for_variants([](const LlmKernel& k) {
+    Rng r(102);
+    for (int hd : {2, 4, 8, 16, 32, 64, 128, 256}) {
+      const int64_t S = 40;
+      auto table = rope_table(S, hd, 10000.0);
+      if (hd == 8) std::fill(table.begin(), table.end(), int16_t(-32768));  // extreme table values
+      for (int it = 0; it < 12; ++it) {
+        const int64_t M = uniform(r, 1, 5), W = hd * uniform(r, 1, 5);
+        const int32_t pos = int32_t(uniform(r, -2, S - 1));  // some rows beyond the table
+        auto x = test::random_vec<int16_t>(r, size_t(M * W), -32768, 32767);
+        if (it % 4 == 1) std::fill(x.begin(), x.end(), int16_t(-32768));
+        std::vector<RowScale> xs;
+        for (int64_t m = 0; m < M; ++m) xs.push_back(random_scale(r, -5, 40));
+        std::vector<int16_t> ya(static_cast<size_t>(M * W)), yb = x;  // b runs in place
+        std::vector<RowScale> sa(static_cast<size_t>(M)), sb(static_cast<size_t>(M));
+        RopeArgs a{x.data(), W, hd, table.data(), S, pos, xs.data(), ya.data(), sa.data()};
+        scalar().rope(a, 0, M);
+        RopeArgs b{yb.data(), W, hd, table.data(), S, pos, xs.data(), yb.data(), sb.data()};
+        for_splits(M, r, [&](int64_t m0, int64_t m1) { k.rope(b, m0, m1); });
+        INFO("hd=" << hd << " it=" << it);
+        REQUIRE(ya == yb);
+        REQUIRE(same_scales(sa, sb));
+      }
+    }
+  });
+}
+
+TEST_CASE("llm: residual_add and embedding variants bit-exact", "[llm][variants]") {
+  for_variants([](const LlmKernel& k) {
+    Rng r(103);
+    for (int64_t D : kSizes)
+      for (int fill = 0; fill < 3; ++fill) {
+        const int64_t M = uniform(r, 1, 4);
+        auto h = test::random_vec<int32_t>(r, size_t(M * D), INT32_MIN, INT32_MAX);
+        auto y = test::random_vec<int16_t>(r, size_t(M * D), -32768, 32767);
+        if (fill == 1) std::fill(y.begin(), y.end(), int16_t(-32768));
+        const int E = int(uniform(r, -10, 40));
+        std::vector<RowScale> ys;
+        for (int64_t m = 0; m < M; ++m)
+          ys.push_back(fill == 2 ? random_scale(r, E - 70, E + 70) : random_scale(r, E + 5, E + 25));
+        if (fill == 2) ys[0] = RowScale{};
+        std::vector<int32_t> oa(static_cast<size_t>(M * D)), ob = h;  // b in place
+        ResidualArgs a{h.data(), y.data(), ys.data(), D, E, oa.data()};
+        scalar().residual_add(a, 0, M);
+        ResidualArgs b{ob.data(), y.data(), ys.data(), D, E, ob.data()};
+        for_splits(M, r, [&](int64_t m0, int64_t m1) { k.residual_add(b, m0, m1); });
+        INFO("residual D=" << D << " fill=" << fill);
+        REQUIRE(oa == ob);
+
+        const int64_t V = uniform(r, 1, 50);
+        auto table = test::random_vec<int8_t>(r, size_t(V * D), -128, 127);
+        if (fill == 1) std::fill(table.begin(), table.end(), int8_t(-128));
+        std::vector<RowScale> ts;
+        for (int64_t v = 0; v < V; ++v)
+          ts.push_back(fill == 2 ? random_scale(r, E - 60, E + 70) : random_scale(r, E + 5, E + 14));
+        std::vector<int32_t> ids;
+        for (int64_t m = 0; m < M + 3; ++m) ids.push_back(int32_t(uniform(r, -2, V + 1)));
+        std::vector<int32_t> ea(size_t((M + 3) * D), 1), eb(size_t((M + 3) * D), 2);
+        EmbeddingArgs ea_{ids.data(), table.data(), ts.data(), V, D, E, ea.data()};
+        EmbeddingArgs eb_{ids.data(), table.data(), ts.data(), V, D, E, eb.data()};
+        scalar().embedding(ea_, 0, M + 3);
+        for_splits(M + 3, r, [&](int64_t m0, int64_t m1) { k.embedding(eb_, m0, m1); });
+        INFO("embedding D=" << D << " fill=" << fill);
+        REQUIRE(ea == eb);
+      }
+  });
+}
+
+TEST_CASE("llm: hadamard variants bit-exact", "[llm][variants]") {
+  for_variants([](const LlmKernel& k) {
+    Rng r(104);
+    for (int64_t n : kHadSizes)
+      for (int fill = 0; fill < 3; ++fill) {
+        const int64_t M = uniform(r, 1, 4);
+        auto x = test::random_vec<int8_t>(r, size_t(M * n), -128, 127);
+        if (fill == 1) std::fill(x.begin(), x.end(), int8_t(-128));
+        if (fill == 2) std::fill(x.begin(), x.begin() + n, int8_t(0));
+        std::vector<RowScale> xs;
+        for (int64_t m = 0; m < M; ++m) xs.push_back(random_scale(r, -20, 40));
+        const int qmax = fill == 0 ? 127 : int(uniform(r, 1, 127));
+        std::vector<int8_t> ya(static_cast<size_t>(M * n)), yb(static_cast<size_t>(M * n));
+        std::vector<RowScale> sa(static_cast<size_t>(M)), sb(static_cast<size_t>(M));
+        std::vector<uint8_t> s1, s2;
+        uint8_t* p1 = misalign(s1, hadamard_scratch(n), 0);
+        uint8_t* p2 = misalign(s2, hadamard_scratch(n), int(uniform(r, 0, 7)));
+        HadamardArgs a{x.data(), xs.data(), n, qmax, ya.data(), sa.data()};
+        HadamardArgs b{x.data(), xs.data(), n, qmax, yb.data(), sb.data()};
+        scalar().hadamard(a, 0, M, p1);
+        for_splits(M, r, [&](int64_t m0, int64_t m1) { k.hadamard(b, m0, m1, p2); });
+        INFO("n=" << n << " fill=" << fill);
+        REQUIRE(ya == yb);
+        REQUIRE(same_scales(sa, sb));
+      }
+  });
+}
+
+TEST_CASE("llm: attention variants bit-exact", "[llm][variants]") {
+  for_variants([](const LlmKernel& k) {
+    Rng r(105);
+    struct Shape { int H, G, hd; int64_t S, M; };
+    const Shape shapes[] = {{8, 4, 8, 512, 1},  {8, 4, 8, 100, 1},  {8, 4, 8, 33, 4},   {1, 1, 1, 5, 1},
+                            {2, 1, 3, 17, 2},   {4, 2, 16, 70, 3},  {4, 4, 64, 40, 1},  {2, 2, 256, 20, 2},
+                            {3, 1, 32, 129, 1}, {6, 3, 12, 66, 5},  {2, 1, 255, 9, 1},  {8, 2, 8, 1, 1}};
+    for (const Shape& sh : shapes)
+      for (int fill = 0; fill < 4; ++fill)
+        for (int it = 0; it < 3; ++it) {
+          int32_t pos = int32_t(uniform(r, 0, sh.S - sh.M));
+          if (it == 1) pos = int32_t(sh.S - sh.M);  // the last positions
+          AttnCase c = make_attn(r, sh.H, sh.G, sh.hd, sh.S, sh.M, pos, fill);
+          if (it == 2) c.qmax = int(uniform(r, 1, 127));
+          const uint64_t seed = r();
+          Rng r1(seed), r2(seed);
+          const AttnOut a = run_attn(scalar(), c, r1), b = run_attn(k, c, r2);
+          INFO("H=" << sh.H << " G=" << sh.G << " hd=" << sh.hd << " S=" << sh.S << " M=" << sh.M
+                    << " pos=" << pos << " fill=" << fill << " it=" << it);
+          REQUIRE(a.kc == b.kc);
+          REQUIRE(a.vc == b.vc);
+          REQUIRE(same_scales(a.kcs, b.kcs));
+          REQUIRE(same_scales(a.vcs, b.vcs));
+          REQUIRE(a.wexp == b.wexp);
+          REQUIRE(a.y == b.y);
+          REQUIRE(same_scales(a.ys, b.ys));
+        }
+    for (int it = 0; it < 60; ++it) {  // random shapes
+      const int G = int(uniform(r, 1, 4)), H = G * int(uniform(r, 1, 3)), hd = int(uniform(r, 1, 80));
+      const int64_t S = uniform(r, 1, 200), M = uniform(r, 1, std::min<int64_t>(S, 4));
+      AttnCase c = make_attn(r, H, G, hd, S, M, int32_t(uniform(r, 0, S - M)), it % 4);
+      const uint64_t seed = r();
+      Rng r1(seed), r2(seed);
+      const AttnOut x = run_attn(scalar(), c, r1), y = run_attn(k, c, r2);
+      INFO("random H=" << H << " G=" << G << " hd=" << hd << " S=" << S << " M=" << M);
+      REQUIRE(x.wexp == y.wexp);
+      REQUIRE(x.y == y.y);
+      REQUIRE(same_scales(x.ys, y.ys));
+    }
+    // invalid arguments: nothing written to the cache, zero output
+    AttnCase c = make_attn(r, 4, 2, 8, 10, 2, 5, 0);
+    c.pos = 9;  // pos + M > S
+    const AttnOut o = run_attn(k, c, r);
+    REQUIRE(o.kc == c.kc);
+    for (int8_t v : o.y) REQUIRE(v == 0);
+    for (const RowScale& s : o.ys) REQUIRE(s.mant == 0);
+  });
+}
+
+}  // namespace
+}  // namespace fq::k
