@@ -12,6 +12,10 @@
 #define FQ_VERSION "0"
 #endif
 
+namespace fqrun {
+int cmd_conformance(const std::vector<std::string>& argv, const Global& g);  // conformance.cc
+}
+
 namespace {
 
 const char kUsage[] =
@@ -27,6 +31,7 @@ const char kUsage[] =
     "  check  GRAPH                    validate a graph and its weight blob completely\n"
     "  bench  GRAPH                    latency per inference, per-op profile, float reference\n"
     "  generate GRAPH [--prompt TEXT]  generate text with a language-model graph (llama2.c)\n"
+    "  conformance DIR...             run ONNX node tests on the integer kernels\n"
     "\n"
     "global options (before or after COMMAND):\n"
     "  --isa scalar|avx2|avx512|amx   highest kernel ISA to use (default: $FQ_ISA if set,\n"
@@ -43,7 +48,8 @@ struct Command {
 
 const Command kCommands[] = {{"run", fqrun::cmd_run},     {"eval", fqrun::cmd_eval},
                              {"info", fqrun::cmd_info},   {"check", fqrun::cmd_check},
-                             {"bench", fqrun::cmd_bench}, {"generate", fqrun::cmd_generate}};
+                             {"bench", fqrun::cmd_bench}, {"generate", fqrun::cmd_generate},
+                             {"conformance", fqrun::cmd_conformance}};
 
 int usage_error(const std::string& cmd, const std::string& msg) {
   const std::string where = cmd.empty() ? "fqrun" : "fqrun " + cmd;
