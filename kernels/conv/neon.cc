@@ -18,13 +18,10 @@
 
 #include <cstring>
 
+#include "../core/neon_dot.h"
 #include "fq/kernels/conv.h"
 #include "fq/kernels/fixed_point.h"
 #include "fq/kernels/store.h"
-
-#ifndef FQ_NEON_DOT
-#define FQ_NEON_DOT 0
-#endif
 
 namespace fq::k {
 namespace {
@@ -89,14 +86,7 @@ size_t neon_scratch_size(const ConvShape& s) {
 int64_t blocks(const ConvShape& s) { return ceil_div(s.o, kBlock); }
 int64_t neon_num_tasks(const ConvShape& s) { return int64_t{s.n} * s.oh * s.ow * blocks(s); }
 
-inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
-#if FQ_NEON_DOT
-  return vdotq_s32(acc, w, a);
-#else
-  acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w), vget_low_s8(a)));
-  return vpadalq_s16(acc, vmull_high_s8(w, a));
-#endif
-}
+using neon::dot16;
 
 // Gathers c values of pixel (n, iy, ix) as x - 128 (padding: -128) into dst.
 void gather(const ConvShape& s, const uint8_t* x, int n, int iy, int ix, int8_t* dst) {

@@ -16,13 +16,10 @@
 
 #include <cstring>
 
+#include "../core/neon_dot.h"
 #include "fq/kernels/fixed_point.h"
 #include "fq/kernels/matmul.h"
 #include "epilogue_scalar.h"
-
-#ifndef FQ_NEON_DOT
-#define FQ_NEON_DOT 0
-#endif
 
 namespace fq::k {
 namespace {
@@ -101,14 +98,7 @@ void neon_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
   }
 }
 
-inline int32x4_t dot16(int32x4_t acc, int8x16_t w, int8x16_t a) {
-#if FQ_NEON_DOT
-  return vdotq_s32(acc, w, a);
-#else
-  acc = vpadalq_s16(acc, vmull_s8(vget_low_s8(w), vget_low_s8(a)));
-  return vpadalq_s16(acc, vmull_high_s8(w, a));
-#endif
-}
+using neon::dot16;
 
 // v[n] for the 4 columns of panel `pn` (columns past N are not written).
 void panel_values(const Plan& p, const uint8_t* packed, const int8_t* a, int pn, int64_t* v) {

@@ -19,78 +19,20 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.h"
 #include "onnx_reader.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
+using namespace fq::test;
+
 const std::string kNode = FQ_SHARED_DIR "/testdata/onnx-node";
 const std::string kUpstream = FQ_SHARED_DIR "/testdata/onnx-node-upstream";
 const std::string kDebian = "/usr/share/libonnx-testdata/data/node";
 const std::set<std::string> kIntOps = {"QLinearMatMul", "MatMulInteger", "ConvInteger", "QLinearConv",
                                        "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"};
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-const std::string& tmpdir() {
-  struct Dir {
-    std::string path;
-    Dir() {
-      char tmpl[] = "/tmp/conformance_test.XXXXXX";
-      const char* d = mkdtemp(tmpl);
-      if (d) path = d;
-    }
-    ~Dir() {
-      std::error_code ec;
-      if (!path.empty()) fs::remove_all(path, ec);
-    }
-  };
-  static const Dir dir;
-  REQUIRE(!dir.path.empty());
-  return dir.path;
-}
-
-struct Proc {
-  int code = -1;
-  std::string out, err;
-  std::vector<std::string> lines() const {
-    std::vector<std::string> v;
-    std::istringstream s(out);
-    for (std::string l; std::getline(s, l);) v.push_back(l);
-    return v;
-  }
-  int err_lines() const {
-    int n = 0;
-    for (char c : err) n += c == '\n';
-    return n;
-  }
-};
-
-Proc fqrun(const std::string& args) {
-  const std::string o = tmpdir() + "/stdout", e = tmpdir() + "/stderr";
-  const std::string cmd = std::string("'") + FQRUN_PATH + "' " + args + " >'" + o + "' 2>'" + e + "'";
-  const int st = std::system(cmd.c_str());
-  Proc p;
-  p.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-  p.out = slurp(o), p.err = slurp(e);
-  return p;
-}
 
 // Checks the format of a run's output and returns (passed, failed, unsupported).
 void check_format(const Proc& p, int* passed, int* failed, int* unsupported) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_test_util.h"
 #include "checkpoint.h"
 #include "forward.h"
 #include "fq/fq.h"
@@ -25,6 +26,8 @@
 #include "tokenizer.h"
 
 namespace {
+
+using namespace fq::test;
 
 const std::string kModels = FQ_BINARY_DIR "/models/";
 const std::string kF32 = kModels + "stories260K-f32.yaml";
@@ -34,77 +37,7 @@ const std::string kEvalTokens = FQ_SOURCE_DIR "/graphs/llama/stories260K-eval.to
 // The float graph's numbers on kEvalTokens, as recorded in docs/fqrun.md.
 const std::string kF32EvalLine = "nll=0.908896 ppl=2.4816 top1=0.7154 tokens=2544";
 
-bool exists(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-const std::string& tmpdir() {
-  struct Dir {
-    std::string path;
-    Dir() {
-      char tmpl[] = "/tmp/fqrun_llm_test.XXXXXX";
-      const char* d = mkdtemp(tmpl);
-      if (d) path = d;
-    }
-    ~Dir() {
-      std::error_code ec;
-      if (!path.empty()) std::filesystem::remove_all(path, ec);
-    }
-  };
-  static const Dir dir;
-  REQUIRE(!dir.path.empty());
-  return dir.path;
-}
-
-struct Proc {
-  int code = -1;
-  std::string out, err;
-  int err_lines() const {
-    int n = 0;
-    for (char c : err) n += c == '\n';
-    return n;
-  }
-};
-
-Proc run(const std::string& exe, const std::string& args) {
-  const std::string o = tmpdir() + "/stdout", e = tmpdir() + "/stderr";
-  const std::string cmd = "'" + exe + "' " + args + " >'" + o + "' 2>'" + e + "'";
-  const int st = std::system(cmd.c_str());
-  Proc p;
-  p.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-  p.out = slurp(o), p.err = slurp(e);
-  return p;
-}
-
-Proc fqrun(const std::string& args) { return run(FQRUN_PATH, args); }
-
 std::string q(const std::string& s) { return "'" + s + "'"; }
-
-std::vector<std::string> lines_of(const std::string& s) {
-  std::vector<std::string> v;
-  std::istringstream in(s);
-  std::string l;
-  while (std::getline(in, l)) v.push_back(l);
-  return v;
-}
-
-std::string last_line(const std::string& s) {
-  const auto v = lines_of(s);
-  return v.empty() ? "" : v.back();
-}
 
 struct EvalLine {
   double nll = -1, ppl = -1, top1 = -1;

