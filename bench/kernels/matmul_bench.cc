@@ -1,6 +1,6 @@
 // DI-MatMul benchmarks (rows of fq_bench_kernels), all with the dynamic per-token requantization
 // epilogue (i8 out + row shifts), weights prepacked once:
-//   dimatmul/<w8|w4>/<M>x<N>x<K>/<isa>/threads:<t>   every compiled variant this CPU supports
+//   dimatmul/<w8|w4|cb3>/<M>x<N>x<K>/<isa>/threads:<t>   every compiled variant this CPU supports
 //                                                     (scalar only on the small LLM shapes);
 //                                                     w4 = int4 weights, groups of 32
 //   peer/onednn/<M>x<N>x<K>/threads:<t>               oneDNN u8s8->s8 matmul, its default ISA
@@ -142,16 +142,21 @@ struct Aligned {  // 64-byte aligned byte buffer
 
 void bench_fq(benchmark::State& state, const MatmulKernel* kern, MShape sh, WeightFormat f, int threads) {
   MatmulShape s;
-  s.m = sh.m, s.n = sh.n, s.k = sh.k, s.format = f, s.group = f == WeightFormat::i4 ? kGroup : 0;
+  s.m = sh.m, s.n = sh.n, s.k = sh.k, s.format = f;
+  s.group = f == WeightFormat::i4 ? kGroup : is_codebook(f) ? 64 : 0;  // codebooks: groups of 64
   const int ng = matmul_groups(s);
   const auto a = random_vec<int8_t>(size_t(sh.m) * sh.k, -128, 127, 1);
-  const auto w = f == WeightFormat::i8 ? random_vec<uint8_t>(size_t(sh.n) * sh.k, 0, 255, 2)
-                                       : random_vec<uint8_t>(size_t(sh.n) * ((sh.k + 1) / 2), 0, 255, 2);
+  const size_t wbytes = f == WeightFormat::i8 ? size_t(sh.n) * sh.k
+                        : f == WeightFormat::i4 ? size_t(sh.n) * ((sh.k + 1) / 2)
+                                                : size_t(sh.n) * size_t(codebook_row_bytes(s));
+  const auto w = random_vec<uint8_t>(wbytes, 0, 255, 2);
+  const auto cb = random_vec<int8_t>(size_t(sh.n) * (ng ? ng : 1) * 16, -128, 127, 5);
   const auto mult = random_vec<int32_t>(size_t(sh.n), 1 << 14, 1 << 15, 3);
   const auto gm = random_vec<int16_t>(size_t(sh.n) * (ng ? ng : 1), 1 << 12, 1 << 14, 4);
   const std::vector<int8_t> gs(size_t(sh.n), 0);
   MatmulWeights mw;
   mw.w = w.data(), mw.mult = mult.data(), mw.gmult = gm.data(), mw.gshift = gs.data();
+  mw.codebook = cb.data();
   Aligned packed(kern->packed_size(s));
   kern->pack(s, mw, packed.data());
   std::vector<int8_t> y(size_t(sh.m) * sh.n), row_shift(size_t(sh.m));
@@ -302,12 +307,13 @@ int register_matmul() {
   const MatmulKernel* const* all = matmul_kernels(&n);
   // Per shape: FQ's rows, then the peer's, so that the rows compared ran close in time.
   for (const MShape& sh : kShapes) {
-    for (WeightFormat f : {WeightFormat::i8, WeightFormat::i4}) {
+    for (WeightFormat f : {WeightFormat::i8, WeightFormat::i4, WeightFormat::cb3}) {
       for (size_t i = 0; i < n; ++i) {
         const MatmulKernel* k = all[i];
         if (!isa_supported(k->isa) || (k->isa == Isa::scalar && sh.ops() > 1e8)) continue;
         for (int t : {1, 2}) {
-          const std::string name = std::string("dimatmul/") + (f == WeightFormat::i8 ? "w8/" : "w4/") +
+          const char* fname = f == WeightFormat::i8 ? "w8/" : f == WeightFormat::i4 ? "w4/" : "cb3/";
+          const std::string name = std::string("dimatmul/") + fname +
                                    sh.name() + "/" + isa_name(k->isa) + "/threads:" + std::to_string(t);
           benchmark::RegisterBenchmark(name.c_str(), [k, sh, f, t](benchmark::State& st) { bench_fq(st, k, sh, f, t); })
               ->Unit(benchmark::kMicrosecond);

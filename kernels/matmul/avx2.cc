@@ -98,7 +98,9 @@ size_t avx2_packed_size(const MatmulShape& s) {
   return size_t(p.params() + p.panels * p.panel_bytes);
 }
 
-void avx2_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
+void avx2_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
+  DecodedWeights decoded;  // codebook weights: the int8 matrix they stand for
+  const MatmulWeights w = matmul_as_i8(s, w_in, &decoded);
   const Plan p = make_plan(s, nullptr);
   uint8_t* base = static_cast<uint8_t*>(packed);
   std::memset(base, 0, avx2_packed_size(s));

@@ -97,7 +97,9 @@ struct ParI4 { int64_t b16[kL], gs[kL]; };
 
 size_t x86_packed_size(const MatmulShape& s) { return size_t(make_layout(s).size()); }
 
-void x86_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
+void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
+  DecodedWeights decoded;  // codebook weights: the int8 matrix they stand for
+  const MatmulWeights w = matmul_as_i8(s, w_in, &decoded);
   const Layout L = make_layout(s);
   uint8_t* base = static_cast<uint8_t*>(packed);
   std::memset(base, 0, size_t(L.size()));

@@ -65,7 +65,9 @@ int q4(const uint8_t* row, int k) {
   return nib >= 8 ? nib - 16 : nib;
 }
 
-void neon_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
+void neon_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
+  DecodedWeights decoded;  // codebook weights: the int8 matrix they stand for
+  const MatmulWeights w = matmul_as_i8(s, w_in, &decoded);
   const Plan p = plan(s);
   std::memset(packed, 0, neon_packed_size(s));
   int32_t* par = static_cast<int32_t*>(packed);

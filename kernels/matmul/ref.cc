@@ -2,7 +2,8 @@
 // variant must produce the same bytes. Written for clarity, not speed.
 //
 // Packed layout (the caller's layout plus its parameters): bias i32 [N] (zeros when absent), then
-// i8: mw i32 [N], w int8 [N][K]; i4: gs i32 [N], gm i32 [N][ng], w bytes [N][(K+1)/2].
+// i8: mw i32 [N], w int8 [N][K]; i4: gs i32 [N], gm i32 [N][ng], w bytes [N][(K+1)/2];
+// cb3/cb4: mw i32 [N], codebooks int8 [N][ng][2^b], index bytes [N][ceil(K*b/8)].
 // Tasks: one pass. requant / acc / residual: unit = (row m, block of 16 columns); dynamic: unit =
 // one whole row (v kept in the worker's scratch between the max and the requantization).
 #include <cstring>
@@ -17,12 +18,23 @@ namespace {
 constexpr int kBlock = 16;
 
 int64_t blocks(const MatmulShape& s) { return (s.n + kBlock - 1) / kBlock; }
+int64_t cbytes(const MatmulShape& s) {  // codebooks
+  return is_codebook(s.format) ? int64_t{s.n} * matmul_groups(s) * (1 << codebook_bits(s.format)) : 0;
+}
 int64_t wbytes(const MatmulShape& s) {
+  if (is_codebook(s.format)) return cbytes(s) + int64_t{s.n} * codebook_row_bytes(s);
   return s.format == WeightFormat::i4 ? int64_t{s.n} * ((s.k + 1) / 2) : int64_t{s.n} * s.k;
 }
 int64_t pbytes(const MatmulShape& s) {  // parameter block, before the weights
   const int64_t ng = matmul_groups(s);
   return 4 * int64_t{s.n} * (s.format == WeightFormat::i4 ? 2 + ng : 2);
+}
+
+// Codebook index k of a row (little-endian bitstream of b-bit indices).
+int cb_index(const uint8_t* row, int64_t k, int b) {
+  const int64_t bit = k * b;
+  const unsigned two = row[bit >> 3] | (((bit & 7) + b > 8 ? row[(bit >> 3) + 1] : 0u) << 8);
+  return int((two >> (bit & 7)) & ((1u << b) - 1));
 }
 
 size_t ref_packed_size(const MatmulShape& s) { return size_t(pbytes(s) + wbytes(s)); }
@@ -32,13 +44,17 @@ void ref_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
   const int ng = matmul_groups(s);
   for (int n = 0; n < s.n; ++n) p[n] = w.bias ? w.bias[n] : 0;
   p += s.n;
-  if (s.format == WeightFormat::i8) {
+  if (s.format != WeightFormat::i4) {
     for (int n = 0; n < s.n; ++n) p[n] = w.mult[n];
   } else {
     for (int n = 0; n < s.n; ++n) p[n] = w.gshift[n];
     for (int64_t i = 0; i < int64_t{s.n} * ng; ++i) p[s.n + i] = w.gmult[i];
   }
-  std::memcpy(static_cast<uint8_t*>(packed) + pbytes(s), w.w, size_t(wbytes(s)));
+  uint8_t* out = static_cast<uint8_t*>(packed) + pbytes(s);
+  std::memcpy(out, is_codebook(s.format) ? static_cast<const void*>(w.codebook) : w.w,
+              size_t(is_codebook(s.format) ? cbytes(s) : wbytes(s)));
+  if (is_codebook(s.format))
+    std::memcpy(out + cbytes(s), w.w, size_t(int64_t{s.n} * codebook_row_bytes(s)));
 }
 
 // Signed 4-bit value of element k in an int4 row.
@@ -56,6 +72,15 @@ int64_t value(const MatmulShape& s, const void* packed, const int8_t* a, int n) 
     const int8_t* wr = reinterpret_cast<const int8_t*>(w) + int64_t{n} * s.k;
     uint32_t acc = uint32_t(bias[n]);  // i32, wrapping (see matmul.h)
     for (int k = 0; k < s.k; ++k) acc += uint32_t(int32_t{a[k]} * wr[k]);
+    return int64_t{int32_t(acc)} * par[n];
+  }
+  if (is_codebook(s.format)) {
+    const int b = codebook_bits(s.format), ng = matmul_groups(s);
+    const int8_t* cb = reinterpret_cast<const int8_t*>(w) + int64_t{n} * ng * (1 << b);
+    const uint8_t* idx = w + cbytes(s) + int64_t{n} * codebook_row_bytes(s);
+    uint32_t acc = uint32_t(bias[n]);
+    for (int k = 0; k < s.k; ++k)
+      acc += uint32_t(int32_t{a[k]} * cb[(k / s.group) * (1 << b) + cb_index(idx, k, b)]);
     return int64_t{int32_t(acc)} * par[n];
   }
   const int ng = matmul_groups(s);
@@ -99,6 +124,28 @@ void ref_run(const MatmulShape& s, const MatmulArgs& x, int, int64_t begin, int6
 }
 
 }  // namespace
+
+DecodedWeights::~DecodedWeights() { delete[] p_; }
+int8_t* DecodedWeights::allocate(size_t bytes) {
+  delete[] p_;
+  p_ = new int8_t[bytes ? bytes : 1];
+  return p_;
+}
+
+MatmulWeights matmul_as_i8(const MatmulShape& s, const MatmulWeights& w, DecodedWeights* buf) {
+  if (!is_codebook(s.format)) return w;
+  const int b = codebook_bits(s.format), ng = matmul_groups(s);
+  int8_t* out8 = buf->allocate(size_t(int64_t{s.n} * s.k));
+  for (int n = 0; n < s.n; ++n) {
+    const uint8_t* idx = static_cast<const uint8_t*>(w.w) + int64_t{n} * codebook_row_bytes(s);
+    const int8_t* cb = w.codebook + int64_t{n} * ng * (1 << b);
+    for (int k = 0; k < s.k; ++k)
+      out8[int64_t{n} * s.k + k] = cb[(k / s.group) * (1 << b) + cb_index(idx, k, b)];
+  }
+  MatmulWeights out = w;
+  out.w = out8;
+  return out;
+}
 
 extern const MatmulKernel kMatmulScalar = {
     Isa::scalar,        "scalar",          ref_packed_size,  ref_pack,

@@ -36,10 +36,16 @@ const char* fill_name(Fill f) {
 struct Format {
   WeightFormat f;
   int group;
-  std::string name() const { return f == WeightFormat::i8 ? "w8" : "w4g" + std::to_string(group); }
+  std::string name() const { return format_name(f, group); }
+  static std::string format_name(WeightFormat f, int group) {
+    if (f == WeightFormat::i8) return "w8";
+    return (f == WeightFormat::i4 ? "w4g" : f == WeightFormat::cb3 ? "cb3g" : "cb4g") + std::to_string(group);
+  }
 };
-const Format kFormats[] = {{WeightFormat::i8, 0}, {WeightFormat::i4, 32}, {WeightFormat::i4, 64},
-                           {WeightFormat::i4, 128}};
+const Format kFormats[] = {{WeightFormat::i8, 0},   {WeightFormat::i4, 32},  {WeightFormat::i4, 64},
+                           {WeightFormat::i4, 128}, {WeightFormat::cb3, 64}, {WeightFormat::cb4, 32},
+                           {WeightFormat::cb3, 128}};
+constexpr int kNumFormats = int(sizeof(kFormats) / sizeof(kFormats[0]));
 
 struct Epi {
   MatmulOp op;
@@ -82,7 +88,8 @@ struct Problem {
   Fill fill = Fill::random;
   int64_t lda = 0;
   std::vector<int8_t> a;
-  std::vector<uint8_t> w;  // int8 [N][K] or int4 bytes [N][(K+1)/2]
+  std::vector<uint8_t> w;  // int8 [N][K], int4 bytes [N][(K+1)/2] or codebook index bitstreams
+  std::vector<int8_t> cb;  // codebooks [N][ng][2^b]
   std::vector<int32_t> mult, bias;
   std::vector<int16_t> gm;
   std::vector<int8_t> gs;
@@ -91,12 +98,22 @@ struct Problem {
   std::string describe() const {
     std::ostringstream os;
     os << s.m << "x" << s.n << "x" << s.k << " "
-       << (s.format == WeightFormat::i8 ? "w8" : "w4g" + std::to_string(s.group)) << " "
+       << Format::format_name(s.format, s.group) << " "
        << fill_name(fill) << (with_bias ? "" : " no-bias");
     return os.str();
   }
   int wq(int n, int k) const {  // weight value, decoded independently of the kernels
     if (s.format == WeightFormat::i8) return int8_t(w[size_t(n) * s.k + k]);
+    if (is_codebook(s.format)) {  // index bits one at a time from the row's bitstream
+      const int b = codebook_bits(s.format), ng = (s.k + s.group - 1) / s.group;
+      const size_t row = size_t((int64_t{s.k} * b + 7) / 8) * size_t(n);
+      int idx = 0;
+      for (int i = 0; i < b; ++i) {
+        const int64_t bit = int64_t{k} * b + i;
+        idx |= ((w[row + size_t(bit / 8)] >> (bit % 8)) & 1) << i;
+      }
+      return cb[(size_t(n) * ng + size_t(k / s.group)) * (size_t{1} << b) + size_t(idx)];
+    }
     const uint8_t byte = w[size_t(n) * ((s.k + 1) / 2) + k / 2];
     const uint8_t nib = k % 2 ? byte >> 4 : byte & 15;
     return int8_t(uint8_t(nib << 4)) / 16;
@@ -108,7 +125,7 @@ i128 model_v(const Problem& p, int64_t m, int n) {
   const MatmulShape& s = p.s;
   const int8_t* a = p.a.data() + m * p.lda;
   const i128 bias = p.with_bias ? p.bias[n] : 0;
-  if (s.format == WeightFormat::i8) {
+  if (s.format != WeightFormat::i4) {  // int8, or codebook (decoded by wq)
     i128 acc = bias;
     for (int k = 0; k < s.k; ++k) acc += i128{a[k]} * p.wq(n, k);
     const int32_t wrapped = int32_t(uint32_t(uint64_t(int64_t(acc))));  // i32 modulo 2^32
@@ -149,7 +166,16 @@ Problem make_problem(const MatmulShape& s, Fill fill, test::Rng& r) {
       default: return int(test::uniform(r, wmin, wmax));
     }
   };
-  if (!i4) {
+  if (is_codebook(s.format)) {  // random indices (and unused tail bits); codebook entries as weights
+    const int b = codebook_bits(s.format), ng = (s.k + s.group - 1) / s.group;
+    const int64_t row = (int64_t{s.k} * b + 7) / 8;
+    p.w.resize(size_t(s.n * row));
+    for (auto& x : p.w) x = uint8_t(test::uniform(r, 0, 255));
+    p.cb.resize(size_t(s.n) * ng << b);
+    for (int n = 0; n < s.n; ++n)
+      for (size_t j = 0; j < (size_t(ng) << b); ++j)
+        p.cb[(size_t(n) * ng << b) + j] = int8_t(wval(n, int(j)));
+  } else if (!i4) {
     p.w.resize(size_t(s.n) * s.k);
     for (int n = 0; n < s.n; ++n)
       for (int k = 0; k < s.k; ++k) p.w[size_t(n) * s.k + k] = uint8_t(int8_t(wval(n, k)));
@@ -292,6 +318,7 @@ Run run_kernel(const MatmulKernel& kern, const Problem& p, Run u, Split split, t
   uint8_t* pk = test_align(packed.data());
   MatmulWeights w;
   w.w = p.w.data(), w.mult = p.mult.data(), w.gmult = p.gm.data(), w.gshift = p.gs.data();
+  w.codebook = p.cb.data();
   w.bias = p.with_bias ? p.bias.data() : nullptr;
   kern.pack(s, w, pk);
   MatmulArgs x;
@@ -404,7 +431,7 @@ TEST_CASE("matmul: the scalar reference equals an int128 model of the contract",
       check_all(make_problem(shape(5, 33, 129, f), fill, r), {}, r, true, splits);
       ++cases;
     }
-  REQUIRE(cases == 4 * 3 * 3 * 4 + 4 * 4);
+  REQUIRE(cases == kNumFormats * 3 * 3 * 4 + kNumFormats * 4);
 }
 
 TEST_CASE("matmul: every variant equals the scalar reference over the shape battery", "[matmul]") {
@@ -418,7 +445,7 @@ TEST_CASE("matmul: every variant equals the scalar reference over the shape batt
           compared += check_all(make_problem(shape(m, n, k, f), Fill::random, r), vars, r, false, splits);
           ++cases;
         }
-  REQUIRE(cases == 4 * 8 * 6 * 8);
+  REQUIRE(cases == kNumFormats * 8 * 6 * 8);
   REQUIRE(compared == cases * 8 * int(vars.size()));
 }
 
@@ -432,7 +459,7 @@ TEST_CASE("matmul: extreme values (saturation, wrap-around, maximal scales)", "[
         check_all(make_problem(shape(m, n, k, f), fill, r), vars, r, true, splits);
         ++cases;
       }
-  REQUIRE(cases == 4 * 4 * 4);
+  REQUIRE(cases == kNumFormats * 4 * 4);
 }
 
 TEST_CASE("matmul: large shapes, every task split (two-pass and fused dynamic, many chunks)", "[matmul]") {
@@ -451,7 +478,7 @@ TEST_CASE("matmul: large shapes, every task split (two-pass and fused dynamic, m
       }
       ++cases;
     }
-  REQUIRE(cases == 4 * 9);
+  REQUIRE(cases == kNumFormats * 9);
 }
 
 TEST_CASE("matmul: the same bytes for every split of the units", "[matmul]") {

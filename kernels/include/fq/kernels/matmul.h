@@ -22,7 +22,15 @@
 //   v[m,n]       = (bias[n] + sum_g acc_g * gm[n,g]) * 2^gs[n]         i64, exact
 // So the real weight is w = q * gm[n, g] * 2^gs[n] * sW_unit, with sW_unit one scale for the whole
 // matrix (the int8 case: w_real = w * mw[n] * sW_unit), and real(v[m,n]) = v * sA[m] * sW_unit.
-// Precondition for both formats: |v| < 2^62 (the rshift_round precondition).
+// Codebook weights (WeightFormat::cb3 / cb4, b = 3 / 4 index bits; RWKVQuant's vector-quantized
+// weights): an index idx[n, k] in [0, 2^b), row n a little-endian bitstream of ceil(K*b/8) bytes
+// (index k in bits k*b .. k*b+b-1 of the row; the unused high bits of the last byte are ignored).
+// Groups of G in {32, 64, 128} consecutive k (the last may be partial) share a codebook of 2^b
+// int8 entries, cb[n, g, j] (int8 [N][ng][2^b]). The weight is w[n, k] = cb[n, k/G, idx[n, k]],
+// and from there everything is the int8 case (mw[n], bias[n], the same v and the same limits).
+// The scalar variant decodes indices on the fly; the SIMD variants decode them once at pack()
+// into their int8 layout (matmul_as_i8), so their speed is the int8 speed.
+// Precondition for all formats: |v| < 2^62 (the rshift_round precondition).
 //
 // Epilogues (MatmulOp), all rounding = rshift_round (half toward +inf), sat = saturation to the
 // destination type:
@@ -58,8 +66,10 @@
 
 namespace fq::k {
 
-// Weight formats. Codebook formats (3/4-bit indices into per-group int8 codebooks) slot in here.
-enum class WeightFormat : uint8_t { i8 = 0, i4 = 1 };
+// Weight formats (see the contract above).
+enum class WeightFormat : uint8_t { i8 = 0, i4 = 1, cb3 = 2, cb4 = 3 };
+inline bool is_codebook(WeightFormat f) { return f == WeightFormat::cb3 || f == WeightFormat::cb4; }
+inline int codebook_bits(WeightFormat f) { return f == WeightFormat::cb3 ? 3 : 4; }
 
 enum class MatmulOp : uint8_t { acc = 0, requant = 1, dynamic = 2, residual = 3 };
 
@@ -67,13 +77,15 @@ struct MatmulShape {
   int64_t m = 1;                          // rows (tokens); ignored by packed_size/pack
   int n = 1, k = 1;                       // output channels, depth
   WeightFormat format = WeightFormat::i8;
-  int group = 0;                          // int4: G in {32, 64, 128}; ignored for int8
+  int group = 0;                          // int4, codebook: G in {32, 64, 128}; ignored for int8
 };
 
 // Weights in the caller's layout (see the contract above); read by pack() only.
 struct MatmulWeights {
-  const void* w = nullptr;                // i8: int8 [N][K]; i4: uint8 [N][(K+1)/2]
-  const int32_t* mult = nullptr;          // i8: mw[N]
+  const void* w = nullptr;                // i8: int8 [N][K]; i4: uint8 [N][(K+1)/2];
+                                          // cb3/cb4: uint8 [N][ceil(K*b/8)] index bitstreams
+  const int8_t* codebook = nullptr;       // cb3/cb4: int8 [N][ceil(K/G)][2^b]
+  const int32_t* mult = nullptr;          // i8, cb3/cb4: mw[N]
   const int16_t* gmult = nullptr;         // i4: gm[N][ceil(K/G)]
   const int8_t* gshift = nullptr;         // i4: gs[N], 0..30
   const int32_t* bias = nullptr;          // [N] or nullptr (= 0)
@@ -123,9 +135,32 @@ const MatmulKernel* const* matmul_kernels(size_t* count);
 void matmul_run_all(const MatmulKernel& kern, const MatmulShape& s, const MatmulArgs& args,
                     void* scratch);
 
-// Number of groups of an int4 matrix (ceil(K / G)); 0 for int8.
+// Number of groups of an int4 or codebook matrix (ceil(K / G)); 0 for int8.
 inline int matmul_groups(const MatmulShape& s) {
-  return s.format == WeightFormat::i4 && s.group > 0 ? (s.k + s.group - 1) / s.group : 0;
+  return s.format != WeightFormat::i8 && s.group > 0 ? (s.k + s.group - 1) / s.group : 0;
 }
+
+// Bytes of one row of codebook indices: ceil(K * b / 8).
+inline int64_t codebook_row_bytes(const MatmulShape& s) {
+  return (int64_t{s.k} * codebook_bits(s.format) + 7) / 8;
+}
+
+// Owner of decoded weights. Its members are out of line (ref.cc) on purpose: no inline library
+// code gets instantiated in a translation unit compiled with ISA flags, where the linker could
+// pick it for baseline code too.
+class DecodedWeights {
+ public:
+  DecodedWeights() = default;
+  ~DecodedWeights();
+  DecodedWeights(const DecodedWeights&) = delete;
+  DecodedWeights& operator=(const DecodedWeights&) = delete;
+  int8_t* allocate(size_t bytes);  // replaces any previous buffer
+ private:
+  int8_t* p_ = nullptr;
+};
+
+// The weights as pack() of a SIMD variant sees them: codebook weights decoded into `buf` as the
+// int8 matrix [N][K] they stand for (w = that matrix, the rest unchanged); others as they are.
+MatmulWeights matmul_as_i8(const MatmulShape& s, const MatmulWeights& w, DecodedWeights* buf);
 
 }  // namespace fq::k
