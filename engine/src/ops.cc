@@ -15,6 +15,7 @@
 #include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
 #include "fq/reference/ops.h"
+#include "fq/reference/rwkv_ops.h"
 #include "int_ops.h"
 
 namespace fq::detail {
@@ -1090,6 +1091,387 @@ void bind_swiglu(BindCtx& ctx, const NodeDef& n) {
   ctx.step(ref_swiglu_step, ctx.make(p), 1);
 }
 
+// ---- RWKV float ops (docs/rwkv.md; reference: fq/reference/rwkv_ops.h) -------------------------
+// Activations are [T, C] rows (tokens); recurrent states are state tensors updated in place, row
+// by row. Float only for now; the integer forms will dispatch from these checks and binds.
+
+// A float activation of rank 2 that is not a constant.
+void rwkv_rows(const Check& c, const TensorDef& t) {
+  c.dtype(t, {DType::f32});
+  c.rank(t, 2);
+  c.not_const(t);
+}
+// A constant f32 vector of `n` elements (shape [n]).
+void rwkv_vec(const Check& c, size_t i, int64_t n) { c.param<float>(i, DType::f32, {n}); }
+// A float state tensor of shape `s`.
+void rwkv_state(const Check& c, const TensorDef& t, const std::vector<int64_t>& s) {
+  c.state(t);
+  c.dtype(t, {DType::f32});
+  c.shape(t, s);
+}
+// Attribute `groups` (default 1) dividing width `d`.
+int64_t rwkv_groups(const Check& c, int64_t d) {
+  const int64_t g = c.n.attrs.count("groups") ? c.positive("groups") : 1;
+  if (d % g != 0)
+    c.error("attribute 'groups' = " + std::to_string(g) + " does not divide the width " + std::to_string(d));
+  return g;
+}
+double rwkv_eps(const Check& c, double fallback) {
+  const double eps = c.n.attr_float("eps", fallback);
+  if (!(eps > 0) || !std::isfinite(eps)) c.error("attribute 'eps' must be finite and > 0");
+  return eps;
+}
+
+// layernorm: x [T, D], w [D], b [D] (constants); attrs eps (1e-5), groups (1; > 1 is GroupNorm).
+void check_layernorm(const Check& c) {
+  c.arity(3, 3, 1);
+  const TensorDef &x = c.in(0), &y = c.out(0);
+  rwkv_rows(c, x);
+  rwkv_vec(c, 1, x.shape[1]);
+  rwkv_vec(c, 2, x.shape[1]);
+  rwkv_groups(c, x.shape[1]);
+  rwkv_eps(c, 1e-5);
+  c.dtype(y, {DType::f32});
+  c.shape(y, x.shape);
+}
+
+struct RefLayernormParams {
+  const float *x, *w, *b;
+  int rows, d, groups;
+  float eps;
+  float* y;
+};
+
+void ref_layernorm_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefLayernormParams*>(p);
+  ref::layernorm(q.x, q.rows, q.d, q.groups, q.w, q.b, q.eps, q.y);
+}
+
+void bind_layernorm(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  RefLayernormParams p{ptr_of<const float>(ctx, n.inputs[0]), ctx.g.tensor(n.inputs[1]).as<float>(),
+                       ctx.g.tensor(n.inputs[2]).as<float>(), int(x.shape[0]), int(x.shape[1]),
+                       int(n.attr_int("groups", 1)), float(n.attr_float("eps", 1e-5)),
+                       ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_layernorm_f32";
+  ctx.step(ref_layernorm_step, ctx.make(p), 1);
+}
+
+// token_shift: x [T, D], state [1, D] -> y [T, D] = (state, x[0], .., x[T-2]); state = x[T-1].
+void check_token_shift(const Check& c) {
+  c.arity(2, 2, 1);
+  const TensorDef &x = c.in(0), &y = c.out(0);
+  rwkv_rows(c, x);
+  rwkv_state(c, c.in(1), {1, x.shape[1]});
+  c.dtype(y, {DType::f32});
+  c.shape(y, x.shape);
+}
+
+struct RefTokenShiftParams {
+  const float* x;
+  float* state;
+  int rows, d;
+  float* y;
+};
+
+void ref_token_shift_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefTokenShiftParams*>(p);
+  ref::token_shift(q.x, q.rows, q.d, q.state, q.y);
+}
+
+void bind_token_shift(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  RefTokenShiftParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<float>(ctx, n.inputs[1]),
+                        int(x.shape[0]), int(x.shape[1]), ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_token_shift_f32";
+  ctx.step(ref_token_shift_step, ctx.make(p), 1);
+}
+
+// mul, sub: x1 op x2, x2 of x1's shape or a vector [D] / [1, D] of x1's last dimension D
+// (repeated over the rows).
+void check_binary(const Check& c) {
+  c.arity(2, 2, 1);
+  const TensorDef &a = c.in(0), &b = c.in(1), &y = c.out(0);
+  c.dtype(a, {DType::f32});
+  c.dtype(b, {DType::f32});
+  if (a.shape.empty()) c.error("tensor '" + a.name + "' must have rank >= 1");
+  const int64_t d = a.shape.back();
+  if (b.shape != a.shape && b.shape != std::vector<int64_t>{d} &&
+      b.shape != std::vector<int64_t>{1, d})
+    c.error("tensor '" + b.name + "' has shape " + shape_str(b.shape) + ", expected " +
+            shape_str(a.shape) + " or a vector of " + std::to_string(d));
+  c.dtype(y, {DType::f32});
+  c.shape(y, a.shape);
+}
+
+struct RefBinaryParams {
+  const float *a, *b;
+  int64_t na, nb;
+  float* y;
+};
+
+void ref_mul_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefBinaryParams*>(p);
+  ref::mul(q.a, q.na, q.b, q.nb, q.y);
+}
+void ref_sub_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefBinaryParams*>(p);
+  ref::sub(q.a, q.na, q.b, q.nb, q.y);
+}
+
+void bind_binary(BindCtx& ctx, const NodeDef& n, exec::StepFn fn) {
+  RefBinaryParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
+                    ctx.g.tensor(n.inputs[0]).numel(), ctx.g.tensor(n.inputs[1]).numel(),
+                    ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_" + n.op + "_f32";
+  ctx.step(fn, ctx.make(p), 1);
+}
+void bind_mul(BindCtx& ctx, const NodeDef& n) { bind_binary(ctx, n, ref_mul_step); }
+void bind_sub(BindCtx& ctx, const NodeDef& n) { bind_binary(ctx, n, ref_sub_step); }
+
+// Element-wise unary ops: sigmoid, tanh, silu, exp, relu_squared, scale (attr `scale`).
+void check_unary(const Check& c) {
+  c.arity(1, 1, 1);
+  c.dtype(c.in(0), {DType::f32});
+  c.dtype(c.out(0), {DType::f32});
+  c.shape(c.out(0), c.in(0).shape);
+  if (c.n.op == "scale") {
+    if (!c.n.attrs.count("scale")) c.error("needs attribute 'scale'");
+    if (!std::isfinite(c.n.attr_float("scale", 1.0))) c.error("attribute 'scale' must be finite");
+  }
+}
+
+struct RefUnaryParams {
+  ref::Unary op;
+  const float* x;
+  int64_t n;
+  float s;
+  float* y;
+};
+
+void ref_unary_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefUnaryParams*>(p);
+  ref::unary(q.op, q.x, q.n, q.s, q.y);
+}
+
+void bind_unary(BindCtx& ctx, const NodeDef& n) {
+  static const std::pair<const char*, ref::Unary> kinds[] = {
+      {"sigmoid", ref::Unary::sigmoid}, {"tanh", ref::Unary::tanh},
+      {"silu", ref::Unary::silu},       {"exp", ref::Unary::exp},
+      {"relu_squared", ref::Unary::relu_squared}, {"scale", ref::Unary::scale}};
+  ref::Unary op = ref::Unary::scale;
+  for (const auto& k : kinds)
+    if (n.op == k.first) op = k.second;
+  RefUnaryParams p{op, ptr_of<const float>(ctx, n.inputs[0]), ctx.g.tensor(n.inputs[0]).numel(),
+                   float(n.attr_float("scale", 1.0)), ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_" + n.op + "_f32";
+  ctx.step(ref_unary_step, ctx.make(p), 1);
+}
+
+// l2norm: x [T, D] -> per row and group x / max(|x|_2, eps); attrs groups (1), eps (1e-12).
+void check_l2norm(const Check& c) {
+  c.arity(1, 1, 1);
+  const TensorDef &x = c.in(0), &y = c.out(0);
+  rwkv_rows(c, x);
+  rwkv_groups(c, x.shape[1]);
+  rwkv_eps(c, 1e-12);
+  c.dtype(y, {DType::f32});
+  c.shape(y, x.shape);
+}
+
+struct RefL2normParams {
+  const float* x;
+  int rows, d, groups;
+  float eps;
+  float* y;
+};
+
+void ref_l2norm_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefL2normParams*>(p);
+  ref::l2norm(q.x, q.rows, q.d, q.groups, q.eps, q.y);
+}
+
+void bind_l2norm(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  RefL2normParams p{ptr_of<const float>(ctx, n.inputs[0]), int(x.shape[0]), int(x.shape[1]),
+                    int(n.attr_int("groups", 1)), float(n.attr_float("eps", 1e-12)),
+                    ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_l2norm_f32";
+  ctx.step(ref_l2norm_step, ctx.make(p), 1);
+}
+
+// rwkv_wkv4: k, v [T, C], time_first [C], time_decay [C] (constants), state [3, C] -> y [T, C].
+void check_rwkv_wkv4(const Check& c) {
+  c.arity(5, 5, 1);
+  const TensorDef &k = c.in(0), &y = c.out(0);
+  rwkv_rows(c, k);
+  const int64_t ch = k.shape[1];
+  rwkv_rows(c, c.in(1));
+  c.shape(c.in(1), k.shape);
+  rwkv_vec(c, 2, ch);
+  rwkv_vec(c, 3, ch);
+  rwkv_state(c, c.in(4), {3, ch});
+  c.dtype(y, {DType::f32});
+  c.shape(y, k.shape);
+}
+
+struct RefWkv4Params {
+  const float *k, *v, *u, *w;
+  int rows, c;
+  float* state;
+  float* y;
+};
+
+void ref_wkv4_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefWkv4Params*>(p);
+  ref::rwkv_wkv4(q.k, q.v, q.u, q.w, q.rows, q.c, q.state, q.y);
+}
+
+void bind_rwkv_wkv4(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& k = ctx.g.tensor(n.inputs[0]);
+  RefWkv4Params p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
+                  ctx.g.tensor(n.inputs[2]).as<float>(), ctx.g.tensor(n.inputs[3]).as<float>(),
+                  int(k.shape[0]), int(k.shape[1]), ptr_of<float>(ctx, n.inputs[4]),
+                  ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_rwkv_wkv4_f32";
+  ctx.step(ref_wkv4_step, ctx.make(p), 1);
+}
+
+// The head layout of a WKV state [H, N, N] matching a width C = H * N.
+void rwkv_heads(const Check& c, const TensorDef& s, int64_t ch) {
+  c.state(s);
+  c.dtype(s, {DType::f32});
+  if (s.shape.size() != 3 || s.shape[1] != s.shape[2] || s.shape[0] * s.shape[1] != ch)
+    c.error("tensor '" + s.name + "' has shape " + shape_str(s.shape) +
+            ", expected [heads, head_size, head_size] with heads * head_size = " + std::to_string(ch));
+}
+
+// rwkv_wkv5: r, k, v [T, C], w (decay factors: constant [C] or [T, C]), u [C] (constant),
+// state [H, N, N] -> y [T, C].
+void check_rwkv_wkv5(const Check& c) {
+  c.arity(6, 6, 1);
+  const TensorDef &r = c.in(0), &w = c.in(3), &y = c.out(0);
+  rwkv_rows(c, r);
+  const int64_t ch = r.shape[1];
+  for (size_t i : {size_t(1), size_t(2)}) {
+    rwkv_rows(c, c.in(i));
+    c.shape(c.in(i), r.shape);
+  }
+  if (w.is_const) {
+    rwkv_vec(c, 3, ch);
+  } else {
+    rwkv_rows(c, w);
+    c.shape(w, r.shape);
+  }
+  rwkv_vec(c, 4, ch);
+  rwkv_heads(c, c.in(5), ch);
+  c.dtype(y, {DType::f32});
+  c.shape(y, r.shape);
+}
+
+struct RefWkv5Params {
+  const float *r, *k, *v, *w, *u;
+  bool w_rows;
+  int rows, heads, head_size;
+  float* state;
+  float* y;
+};
+
+void ref_wkv5_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefWkv5Params*>(p);
+  ref::rwkv_wkv5(q.r, q.k, q.v, q.w, q.w_rows, q.u, q.rows, q.heads, q.head_size, q.state, q.y);
+}
+
+void bind_rwkv_wkv5(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &r = ctx.g.tensor(n.inputs[0]), &w = ctx.g.tensor(n.inputs[3]),
+                  &s = ctx.g.tensor(n.inputs[5]);
+  RefWkv5Params p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
+                  ptr_of<const float>(ctx, n.inputs[2]),
+                  w.is_const ? w.as<float>() : ptr_of<const float>(ctx, n.inputs[3]),
+                  ctx.g.tensor(n.inputs[4]).as<float>(), !w.is_const, int(r.shape[0]),
+                  int(s.shape[0]), int(s.shape[1]), ptr_of<float>(ctx, n.inputs[5]),
+                  ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_rwkv_wkv5_f32";
+  ctx.step(ref_wkv5_step, ctx.make(p), 1);
+}
+
+// rwkv_wkv7: r, w, k, v, a, b [T, C], state [H, N, N] -> y [T, C].
+void check_rwkv_wkv7(const Check& c) {
+  c.arity(7, 7, 1);
+  const TensorDef &r = c.in(0), &y = c.out(0);
+  rwkv_rows(c, r);
+  for (size_t i = 1; i < 6; ++i) {
+    rwkv_rows(c, c.in(i));
+    c.shape(c.in(i), r.shape);
+  }
+  rwkv_heads(c, c.in(6), r.shape[1]);
+  c.dtype(y, {DType::f32});
+  c.shape(y, r.shape);
+}
+
+struct RefWkv7Params {
+  const float *r, *w, *k, *v, *a, *b;
+  int rows, heads, head_size;
+  float* state;
+  float* y;
+};
+
+void ref_wkv7_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefWkv7Params*>(p);
+  ref::rwkv_wkv7(q.r, q.w, q.k, q.v, q.a, q.b, q.rows, q.heads, q.head_size, q.state, q.y);
+}
+
+void bind_rwkv_wkv7(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &r = ctx.g.tensor(n.inputs[0]), &s = ctx.g.tensor(n.inputs[6]);
+  RefWkv7Params p{};
+  const float** ins[6] = {&p.r, &p.w, &p.k, &p.v, &p.a, &p.b};
+  for (size_t i = 0; i < 6; ++i) *ins[i] = ptr_of<const float>(ctx, n.inputs[i]);
+  p.rows = int(r.shape[0]), p.heads = int(s.shape[0]), p.head_size = int(s.shape[1]);
+  p.state = ptr_of<float>(ctx, n.inputs[6]);
+  p.y = ptr_of<float>(ctx, n.outputs[0]);
+  ctx.kernel[ctx.node] = "ref_rwkv_wkv7_f32";
+  ctx.step(ref_wkv7_step, ctx.make(p), 1);
+}
+
+// rwkv7_bonus: r, k, v [T, C], r_k [C] (constant); attr heads -> y = v * per-head sum(k r r_k).
+void check_rwkv7_bonus(const Check& c) {
+  c.arity(4, 4, 1);
+  const TensorDef &r = c.in(0), &y = c.out(0);
+  rwkv_rows(c, r);
+  for (size_t i : {size_t(1), size_t(2)}) {
+    rwkv_rows(c, c.in(i));
+    c.shape(c.in(i), r.shape);
+  }
+  rwkv_vec(c, 3, r.shape[1]);
+  const int64_t h = c.positive("heads");
+  if (r.shape[1] % h != 0)
+    c.error("attribute 'heads' = " + std::to_string(h) + " does not divide the width " +
+            std::to_string(r.shape[1]));
+  c.dtype(y, {DType::f32});
+  c.shape(y, r.shape);
+}
+
+struct RefBonusParams {
+  const float *r, *k, *v, *rk;
+  int rows, heads, head_size;
+  float* y;
+};
+
+void ref_bonus_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefBonusParams*>(p);
+  ref::rwkv7_bonus(q.r, q.k, q.v, q.rk, q.rows, q.heads, q.head_size, q.y);
+}
+
+void bind_rwkv7_bonus(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& r = ctx.g.tensor(n.inputs[0]);
+  const int heads = int(n.attr_int("heads", 1));
+  RefBonusParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
+                   ptr_of<const float>(ctx, n.inputs[2]), ctx.g.tensor(n.inputs[3]).as<float>(),
+                   int(r.shape[0]), heads, int(r.shape[1] / heads), ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_rwkv7_bonus_f32";
+  ctx.step(ref_bonus_step, ctx.make(p), 1);
+}
+
 // ---- the table -------------------------------------------------------------------------------
 
 struct OpDef {
@@ -1114,6 +1496,22 @@ constexpr OpDef kOps[] = {
     {"dimatmul", 1, check_dimatmul, bind_dimatmul},
     {"residual_add", 1, check_residual_add, bind_residual_add},
     {"hadamard", 1, check_hadamard, bind_hadamard},
+    // RWKV float ops (docs/rwkv.md)
+    {"layernorm", 1, check_layernorm, bind_layernorm},
+    {"token_shift", 1, check_token_shift, bind_token_shift},
+    {"mul", 1, check_binary, bind_mul},
+    {"sub", 1, check_binary, bind_sub},
+    {"sigmoid", 1, check_unary, bind_unary},
+    {"tanh", 1, check_unary, bind_unary},
+    {"silu", 1, check_unary, bind_unary},
+    {"exp", 1, check_unary, bind_unary},
+    {"relu_squared", 1, check_unary, bind_unary},
+    {"scale", 1, check_unary, bind_unary},
+    {"l2norm", 1, check_l2norm, bind_l2norm},
+    {"rwkv_wkv4", 1, check_rwkv_wkv4, bind_rwkv_wkv4},
+    {"rwkv_wkv5", 1, check_rwkv_wkv5, bind_rwkv_wkv5},
+    {"rwkv_wkv7", 1, check_rwkv_wkv7, bind_rwkv_wkv7},
+    {"rwkv7_bonus", 1, check_rwkv7_bonus, bind_rwkv7_bonus},
 };
 
 const OpDef& find_op(const Graph& g, const NodeDef& n) {

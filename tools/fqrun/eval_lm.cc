@@ -114,6 +114,48 @@ std::string score_str(const Score& s) {
   return buf;
 }
 
+// --text on a byte-level model: the file's bytes are the tokens, one sequence from the zero
+// state; the first byte is context only, every later byte is predicted. --limit caps the
+// predicted bytes. Last line: bpb (bits per byte), top1 and the count of predicted bytes.
+int eval_bytes(const fq::Graph& g, const std::string& path, const std::string& file,
+               int64_t limit, const fq::Options& opt) {
+  const std::string text = fq::read_file(file);
+  if (text.size() < 2)
+    throw fq::Error(file + ": " + std::to_string(text.size()) +
+                    " bytes; byte-level eval needs at least 2 (the first is context only)");
+  DecodeSession ds(g, path, opt);
+  if (ds.vocab() != 256)
+    throw fq::Error(path + ": a byte-level graph needs 256 logits, it has " + std::to_string(ds.vocab()));
+  int64_t n = int64_t(text.size()) - 1;
+  if (limit >= 0 && limit < n) n = limit;
+  if (n > ds.context()) n = ds.context();
+  const RealOutput& logits = ds.logits();
+  std::vector<double> l(256);
+  Score sc;
+  ds.session().reset_state();
+  for (int64_t t = 0; t < n; ++t) {
+    ds.step(static_cast<unsigned char>(text[size_t(t)]), int(t));
+    logits.read_row(0, l.data());
+    size_t best = 0;
+    for (size_t i = 1; i < l.size(); ++i)
+      if (l[i] > l[best]) best = i;
+    double sum = 0;
+    for (double v : l) sum += std::exp(v - l[best]);
+    const size_t next = static_cast<unsigned char>(text[size_t(t) + 1]);
+    sc.nll += l[best] + std::log(sum) - l[next];
+    sc.top1 += best == next;
+    sc.n += 1;
+  }
+  const char* kind = logits.is_float() ? "f32" : logits.has_row_scale ? "integer + logits_scale" : "integer + quant";
+  std::printf("graph %s  bytes %s  vocab 256  logits %s  isa %s  threads %d\n", g.name.c_str(),
+              file.c_str(), kind, ds.session().isa().c_str(), ds.session().threads());
+  const double nats = sc.n ? sc.nll / double(sc.n) : 0.0;
+  std::printf("nll=%.6f (nats per byte)\n", nats);
+  std::printf("bpb=%.6f top1=%.4f bytes=%lld\n", nats / std::log(2.0),
+              sc.n ? double(sc.top1) / double(sc.n) : 0.0, (long long)sc.n);
+  return 0;
+}
+
 }  // namespace
 
 int eval_lm(const Args& a, const Global& global) {
@@ -129,6 +171,7 @@ int eval_lm(const Args& a, const Global& global) {
   if (!is_decode_graph(g))
     throw fq::Error(path + ": --tokens and --text need a language-model decode graph (inputs "
                            "'tokens' and 'pos'); use --dataset for an image classifier");
+  if (by_text && is_byte_model(g)) return eval_bytes(g, path, file, limit, opt);
   const std::string tok_path = by_text ? tokenizer_file(g, path, "--text") : std::string();
   DecodeSession ds(g, path, opt);
   const int vocab = ds.vocab();

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <vector>
 
 #include "common.h"
@@ -27,6 +28,8 @@ const char kGenerateUsage[] =
     "samples like llama2.c run.c until -n positions are done or BOS is sampled. Prints the text on\n"
     "stdout (run.c's decoding and safe-print rules, then a newline) and 'X tok/s' on stderr.\n"
     "The tokenizer is the file named by the graph's meta 'tokenizer', next to the graph.\n"
+    "Byte-level graphs (meta 'tokenizer: bytes', e.g. fqimport-rwkv's): the prompt's bytes are the\n"
+    "tokens (an empty prompt feeds a newline), the raw sampled bytes are printed, BOS is not special.\n"
     "\n"
     "options:\n"
     "  --prompt TEXT   prompt (default: none, start from BOS)\n"
@@ -84,7 +87,9 @@ int cmd_generate(const std::vector<std::string>& argv, const Global& global) {
   const fq::Options opt = session_options(global, a, threads);
 
   const fq::Graph g = fq::load_graph(path);
-  const std::string tok_path = tokenizer_file(g, path, "fqrun generate");
+  // Byte-level models (RWKV, meta `tokenizer: bytes`): the prompt's bytes are the tokens.
+  const bool bytes = is_byte_model(g);
+  const std::string tok_path = bytes ? std::string() : tokenizer_file(g, path, "fqrun generate");
   if (!is_decode_graph(g))
     throw fq::Error(path + ": not a language-model decode graph (needs inputs 'tokens' and 'pos')");
   DecodeSession ds(g, path, opt);
@@ -92,7 +97,10 @@ int cmd_generate(const std::vector<std::string>& argv, const Global& global) {
   const int64_t context = ds.context();
   const RealOutput& logits = ds.logits();
 
-  const fq::llama::Tokenizer tok = fq::llama::Tokenizer::load(tok_path, vocab);
+  std::optional<fq::llama::Tokenizer> tok;
+  if (!bytes) tok.emplace(fq::llama::Tokenizer::load(tok_path, vocab));
+  if (bytes && vocab != 256)
+    throw fq::Error(path + ": a byte-level graph needs 256 logits, it has " + std::to_string(vocab));
   const int steps = int(n_opt == 0 ? context : n_opt);
   if (steps > context)
     throw UsageError("-n " + std::to_string(n_opt) + " is beyond the context length " +
@@ -100,7 +108,12 @@ int cmd_generate(const std::vector<std::string>& argv, const Global& global) {
   // encode() puts BOS first and never drops text: an empty prompt gives [BOS] (start from BOS,
   // as run.c), a non-empty one BOS plus at least one token. So the check below cannot fire; it
   // keeps prompt_tokens[0] safe (run.c: "expected at least 1 prompt token").
-  const std::vector<int> prompt_tokens = tok.encode(prompt, true, false);
+  // Byte models have no BOS: an empty prompt starts from a newline (fed, not printed).
+  const std::vector<int> prompt_tokens =
+      !bytes ? tok->encode(prompt, true, false)
+             : prompt.empty() ? std::vector<int>{'\n'}
+                              : std::vector<int>(reinterpret_cast<const unsigned char*>(prompt.data()),
+                                                 reinterpret_cast<const unsigned char*>(prompt.data()) + prompt.size());
   if (prompt_tokens.empty()) throw fq::Error("prompt: the prompt encodes to no tokens");
   for (int t : prompt_tokens)
     if (t < 0 || t >= vocab)
@@ -127,6 +140,7 @@ int cmd_generate(const std::vector<std::string>& argv, const Global& global) {
   const int n_prompt = int(prompt_tokens.size());
   int token = prompt_tokens[0], pos = 0;
   ds.session().reset_state();
+  if (bytes && !prompt.empty()) std::fputc(prompt_tokens[0], stdout);
   while (pos < steps) {
     ds.step(token, pos);
     fed.push_back(token);
@@ -145,11 +159,16 @@ int cmd_generate(const std::vector<std::string>& argv, const Global& global) {
       next = sampler.sample(scores.data());
     }
     pos++;
-    if (next == fq::llama::kBos && !no_stop) break;  // BOS delimits sequences
-    const std::string piece = tok.decode(token, next);
-    if (fq::llama::piece_printable(piece)) {
-      std::fputs(piece.c_str(), stdout);
+    if (!bytes && next == fq::llama::kBos && !no_stop) break;  // BOS delimits sequences
+    if (bytes) {
+      std::fputc(next, stdout);  // raw bytes (UTF-8 text, or whatever the model writes)
       std::fflush(stdout);
+    } else {
+      const std::string piece = tok->decode(token, next);
+      if (fq::llama::piece_printable(piece)) {
+        std::fputs(piece.c_str(), stdout);
+        std::fflush(stdout);
+      }
     }
     token = next;
     if (!started) {

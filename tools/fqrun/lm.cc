@@ -19,9 +19,23 @@ int64_t context_length(const fq::Graph& g, const std::string& path) {
       context = context ? std::min(context, t.shape[0]) : t.shape[0];
     }
   }
-  if (context < 1)
+  if (context < 1) {
+    for (const fq::TensorDef& t : g.tensors)
+      if (t.is_state) return kNoContextLimit;  // recurrent state (RWKV): no context limit
     throw fq::Error(path + ": the graph has no attention node with a KV cache (not a decode graph)");
+  }
   return context;
+}
+
+bool is_byte_model(const fq::Graph& g) {
+  const auto it = g.meta.find("tokenizer");
+  if (it != g.meta.end()) return it->second == "bytes";
+  for (const std::string& out : g.outputs)
+    if (out == "logits") {
+      const fq::TensorDef& t = g.tensor(out);
+      return !t.shape.empty() && t.shape.back() == 256;
+    }
+  return false;
 }
 
 std::string tokenizer_file(const fq::Graph& g, const std::string& path, const std::string& why) {

@@ -14,9 +14,15 @@ namespace fqrun {
 bool is_decode_graph(const fq::Graph& g);
 
 // The context length: the rows (first dimension) of the smallest state tensor an `attention`
-// node updates (the KV caches, and their scales in integer graphs). Throws fq::Error naming
-// `path` when the graph has no attention node with a state input.
+// node updates (the KV caches, and their scales in integer graphs). A recurrent graph (state
+// tensors but no attention, e.g. RWKV) has no limit: kNoContextLimit. Throws fq::Error naming
+// `path` when the graph has neither.
+constexpr int64_t kNoContextLimit = (int64_t{1} << 31) - 1;
 int64_t context_length(const fq::Graph& g, const std::string& path);
+
+// A byte-level model (docs/fqrun.md): meta `tokenizer: bytes`, or no `tokenizer` and an output
+// `logits` of 256 columns. Its token ids are the bytes of the text; there is no tokenizer file.
+bool is_byte_model(const fq::Graph& g);
 
 // The tokenizer file named by meta `tokenizer`, resolved next to the graph. Throws fq::Error
 // naming `path` and `why` (e.g. "--text") when the graph names none.
