@@ -1,6 +1,7 @@
 // llm family rows: <op>/i8/<isa>/<n> for every compiled + supported variant, next to float32
 // AVX-512 baselines of the same operators (<op>/f32/avx512/<n>, llm_f32.cc). items = positions
-// (softmax: one attention head, hd = 8, over n cached positions: QK^T, softmax, P.V) or elements.
+// (softmax: one attention head, hd = 8, over n cached positions: QK^T, softmax, P.V; attention_gqa:
+// the 8 query heads / 4 kv heads of stories260K over n positions) or elements.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -36,6 +37,51 @@ void bench_softmax_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
   for (auto _ : st) {
     k->attention_heads(a, 0, 1, scratch.data());
     benchmark::DoNotOptimize(work.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+// One decode step of stories260K's attention (H = 8 query heads, G = 4 kv heads, hd = 8, the query
+// at position n - 1 over n cached positions): attention_heads over all 8 (row, head) units, as the
+// engine runs it with one thread. items = positions.
+void bench_attention_gqa_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
+  constexpr int H = 8, G = 4;
+  std::mt19937_64 r(11);
+  std::uniform_int_distribution<int> d8(-127, 127), d16(-20000, 20000);
+  std::vector<int8_t> kc(static_cast<size_t>(n * G * kHd)), vc(static_cast<size_t>(n * G * kHd));
+  for (auto& x : kc) x = int8_t(d8(r));
+  for (auto& x : vc) x = int8_t(d8(r));
+  std::vector<RowScale> kcs(static_cast<size_t>(n * G), RowScale{20000, 29}), vcs(static_cast<size_t>(n * G), RowScale{20000, 14});
+  for (auto& s : kcs) s.mant = 16384 + int32_t(r() % 16384);
+  for (auto& s : vcs) s.exp = 14 + int32_t(r() % 3);
+  std::vector<int16_t> q(H * kHd);
+  for (auto& x : q) x = int16_t(d16(r));
+  RowScale qs{20000, 30};
+  std::vector<int64_t> work(H * kHd);
+  std::vector<int32_t> wexp(H);
+  AttentionArgs a{};
+  a.q = q.data(), a.qs = &qs, a.kc = kc.data(), a.vc = vc.data(), a.kcs = kcs.data(), a.vcs = vcs.data();
+  a.rows = 1, a.heads = H, a.kv_heads = G, a.head_dim = kHd, a.cache_rows = n, a.pos = int32_t(n - 1);
+  a.clip_q16 = int64_t{20} << 16, a.qmax = 127, a.work = work.data(), a.work_exp = wexp.data();
+  std::vector<uint8_t> scratch(attention_scratch(a));
+  for (auto _ : st) {
+    k->attention_heads(a, 0, H, scratch.data());
+    benchmark::DoNotOptimize(work.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+// hadamard of one row of n int8 values (n = 176 = 16 * 11: stories260K's hidden size padded).
+void bench_hadamard_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
+  std::mt19937_64 r(12);
+  std::vector<int8_t> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+  for (auto& v : x) v = int8_t(int64_t(r() % 255) - 127);
+  RowScale xs{20000, 20}, ys;
+  HadamardArgs a{x.data(), &xs, n, 127, y.data(), &ys};
+  std::vector<uint8_t> scratch(hadamard_scratch(n));
+  for (auto _ : st) {
+    k->hadamard(a, 0, 1, scratch.data());
+    benchmark::DoNotOptimize(y.data());
   }
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
@@ -119,6 +165,8 @@ int register_llm() {
       const std::string isa = isa_name(k->isa);
       benchmark::RegisterBenchmark(("softmax/i8/" + isa + ns).c_str(),
                                    [k, n](benchmark::State& st) { bench_softmax_i8(st, k, n); });
+      benchmark::RegisterBenchmark(("attention_gqa/i8/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_attention_gqa_i8(st, k, n); });
       benchmark::RegisterBenchmark(("rmsnorm/i8/" + isa + ns).c_str(),
                                    [k, n](benchmark::State& st) { bench_rmsnorm_i8(st, k, n); });
       benchmark::RegisterBenchmark(("swiglu/i8/" + isa + ns).c_str(),
@@ -133,6 +181,10 @@ int register_llm() {
                                    [n](benchmark::State& st) { bench_swiglu_f32(st, n); });
     }
   }
+  for (size_t i = 0; i < count; ++i)
+    if (isa_supported(all[i]->isa))
+      benchmark::RegisterBenchmark((std::string("hadamard/i8/") + isa_name(all[i]->isa) + "/176").c_str(),
+                                   [k = all[i]](benchmark::State& st) { bench_hadamard_i8(st, k, 176); });
   return 0;
 }
 

@@ -2,7 +2,8 @@
 // Vectorized: attention_heads' dot products (gathered, across positions) and its P.V accumulation
 // (int64 lanes), rope, residual_add and embedding. The per-position logit/exp chain of attention
 // and the row quantizer stay scalar here (AVX2 lacks 64-bit arithmetic shifts and multiplies);
-// rmsnorm, swiglu, attention_cache/out and hadamard forward to the scalar reference.
+// hadamard's H_b products (vpmaddwd) and butterflies are vectorized in int32; rmsnorm, swiglu and
+// attention_cache/out forward to the scalar reference.
 #include <immintrin.h>
 
 #include <cstring>
@@ -207,7 +208,7 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
   const int H = a.heads, G = a.kv_heads, hd = a.head_dim;
   if (!attn_valid(a) || a.cache_rows * G * hd >= (int64_t{1} << 31) - 1024)
     return ref_attention_heads(a, u0, u1, scratch);
-  const AttnScratch s = attn_scratch(scratch, a.cache_rows);
+  const AttnScratch s = attn_scratch(scratch, a);
   const int64_t clip = attn_clip(a), rw = int64_t{G} * hd;
   for (int64_t t = u0; t < u1; ++t) {
     const int64_t m = t / H;
@@ -248,6 +249,82 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
   }
 }
 
+// ---- hadamard -----------------------------------------------------------------------------------
+
+// H_b (b in {12, 20, 28, 44}) as int16 pairs for vpmaddwd: T[pair p][i] = (H[i][2p], H[i][2p+1]),
+// i padded to 48 with zeros.
+struct HadamardPairs {
+  int32_t t[4][22][48];
+};
+const HadamardPairs& hadamard_pairs() {
+  static const HadamardPairs tab = [] {
+    HadamardPairs h{};
+    const int bs[4] = {12, 20, 28, 44};
+    for (int w = 0; w < 4; ++w) {
+      const int b = bs[w];
+      const int8_t* M = hadamard_matrix(b);
+      for (int pp = 0; pp < b / 2; ++pp)
+        for (int i = 0; i < b; ++i)
+          h.t[w][pp][i] = int32_t(uint32_t(uint16_t(int16_t(M[i * b + 2 * pp]))) |
+                                  (uint32_t(uint16_t(int16_t(M[i * b + 2 * pp + 1]))) << 16));
+    }
+    return h;
+  }();
+  return tab;
+}
+
+// t = H_N x in int32 (|t| <= n * 128), then quantize_row on its int64 copy.
+void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int b = hadamard_block(a.n);
+  if (b == 0 || b == 1) return ref_hadamard(a, m0, m1, scratch);
+  const int64_t n = a.n, nb = n / b, np = pad16(n) + 16;
+  // scratch (hadamard_scratch): t64 int64 [np], t int32 [np]
+  int64_t* t64 = reinterpret_cast<int64_t*>(align64(scratch));
+  int32_t* t = reinterpret_cast<int32_t*>(t64 + np);
+  const int w = b == 12 ? 0 : b == 20 ? 1 : b == 28 ? 2 : 3;
+  const int32_t(*T)[48] = hadamard_pairs().t[w];
+  const int nz = (b + 7) / 8;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int8_t* x = a.x + m * n;
+    for (int64_t jb = 0; jb < nb; ++jb) {
+      V acc[6];
+      for (int z = 0; z < nz; ++z) acc[z] = _mm256_setzero_si256();
+      const int8_t* xb = x + jb * b;
+      for (int pp = 0; pp < b / 2; ++pp) {
+        const V xv = _mm256_set1_epi32(int32_t(uint32_t(uint16_t(int16_t(xb[2 * pp]))) |
+                                               (uint32_t(uint16_t(int16_t(xb[2 * pp + 1]))) << 16)));
+        for (int z = 0; z < nz; ++z)
+          acc[z] = _mm256_add_epi32(acc[z], _mm256_madd_epi16(xv, _mm256_loadu_si256(
+                                                                   reinterpret_cast<const __m256i*>(T[pp] + 8 * z))));
+      }
+      // blocks in order: the padding lanes of block jb land on block jb + 1 (rewritten next) or
+      // in the scratch's padding
+      for (int z = 0; z < nz; ++z) _mm256_storeu_si256(reinterpret_cast<__m256i*>(t + jb * b + 8 * z), acc[z]);
+    }
+    for (int64_t len = b; len < n; len <<= 1)  // len is a multiple of 4 (b is)
+      for (int64_t i0 = 0; i0 < n; i0 += 2 * len) {
+        int64_t i = 0;
+        for (; i + 8 <= len; i += 8) {
+          int32_t* pa = t + i0 + i;
+          int32_t* pb = t + i0 + len + i;
+          const V p = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa));
+          const V q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(pa), _mm256_add_epi32(p, q));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(pb), _mm256_sub_epi32(p, q));
+        }
+        for (; i < len; ++i) {
+          const int32_t p = t[i0 + i], q = t[i0 + len + i];
+          t[i0 + i] = p + q;
+          t[i0 + len + i] = p - q;
+        }
+      }
+    for (int64_t i = 0; i < n; ++i) t64[i] = t[i];
+    int d = 0;
+    const int64_t A = quantize_row(t64, n, a.qmax, a.y + m * n, nullptr, &d);
+    a.ys[m] = scale_of_i(A, a.qmax, d, a.xs[m].mant, a.xs[m].exp);
+  }
+}
+
 }  // namespace
 }  // namespace llm
 
@@ -256,6 +333,6 @@ extern const LlmKernel kLlmAvx2 = {
     llm::ref_rmsnorm,      llm::x_rope,
     llm::ref_attention_cache, llm::x_attention_heads, llm::ref_attention_out,
     llm::ref_swiglu,       llm::x_residual_add,
-    llm::x_embedding,      llm::ref_hadamard};
+    llm::x_embedding,      llm::x_hadamard};
 
 }  // namespace fq::k

@@ -1,8 +1,9 @@
 // AVX-512 (F/BW/DQ/VL) variant of the llm family: the same bytes as ref.cc for every input the
 // contract allows. Vectorized: attention_heads (across positions u: gathered dot products, logits,
-// exp_q, probabilities, and the P.V accumulation in int64), the row quantizer, rmsnorm, swiglu
-// (its division by a 17-iteration restoring division, exact), rope, residual_add, embedding and
-// attention_out. attention_cache and hadamard forward to the scalar reference.
+// exp_q, probabilities, and the P.V accumulation in int64; for head_dim 8 every kv head of a
+// position at once with contiguous loads, see attn_row8), the attention cache write, the row
+// quantizer, rmsnorm, swiglu (its division by a Newton reciprocal and an exact correction), rope,
+// residual_add, embedding, attention_out and hadamard (H_b by vpdpwssd, butterflies in int32).
 #include <immintrin.h>
 
 // GCC 12 warns inside its own AVX-512 headers (the "undefined" pass-through operand).
@@ -53,27 +54,25 @@ inline V vshift_uniform(V x, int d) {
   return x;
 }
 
-// exp_q(x, F) per lane for x <= 0 (F = 12 or 16).
+// exp_q(x, F) per lane for x <= 0 (F = 12 or 16): the two 16-entry tables are vpermd lookups.
 template <int F>
 inline V vexpq(V x) {
+  static_assert(F > 8, "F in (8, 24]");
   V nx = _mm512_sub_epi64(_mm512_setzero_si512(), x);
   nx = _mm512_min_epi64(nx, s64(int64_t{1} << (F + 5)));  // beyond: n >= 32 -> 0 either way
   V t = _mm512_mul_epu32(nx, s64(kLog2eQ16));
   t = _mm512_srli_epi64(_mm512_add_epi64(t, s64(1 << 15)), 16);
   const V n = _mm512_srli_epi64(t, F);
-  const V f = _mm512_and_si512(t, s64((int64_t{1} << F) - 1));
-  const V i = _mm512_srli_epi64(f, F - 8);
-  const V r = _mm512_and_si512(f, s64((int64_t{1} << (F - 8)) - 1));
-  // The two table reads per lane are scalar loads: faster than vpgatherqd on Zen 4 (measured).
-  alignas(64) int64_t ii[8];
-  alignas(32) uint32_t ta[8], tb[8];
-  _mm512_store_si512(ii, i);
-  for (int l = 0; l < 8; ++l) ta[l] = kExp2Q30[ii[l]], tb[l] = kExp2Q30[ii[l] + 1];
-  const V a = _mm512_cvtepu32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(ta)));
-  const V b = _mm512_cvtepu32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(tb)));
-  const V corr = _mm512_srli_epi64(
-      _mm512_add_epi64(_mm512_mul_epu32(_mm512_sub_epi64(a, b), r), s64(int64_t{1} << (F - 9))), F - 8);
-  const V v = _mm512_sub_epi64(a, corr);
+  const V i = _mm512_srli_epi64(t, F - 8);  // bits above the 8 of i are ignored by the lookups
+  const V th = _mm512_loadu_si512(kExp2HiQ30), tl = _mm512_loadu_si512(kExp2LoQ30);
+  const V a = _mm512_permutexvar_epi32(_mm512_srli_epi64(_mm512_and_si512(i, s64(0xF0)), 4), th);
+  const V b = _mm512_permutexvar_epi32(_mm512_and_si512(i, s64(0xF)), tl);
+  const V P = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(a, b), s64(int64_t{1} << 29)), 30);
+  const V r = _mm512_and_si512(t, s64((int64_t{1} << (F - 8)) - 1));
+  const V rc = _mm512_srli_epi64(
+      _mm512_add_epi64(_mm512_mul_epu32(r, s64(kExp2ChordQ32)), s64(int64_t{1} << (F - 9))), F - 8);
+  const V v = _mm512_sub_epi64(
+      P, _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
   const V half = _mm512_sllv_epi64(s64(1), _mm512_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
   return _mm512_srlv_epi64(_mm512_add_epi64(v, half), n);                 // n >= 64 -> 0
 }
@@ -87,7 +86,11 @@ inline uint64_t vmaxabs(const int64_t* v, int64_t n) {
 }
 
 // quantize_row with A0 = max|v| known.
-int64_t vquant(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout, uint64_t A0) {
+inline V load8_i64(const int64_t* v, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v); }
+inline V load8_i64(const int32_t* v, __mmask8 k) { return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v)); }
+
+template <typename T>
+int64_t vquant(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout, uint64_t A0) {
   if (A0 == 0) {
     for (int64_t i = 0; i < n; ++i) {
       if (qmax <= 127) q8[i] = 0; else q16[i] = 0;
@@ -99,7 +102,7 @@ int64_t vquant(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, 
   const V F = s64(p.F), hi = s64(qmax), lo = s64(-qmax), rnd = s64(int64_t{1} << 39);
   for (int64_t i = 0; i < n; i += 8) {
     const __mmask8 k = tail8(n - i);
-    const V x = vshift_uniform(_mm512_maskz_loadu_epi64(k, v + i), p.d);
+    const V x = vshift_uniform(load8_i64(v + i, k), p.d);
     V q = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, F), rnd), 40);
     q = _mm512_max_epi64(_mm512_min_epi64(q, hi), lo);
     if (qmax <= 127) _mm512_mask_cvtepi64_storeu_epi8(q8 + i, k, q);
@@ -158,26 +161,37 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
     const int16_t* g = a.gate + m * N;
     const int16_t* u = a.up + m * N;
     const RowScale gs = a.gs[m], us = a.us[m];
-    const V gm = s64(gs.mant), gsh = s64(int64_t{gs.exp} - 12);
+    const V gm = s64(gs.mant), zlim = s64(1 << 17), nzlim = s64(-(1 << 17));
+    const int64_t sh = int64_t{gs.exp} - 12;
     V mx = zero;
     for (int64_t i = 0; i < N; i += 8) {
       const __mmask8 k = tail8(N - i);
       const V g64 = _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, g + i));
       const V u64 = _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, u + i));
-      V zq = vshs(_mm512_mul_epi32(g64, gm), gsh);
-      zq = _mm512_max_epi64(_mm512_min_epi64(zq, s64(1 << 17)), s64(-(1 << 17)));
+      // zq = clamp(shift_s(g * gm, sh), +-2^17) with |g * gm| < 2^30 and sh uniform over the row:
+      // a left shift saturates like clamp(clamp(x, +-2^17) * 2^min(l, 18), +-2^17)
+      V zq = _mm512_mul_epi32(g64, gm);
+      if (sh > 62) zq = zero;
+      else if (sh >= 0) zq = vshift_uniform(zq, int(sh));
+      else zq = _mm512_sll_epi64(_mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim), _mm_cvtsi32_si128(int(sh < -18 ? 18 : -sh)));
+      zq = _mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim);
       const V E = _mm512_srli_epi64(vexpq<12>(_mm512_sub_epi64(zero, _mm512_abs_epi64(zq))), 14);
       const V den = _mm512_add_epi64(E, s64(1 << 16));
       const __mmask8 nonneg = _mm512_cmpge_epi64_mask(zq, zero);
-      V rem = _mm512_mask_blend_epi64(nonneg, _mm512_slli_epi64(E, 16), s64(int64_t{1} << 32));
-      V q = zero;
-#pragma GCC unroll 17
-      for (int b = 16; b >= 0; --b) {  // restoring division: quotient < 2^17
-        const V db = _mm512_slli_epi64(den, unsigned(b));
-        const __mmask8 ge = _mm512_cmpge_epu64_mask(rem, db);
-        rem = _mm512_mask_sub_epi64(rem, ge, rem, db);
-        q = _mm512_mask_or_epi64(q, ge, q, s64(int64_t{1} << b));
+      // sig = floor(N' * 2^16 / den), N' = 2^16 (zq >= 0) or E, den in [2^16, 2^17]: a reciprocal
+      // y ~ 2^48 / den (linear start, two Newton steps: y in [2^31, 2^32)) gives a quotient
+      // within 1 of the exact one (checked for every den and both numerators offline), then
+      // one correction step each way makes it exact.
+      const V np = _mm512_mask_blend_epi64(nonneg, E, s64(1 << 16));
+      V y = _mm512_sub_epi64(s64(6063483241), _mm512_mul_epu32(den, s64(30840)));  // (24 - 8 x) / 17
+      for (int it = 0; it < 2; ++it) {
+        const V e = _mm512_sub_epi64(s64(int64_t{1} << 48), _mm512_mul_epu32(den, y));  // |e| < 2^44
+        y = _mm512_add_epi64(y, _mm512_srai_epi64(_mm512_mullo_epi64(y, _mm512_srai_epi64(e, 16)), 32));
       }
+      V q = _mm512_srli_epi64(_mm512_mul_epu32(np, y), 32);
+      const V rem = _mm512_sub_epi64(_mm512_slli_epi64(np, 16), _mm512_mul_epu32(q, den));
+      q = _mm512_mask_sub_epi64(q, _mm512_cmplt_epi64_mask(rem, zero), q, s64(1));
+      q = _mm512_mask_add_epi64(q, _mm512_cmpge_epi64_mask(rem, den), q, s64(1));
       const V val = _mm512_mul_epi32(_mm512_mul_epi32(g64, q), u64);
       _mm512_storeu_si512(v + i, val);  // scratch is padded
       mx = _mm512_max_epu64(mx, _mm512_abs_epi64(_mm512_maskz_mov_epi64(k, val)));
@@ -346,11 +360,11 @@ void pv_any(const int64_t* C, const int8_t* vbase, int64_t rw, int hd, int64_t n
   }
 }
 
-void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scratch) {
+void attn_heads_generic(const AttentionArgs& a, int64_t u0, int64_t u1, void* scratch) {
   const int H = a.heads, G = a.kv_heads, hd = a.head_dim;
   if (!attn_valid(a) || a.cache_rows * G * hd >= (int64_t{1} << 31) - 1024)
     return ref_attention_heads(a, u0, u1, scratch);
-  const AttnScratch s = attn_scratch(scratch, a.cache_rows);
+  const AttnScratch s = attn_scratch(scratch, a);
   const int64_t clip = attn_clip(a), rw = int64_t{G} * hd;
   const V lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
   const V zero = _mm512_setzero_si512();
@@ -411,6 +425,256 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
   }
 }
 
+// ---- attention, head_dim 8 with G in {1, 2, 4}: every kv head of a position at once ----------
+// With hd == 8 the cache is a flat array of slots k = u * G + g: key kc[8k, 8k + 8), scale kcs[k],
+// value vc[8k, 8k + 8), scale vcs[k]. For the query heads h = g * R + r of one r (R = H / G) the
+// query of slot k depends on k % G only, and G divides the vector widths below, so steps 2's
+// per-position work runs over slots: every load is contiguous and the per-slot scales are read once
+// per (row, r) instead of once per head. Lane l of an 8-slot vector starting at a multiple of 8
+// belongs to kv head l % G.
+
+// out[k] = q_{(k % G) * R + r} . key[k] for k in [0, K), zero up to the next multiple of 16.
+void dots8(const int16_t* q, int G, int R, int r, const int8_t* kc, int64_t K, int32_t* out) {
+  alignas(64) int16_t qv[32];
+  for (int sl = 0; sl < 4; ++sl)
+    for (int j = 0; j < 8; ++j) qv[sl * 8 + j] = q[((sl % G) * R + r) * 8 + j];
+  const V Q = _mm512_load_si512(qv);
+  // element 4 * lane128 + i of the reduced vector holds slot 4 * i + lane128
+  const V perm = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  for (int64_t k0 = 0; k0 < K; k0 += 16) {
+    V P[4];
+    for (int i = 0; i < 4; ++i) {
+      const int8_t* src = kc + (k0 + 4 * i) * 8;
+      const int64_t left = (K - k0 - 4 * i) * 8;  // bytes of valid keys from src
+      __m256i b;
+      if (left >= 32) b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+      else if (left <= 0) b = _mm256_setzero_si256();
+      else b = _mm256_maskz_loadu_epi8(__mmask32((uint64_t{1} << left) - 1), src);
+      P[i] = _mm512_madd_epi16(_mm512_cvtepi8_epi16(b), Q);  // lanes (slot, pair)
+    }
+    const V t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(P[0], P[1]), _mm512_unpackhi_epi32(P[0], P[1]));
+    const V t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(P[2], P[3]), _mm512_unpackhi_epi32(P[2], P[3]));
+    const V sum = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+    _mm512_storeu_si512(out + k0, _mm512_permutexvar_epi32(perm, sum));
+  }
+}
+
+// acc[g][0..8) = sum_u C[u * G + g] * vc[u * G + g][0..8)   (C < 2^31, exact in int64)
+template <int G>
+void pv8(const int64_t* C, const int8_t* vc, int64_t n, V* acc) {
+  for (int g = 0; g < G; ++g) acc[g] = _mm512_setzero_si512();
+  for (int64_t u = 0; u < n; ++u)
+    for (int g = 0; g < G; ++g) {
+      const int64_t k = u * G + g;
+      const V v = _mm512_cvtepi8_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(vc + 8 * k)));
+      acc[g] = _mm512_add_epi64(acc[g], _mm512_mul_epi32(_mm512_set1_epi64(C[k]), v));
+    }
+}
+
+// The same for G == 4 by vpdpbusd: c (< 2^31, int32 C32[k] for slot k) as four unsigned bytes, the
+// values as signed bytes, four positions per int32 lane: sum_u c v = sum_b 2^(8b) sum_u c_b v
+// (exact; an int32 lane gains <= 4 * 255 * 128 per step and is flushed to int64 every 4096 steps).
+// C32 is zero from slot K up to the next multiple of 8 (+ 16).
+void pv_g4(const int32_t* C32, const int8_t* vc, int64_t n, V* acc) {
+  // 128-bit lane l of the transposed values holds kv head {0, 2, 1, 3}[l]: pidx gathers the c of
+  // that head for the block's 4 positions into the lane, ctl[b] spreads their byte b to every dword
+  const int gl[4] = {0, 2, 1, 3};
+  alignas(64) int32_t pi[16];
+  for (int l = 0; l < 4; ++l)
+    for (int du = 0; du < 4; ++du) pi[4 * l + du] = 4 * du + gl[l];
+  const V pidx = _mm512_load_si512(pi);
+  V ctl[4];
+  for (int b = 0; b < 4; ++b) {
+    alignas(64) int8_t c[64];
+    for (int i = 0; i < 64; ++i) c[i] = int8_t(4 * (i % 4) + b);
+    ctl[b] = _mm512_load_si512(c);
+  }
+  V tot[2][2];
+  for (auto& t : tot) t[0] = t[1] = _mm512_setzero_si512();
+  const int64_t nblk = (n + 3) / 4;
+  for (int64_t c0 = 0; c0 < nblk; c0 += 4096) {
+    const int64_t c1 = nblk - c0 < 4096 ? nblk : c0 + 4096;
+    V a[4][2];
+    for (auto& x : a) x[0] = x[1] = _mm512_setzero_si512();
+    for (int64_t blk = c0; blk < c1; ++blk) {
+      const int8_t* src = vc + blk * 128;  // rows 4 blk .. 4 blk + 3, 32 bytes each
+      const int64_t left = (n - blk * 4) * 32;
+      V X, Y;
+      if (left >= 128) {
+        X = _mm512_loadu_si512(src);
+        Y = _mm512_loadu_si512(src + 64);
+      } else {
+        X = _mm512_maskz_loadu_epi8(left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1, src);
+        Y = _mm512_maskz_loadu_epi8(left <= 64 ? __mmask64(0) : (__mmask64(1) << (left - 64)) - 1, src + 64);
+      }
+      // X = [u0 g0g1, u0 g2g3, u1 g0g1, u1 g2g3], Y the same for u2, u3 (128-bit lanes)
+      const V P = _mm512_shuffle_i64x2(X, Y, 0x44), Q = _mm512_shuffle_i64x2(X, Y, 0xEE);
+      const V Rlo = _mm512_unpacklo_epi8(P, Q), Rhi = _mm512_unpackhi_epi8(P, Q);
+      const V S = _mm512_shuffle_i64x2(Rlo, Rhi, 0x44), T = _mm512_shuffle_i64x2(Rlo, Rhi, 0xEE);
+      const V B0 = _mm512_unpacklo_epi16(S, T), B1 = _mm512_unpackhi_epi16(S, T);  // j 0..3, 4..7
+      const V Cp = _mm512_permutexvar_epi32(pidx, _mm512_loadu_si512(C32 + blk * 16));
+      for (int b = 0; b < 4; ++b) {
+        const V A = _mm512_shuffle_epi8(Cp, ctl[b]);
+        a[b][0] = _mm512_dpbusd_epi32(a[b][0], A, B0);
+        a[b][1] = _mm512_dpbusd_epi32(a[b][1], A, B1);
+      }
+    }
+    for (int hf = 0; hf < 2; ++hf)
+      for (int b = 0; b < 4; ++b) {
+        const V lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(a[b][hf]));
+        const V hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(a[b][hf], 1));
+        tot[hf][0] = _mm512_add_epi64(tot[hf][0], _mm512_slli_epi64(lo, unsigned(8 * b)));
+        tot[hf][1] = _mm512_add_epi64(tot[hf][1], _mm512_slli_epi64(hi, unsigned(8 * b)));
+      }
+  }
+  alignas(64) int64_t t[2][16], o[4][8];
+  for (int hf = 0; hf < 2; ++hf) {
+    _mm512_store_si512(t[hf], tot[hf][0]);
+    _mm512_store_si512(t[hf] + 8, tot[hf][1]);
+  }
+  for (int hf = 0; hf < 2; ++hf)
+    for (int l = 0; l < 4; ++l)
+      for (int i = 0; i < 4; ++i) o[gl[l]][4 * hf + i] = t[hf][4 * l + i];
+  for (int g = 0; g < 4; ++g) acc[g] = _mm512_load_si512(o[g]);
+}
+
+// Per-lane-class reductions of an 8-lane vector: out[g] = op over lanes l with l % G == g.
+inline void lane_classes_max(V v, int G, int64_t* out) {
+  alignas(64) int64_t t[8];
+  _mm512_store_si512(t, v);
+  for (int g = 0; g < G; ++g) out[g] = INT64_MIN;
+  for (int l = 0; l < 8; ++l) out[l % G] = t[l] > out[l % G] ? t[l] : out[l % G];
+}
+inline V lane_classes_vec(const int64_t* val, int G) {
+  alignas(64) int64_t t[8];
+  for (int l = 0; l < 8; ++l) t[l] = val[l % G];
+  return _mm512_load_si512(t);
+}
+
+// Step 2 for row m, heads [hA, hB) (hd == 8, G in {1, 2, 4}).
+void attn_row8(const AttentionArgs& a, int64_t m, int hA, int hB, const AttnScratch& s, int64_t clip) {
+  const int H = a.heads, G = a.kv_heads, R = H / G;
+  const int64_t n = a.pos + m + 1, K = n * G;
+  const int16_t* q = a.q + m * H * 8;
+  const RowScale qs = a.qs[m];
+  const V zero = _mm512_setzero_si512(), one = s64(1);
+  const int64_t* kcs = reinterpret_cast<const int64_t*>(a.kcs);
+  const int64_t* vcs = reinterpret_cast<const int64_t*>(a.vcs);
+  // Emin per kv head (over slots with a nonzero value mantissa)
+  V vemin = s64(INT64_MAX);
+  for (int64_t k0 = 0; k0 < K; k0 += 8) {
+    const __mmask8 k = tail8(K - k0);
+    const V vs = _mm512_maskz_loadu_epi64(k, vcs + k0);
+    const V vmant = _mm512_slli_epi64(vs, 32);
+    vemin = _mm512_mask_min_epi64(vemin, _mm512_test_epi64_mask(vmant, vmant), vemin, _mm512_srai_epi64(vs, 32));
+  }
+  int64_t Emin[4], Esafe[4];
+  {
+    alignas(64) int64_t t[8];
+    _mm512_store_si512(t, vemin);
+    for (int g = 0; g < G; ++g) Emin[g] = INT64_MAX;
+    for (int l = 0; l < 8; ++l) Emin[l % G] = t[l] < Emin[l % G] ? t[l] : Emin[l % G];
+    for (int g = 0; g < G; ++g) Esafe[g] = Emin[g] == INT64_MAX ? 0 : Emin[g];
+  }
+  const V eminv = lane_classes_vec(Esafe, G);
+  const V qm = s64(qs.mant), qe = s64(int64_t{qs.exp} - 16);
+  const V lo40 = s64(-kL40), hi40 = s64(kL40), nclip = s64(-clip), rnd45 = s64(int64_t{1} << 45);
+  int32_t* const C32 = reinterpret_cast<int32_t*>(s.C);  // G == 4: c as int32 (pv_g4)
+  for (int r = 0; r < R; ++r) {
+    bool any = false;
+    for (int g = 0; g < G; ++g) any |= g * R + r >= hA && g * R + r < hB;
+    if (!any) continue;
+    dots8(q, G, R, r, a.kc, K, s.S32);
+    // logits L = clamp(shift_s(s * kmant * qmant, qexp + kexp - 16), +-2^40) and their max
+    V vmax = s64(INT64_MIN);
+    for (int64_t k0 = 0; k0 < K; k0 += 8) {
+      const __mmask8 k = tail8(K - k0);
+      const V ks = _mm512_maskz_loadu_epi64(k, kcs + k0);
+      const V sv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.S32 + k0)));
+      const V w = _mm512_mul_epi32(sv, _mm512_mullo_epi32(ks, qm));  // |kmant * qmant| <= 2^30
+      const V sh = _mm512_add_epi64(_mm512_srai_epi64(ks, 32), qe);
+      V L;
+      if (_mm512_mask_cmplt_epi64_mask(k, sh, zero))
+        L = vshs(w, sh);
+      else  // sh >= 0, |w| < 2^60: ((2w >> sh) + 1) >> 1 is rshift_round (and w for sh == 0, 0 beyond 62)
+        L = _mm512_srai_epi64(_mm512_add_epi64(_mm512_srav_epi64(_mm512_slli_epi64(w, 1), sh), one), 1);
+      L = _mm512_max_epi64(_mm512_min_epi64(L, hi40), lo40);
+      _mm512_storeu_si512(s.L + k0, L);
+      vmax = _mm512_mask_max_epi64(vmax, k, vmax, L);
+    }
+    int64_t Lmax[4];
+    lane_classes_max(vmax, G, Lmax);
+    const V lmaxv = lane_classes_vec(Lmax, G);
+    // e = exp_q(max(L - Lmax, -clip)), Z per kv head
+    V zsum = zero;
+    for (int64_t k0 = 0; k0 < K; k0 += 8) {
+      const __mmask8 k = tail8(K - k0);
+      const V x = _mm512_max_epi64(_mm512_sub_epi64(_mm512_loadu_si512(s.L + k0), lmaxv), nclip);
+      const V e = vexpq<16>(x);
+      _mm512_storeu_si512(s.E + k0, e);
+      zsum = _mm512_mask_add_epi64(zsum, k, zsum, e);
+    }
+    int64_t Fg[4];
+    {
+      alignas(64) int64_t t[8];
+      _mm512_store_si512(t, zsum);
+      int64_t Z[4] = {0, 0, 0, 0};
+      for (int l = 0; l < 8; ++l) Z[l % G] += t[l];
+      for (int g = 0; g < G; ++g) Fg[g] = kSat62 / Z[g];  // Z >= 2^30 (the max has e = 2^30)
+    }
+    const V Fv = lane_classes_vec(Fg, G);
+    // c = shift_s(p * vmant, vexp - Emin) with p = rshift_round(e * F, 46); the shift is >= 0 for
+    // every slot with vmant != 0 (and p * 0 = 0 for any shift): ((2 p vmant >> sh) + 1) >> 1
+    for (int64_t k0 = 0; k0 < K; k0 += 8) {
+      const __mmask8 k = tail8(K - k0);
+      const V vs = _mm512_maskz_loadu_epi64(k, vcs + k0);
+      const V p = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(_mm512_loadu_si512(s.E + k0), Fv), rnd45), 46);
+      const V sh = _mm512_sub_epi64(_mm512_srai_epi64(vs, 32), eminv);
+      const V c2 = _mm512_srlv_epi64(_mm512_mul_epu32(p, _mm512_slli_epi64(vs, 1)), sh);
+      const V c = _mm512_maskz_srli_epi64(k, _mm512_add_epi64(c2, one), 1);
+      if (G == 4) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(C32 + k0), _mm512_cvtepi64_epi32(c));
+      } else {
+        _mm512_storeu_si512(s.C + k0, c);
+      }
+    }
+    V acc[4];
+    if (G == 1) pv8<1>(s.C, a.vc, n, acc);
+    else if (G == 2) pv8<2>(s.C, a.vc, n, acc);
+    else {
+      _mm512_storeu_si512(C32 + ((K + 7) & ~int64_t{7}), zero);
+      pv_g4(C32, a.vc, n, acc);
+    }
+    for (int g = 0; g < G; ++g) {
+      const int h = g * R + r;
+      if (h < hA || h >= hB) continue;
+      int64_t* o = a.work + m * H * 8 + int64_t{h} * 8;
+      if (Emin[g] == INT64_MAX) {
+        _mm512_storeu_si512(o, zero);
+        a.work_exp[m * H + h] = INT32_MAX;
+      } else {
+        _mm512_storeu_si512(o, acc[g]);
+        a.work_exp[m * H + h] = clamp_exp(Emin[g] + 16);
+      }
+    }
+  }
+}
+
+void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scratch) {
+  const int H = a.heads, G = a.kv_heads;
+  if (!attn_valid(a) || a.head_dim != 8 || !(G == 1 || G == 2 || G == 4))
+    return attn_heads_generic(a, u0, u1, scratch);
+  const AttnScratch s = attn_scratch(scratch, a);
+  const int64_t clip = attn_clip(a);
+  for (int64_t t = u0; t < u1;) {
+    const int64_t m = t / H;
+    const int hA = int(t % H);
+    const int hB = int(u1 - t < H - hA ? hA + (u1 - t) : H);
+    attn_row8(a, m, hA, hB, s, clip);
+    t += hB - hA;
+  }
+}
+
 void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch) {
   if (!attn_valid(a)) return ref_attention_out(a, m0, m1, scratch);
   const int H = a.heads, hd = a.head_dim;
@@ -447,14 +711,127 @@ void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scrat
   }
 }
 
+// ---- attention cache write ----------------------------------------------------------------------
+
+void x_attention_cache(const AttentionArgs& a, void* scratch) {
+  if (!attn_valid(a)) return;
+  const AttnScratch s = attn_scratch(scratch, a);
+  const int hd = a.head_dim, G = a.kv_heads;
+  const int64_t rw = int64_t{G} * hd;
+  for (int64_t m = 0; m < a.rows; ++m) {
+    const int64_t p = a.pos + m;
+    for (int kv = 0; kv < 2; ++kv) {
+      const RowScale sc = (kv ? a.vs : a.ks)[m];
+      for (int g = 0; g < G; ++g) {
+        const int16_t* src = (kv ? a.v : a.k) + m * rw + int64_t{g} * hd;
+        int8_t* dst = (kv ? a.vc : a.kc) + p * rw + int64_t{g} * hd;
+        V mx = _mm512_setzero_si512();
+        for (int j = 0; j < hd; j += 8) {
+          const __mmask8 k = tail8(hd - j);
+          const V x = _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, src + j));
+          _mm512_storeu_si512(s.V + j, x);  // V holds pad16(hd) + 16 entries
+          mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));
+        }
+        int d = 0;
+        const int64_t A = vquant(s.V, hd, 127, dst, nullptr, &d, _mm512_reduce_max_epu64(mx));
+        (kv ? a.vcs : a.kcs)[p * G + g] = scale_of_i(A, 127, d, sc.mant, sc.exp);
+      }
+    }
+  }
+}
+
+// ---- hadamard -----------------------------------------------------------------------------------
+
+// H_b (b in {12, 20, 28, 44}) as int16 pairs for vpdpwssd: T[pair p][i] = (H[i][2p], H[i][2p+1]),
+// i padded to 48 with zeros.
+struct HadamardPairs {
+  int32_t t[4][22][48];
+};
+const HadamardPairs& hadamard_pairs() {
+  static const HadamardPairs tab = [] {
+    HadamardPairs h{};
+    const int bs[4] = {12, 20, 28, 44};
+    for (int w = 0; w < 4; ++w) {
+      const int b = bs[w];
+      const int8_t* M = hadamard_matrix(b);
+      for (int pp = 0; pp < b / 2; ++pp)
+        for (int i = 0; i < b; ++i)
+          h.t[w][pp][i] = int32_t(uint32_t(uint16_t(int16_t(M[i * b + 2 * pp]))) |
+                                  (uint32_t(uint16_t(int16_t(M[i * b + 2 * pp + 1]))) << 16));
+    }
+    return h;
+  }();
+  return tab;
+}
+
+template <int NZ>
+void hadamard_blocks(const int16_t* x16, int64_t nb, int b, const int32_t (*T)[48], int32_t* t) {
+  const __mmask16 last = __mmask16((1u << (b - 16 * (NZ - 1))) - 1);
+  for (int64_t jb = 0; jb < nb; ++jb) {
+    V acc[NZ];
+    for (int z = 0; z < NZ; ++z) acc[z] = _mm512_setzero_si512();
+    const int16_t* xb = x16 + jb * b;
+    for (int pp = 0; pp < b / 2; ++pp) {
+      int32_t pair;
+      __builtin_memcpy(&pair, xb + 2 * pp, 4);
+      const V xv = _mm512_set1_epi32(pair);
+      for (int z = 0; z < NZ; ++z)
+        acc[z] = _mm512_dpwssd_epi32(acc[z], xv, _mm512_loadu_si512(T[pp] + 16 * z));
+    }
+    for (int z = 0; z < NZ; ++z)
+      _mm512_mask_storeu_epi32(t + jb * b + 16 * z, z == NZ - 1 ? last : __mmask16(0xFFFF), acc[z]);
+  }
+}
+
+void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int b = hadamard_block(a.n);
+  if (b == 0) return ref_hadamard(a, m0, m1, scratch);
+  const int64_t n = a.n, nb = n / b;
+  // scratch: t int32 [pad16(n) + 16], x16 int16 [pad16(n) + 16] (6 of the 8 bytes per entry)
+  int32_t* t = reinterpret_cast<int32_t*>(align64(scratch));
+  int16_t* x16 = reinterpret_cast<int16_t*>(t + pad16(n) + 16);
+  const int w = b == 12 ? 0 : b == 20 ? 1 : b == 28 ? 2 : 3;
+  const int32_t(*T)[48] = hadamard_pairs().t[w];
+  for (int64_t m = m0; m < m1; ++m) {
+    const int8_t* x = a.x + m * n;
+    if (b == 1) {
+      for (int64_t i = 0; i < n; i += 16)
+        _mm512_mask_storeu_epi32(t + i, tail16(n - i), _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(tail16(n - i), x + i)));
+    } else {
+      for (int64_t i = 0; i < n; i += 32) {
+        const __mmask32 k = n - i >= 32 ? ~__mmask32(0) : __mmask32((uint64_t{1} << (n - i)) - 1);
+        _mm512_mask_storeu_epi16(x16 + i, k, _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, x + i)));
+      }
+      if (b == 12) hadamard_blocks<1>(x16, nb, b, T, t);
+      else if (b == 44) hadamard_blocks<3>(x16, nb, b, T, t);
+      else hadamard_blocks<2>(x16, nb, b, T, t);
+    }
+    // Sylvester butterflies across blocks: segments of len * b contiguous entries (|t| <= n * 128)
+    for (int64_t len = b; len < n; len <<= 1)
+      for (int64_t i0 = 0; i0 < n; i0 += 2 * len)
+        for (int64_t i = 0; i < len; i += 16) {
+          const __mmask16 k = tail16(len - i);
+          const V p = _mm512_maskz_loadu_epi32(k, t + i0 + i), q = _mm512_maskz_loadu_epi32(k, t + i0 + len + i);
+          _mm512_mask_storeu_epi32(t + i0 + i, k, _mm512_add_epi32(p, q));
+          _mm512_mask_storeu_epi32(t + i0 + len + i, k, _mm512_sub_epi32(p, q));
+        }
+    V mx = _mm512_setzero_si512();
+    for (int64_t i = 0; i < n; i += 16)
+      mx = _mm512_max_epu32(mx, _mm512_abs_epi32(_mm512_maskz_loadu_epi32(tail16(n - i), t + i)));
+    int d = 0;
+    const int64_t A = vquant(t, n, a.qmax, a.y + m * n, nullptr, &d, _mm512_reduce_max_epu32(mx));
+    a.ys[m] = scale_of_i(A, a.qmax, d, a.xs[m].mant, a.xs[m].exp);
+  }
+}
+
 }  // namespace
 }  // namespace llm
 
 extern const LlmKernel kLlmAvx512 = {
     Isa::avx512,           "avx512",
     llm::x_rmsnorm,        llm::x_rope,
-    llm::ref_attention_cache, llm::x_attention_heads, llm::x_attention_out,
+    llm::x_attention_cache, llm::x_attention_heads, llm::x_attention_out,
     llm::x_swiglu,         llm::x_residual_add,
-    llm::x_embedding,      llm::ref_hadamard};
+    llm::x_embedding,      llm::x_hadamard};
 
 }  // namespace fq::k

@@ -60,12 +60,10 @@ inline int64_t expq(int64_t x, int F) {
   if (n > 31) return 0;
   const int64_t f = t & ((int64_t{1} << F) - 1);
   const int64_t i = f >> (F - 8);
-  int64_t v = kExp2Q30[i];
-  if (F > 8) {
-    const int64_t r = f & ((int64_t{1} << (F - 8)) - 1);
-    v -= rshift_round((v - int64_t{kExp2Q30[i + 1]}) * r, F - 8);
-  }
-  return rshift_round(v, int(n));
+  const int64_t P = rshift_round(int64_t{kExp2HiQ30[i >> 4]} * kExp2LoQ30[i & 15], 30);
+  const int64_t r = f & ((int64_t{1} << (F - 8)) - 1);
+  const int64_t rc = rshift_round(r * kExp2ChordQ32, F - 8);
+  return rshift_round(P - rshift_round(P * rc, 32), int(n));
 }
 
 // The row-constant part of quantize_row: from A0 = max|v| > 0, the shift d, A and the factor F.
@@ -163,7 +161,9 @@ inline uint8_t* align64(void* p) {
 inline int64_t pad16(int64_t n) { return (n + 15) & ~int64_t{15}; }
 
 // Attention scratch: L (int64 [S']), E (int64 [S']), C (int64 [S']), S32 (int32 [S']),
-// then V (int64 [hd']) for the cache write; S' = pad16(S) + 16, hd' = pad16(hd) + 16.
+// then V (int64 [hd']) for the cache write; S' = pad16(S * G) + 16 (one entry per cache slot
+// (position, kv head): the grouped kernels process every kv head of a position together),
+// hd' = pad16(hd) + 16. G is taken as 1 when kv_heads is outside [1, 256] (invalid arguments).
 struct AttnScratch {
   int64_t* L;
   int64_t* E;
@@ -171,20 +171,24 @@ struct AttnScratch {
   int32_t* S32;
   int64_t* V;
 };
-inline size_t attn_scratch_bytes(int64_t S, int64_t hd) {
-  const int64_t s = pad16(S) + 16, h = pad16(hd) + 16;
+inline int64_t attn_slots(const AttentionArgs& a) {
+  const int64_t S = a.cache_rows < 0 ? 0 : a.cache_rows;
+  return S * (a.kv_heads >= 1 && a.kv_heads <= 256 ? a.kv_heads : 1);
+}
+inline size_t attn_scratch_bytes(const AttentionArgs& a) {
+  const int64_t s = pad16(attn_slots(a)) + 16, h = pad16(a.head_dim < 0 ? 0 : a.head_dim) + 16;
   return size_t(64 + s * (8 + 8 + 8 + 4) + h * 8 + 256);
 }
-inline AttnScratch attn_scratch(void* scratch, int64_t S) {
-  const int64_t s = pad16(S) + 16;
+inline AttnScratch attn_scratch(void* scratch, const AttentionArgs& a) {
+  const int64_t s = pad16(attn_slots(a)) + 16;
   uint8_t* p = align64(scratch);
-  AttnScratch a;
-  a.L = reinterpret_cast<int64_t*>(p); p += s * 8;
-  a.E = reinterpret_cast<int64_t*>(p); p += s * 8;
-  a.C = reinterpret_cast<int64_t*>(p); p += s * 8;
-  a.S32 = reinterpret_cast<int32_t*>(p); p += s * 4;
-  a.V = reinterpret_cast<int64_t*>(align64(p));
-  return a;
+  AttnScratch r;
+  r.L = reinterpret_cast<int64_t*>(p); p += s * 8;
+  r.E = reinterpret_cast<int64_t*>(p); p += s * 8;
+  r.C = reinterpret_cast<int64_t*>(p); p += s * 8;
+  r.S32 = reinterpret_cast<int32_t*>(p); p += s * 4;
+  r.V = reinterpret_cast<int64_t*>(align64(p));
+  return r;
 }
 
 inline bool attn_valid(const AttentionArgs& a) {

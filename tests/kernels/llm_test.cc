@@ -1,5 +1,5 @@
 // llm family (fq/kernels/llm.h):
-//  (1) the tables: kExp2Q30 against double, every H_b of hadamard_tables.h and the whole H_N of the
+//  (1) the tables: exp_q's kExp2HiQ30 / kExp2LoQ30 / kExp2ChordQ32 against double, every H_b of hadamard_tables.h and the whole H_N of the
 //      kernel (one-hot inputs) satisfy H H^T = N I;
 //  (2) the shared helpers against independent 128-bit models (shift_s, normalize, quantize_row);
 //  (3) the scalar reference against double-precision models of the real operators, with the error
@@ -80,14 +80,15 @@ int bitlen128(i128 x) {
   return b;
 }
 
-TEST_CASE("llm: exp2 table matches double", "[llm]") {
-  for (int j = 0; j <= 256; ++j) {
-    const double t = std::ldexp(std::exp2(-j / 256.0), 30);
+TEST_CASE("llm: exp2 tables match double", "[llm]") {
+  for (int j = 0; j < 16; ++j) {
     INFO("j=" << j);
-    REQUIRE(std::fabs(double(kExp2Q30[j]) - t) <= 0.5 + 1e-6);
+    REQUIRE(std::fabs(double(kExp2HiQ30[j]) - std::ldexp(std::exp2(-j / 16.0), 30)) <= 0.5 + 1e-6);
+    REQUIRE(std::fabs(double(kExp2LoQ30[j]) - std::ldexp(std::exp2(-j / 256.0), 30)) <= 0.5 + 1e-6);
   }
-  REQUIRE(kExp2Q30[0] == 1u << 30);
-  REQUIRE(kExp2Q30[256] == 1u << 29);
+  REQUIRE(kExp2HiQ30[0] == 1u << 30);
+  REQUIRE(kExp2LoQ30[0] == 1u << 30);
+  REQUIRE(std::fabs(double(kExp2ChordQ32) - std::ldexp(-std::expm1(-std::log(2.0) / 256), 32)) <= 0.5 + 1e-6);
 }
 
 TEST_CASE("llm: hadamard tables are Hadamard matrices", "[llm][hadamard]") {

@@ -41,9 +41,18 @@
 //   t = rshift_round(-x * 94548, 16)          (94548 = round(log2(e) * 2^16); -x <= 2^40 required,
 //                                              so -x * 94548 < 2^57)
 //   n = t >> F;  f = t & (2^F - 1);  i = f >> (F - 8);  r = f & (2^(F-8) - 1)
-//   v = T[i] - rshift_round((T[i] - T[i+1]) * r, F - 8)     (F == 8: v = T[i])
+//   P  = rshift_round(TH[i >> 4] * TL[i & 15], 30)                 (~ 2^30 * 2^(-i/256))
+//   rc = rshift_round(r * C, F - 8)                                 (F == 8: r = 0, rc = 0)
+//   v  = P - rshift_round(P * rc, 32)          (chord of 2^-y over y in [i, i+1] / 256: relative
+//                                              error <= (ln2/256)^2 / 8 < 1e-6, as with a 257-entry
+//                                              table and linear interpolation between its knots)
 //   exp_q = n > 31 ? 0 : rshift_round(v, n)
-//   T[j] = round(2^30 * 2^(-j/256)), j = 0..256 (kExp2Q30 below, checked against double in tests).
+//   TH[a] = round(2^30 * 2^(-a/16)), TL[b] = round(2^30 * 2^(-b/256)), a, b = 0..15 (kExp2HiQ30,
+//   kExp2LoQ30), C = round(2^32 * (1 - 2^(-1/256))) = 11613351 (kExp2ChordQ32); tables checked
+//   against double in tests. Bounds: r * C < 2^40, P <= 2^30, rc < 2^24.
+//   [Changed from a 257-entry table T[j] = round(2^30 * 2^(-j/256)) with v = T[i] -
+//   rshift_round((T[i] - T[i+1]) * r, F - 8): the two 16-entry tables fit one vector register
+//   each, so SIMD variants look them up with a permute instead of a gather (same accuracy bounds).]
 //
 // ---- Operators (row-wise; M rows of a decode/prefill step) ---------------------------------------
 // rmsnorm (DI-RMSNorm, no affine: gamma is folded into the next matmul's weights offline):
@@ -145,7 +154,9 @@ struct RowScale {
   int32_t exp = 0;
 };
 
-extern const uint32_t kExp2Q30[257];
+extern const uint32_t kExp2HiQ30[16];   // round(2^30 * 2^(-a/16))
+extern const uint32_t kExp2LoQ30[16];   // round(2^30 * 2^(-b/256))
+constexpr int64_t kExp2ChordQ32 = 11613351;  // round(2^32 * (1 - 2^(-1/256)))
 
 // Scalar definitions of the shared helpers (identical in every variant).
 int64_t shift_s(int64_t x, int s);
@@ -232,7 +243,10 @@ struct LlmKernel {
 size_t rmsnorm_scratch(int64_t d);
 size_t swiglu_scratch(int64_t n);
 size_t hadamard_scratch(int64_t n);
-size_t attention_scratch(const AttentionArgs& a);   // from rows/heads/head_dim/cache_rows
+size_t attention_scratch(const AttentionArgs& a);   // from cache_rows * kv_heads and head_dim
+// (attention_scratch grew from one entry per position to one per (position, kv head): the
+// AVX-512 kernel processes every kv head of a position at once; hadamard_scratch from 8 to 12 bytes
+// per element: int32 sums next to the int64 row.)
 // Steps of one attention call: attention_cache (one unit, all rows), then attention_heads over
 // units [0, M*H) (unit = m * H + h, writes work/work_exp), then attention_out over rows [0, M).
 
