@@ -16,6 +16,7 @@
 #include "fq/kernels/pool.h"
 #include "fq/reference/ops.h"
 #include "fq/reference/rwkv_ops.h"
+#include "fq/reference/mamba_ops.h"
 #include "int_ops.h"
 
 namespace fq::detail {
@@ -1258,7 +1259,8 @@ void bind_unary(BindCtx& ctx, const NodeDef& n) {
   static const std::pair<const char*, ref::Unary> kinds[] = {
       {"sigmoid", ref::Unary::sigmoid}, {"tanh", ref::Unary::tanh},
       {"silu", ref::Unary::silu},       {"exp", ref::Unary::exp},
-      {"relu_squared", ref::Unary::relu_squared}, {"scale", ref::Unary::scale}};
+      {"relu_squared", ref::Unary::relu_squared}, {"scale", ref::Unary::scale},
+      {"softplus", ref::Unary::softplus}};
   ref::Unary op = ref::Unary::scale;
   for (const auto& k : kinds)
     if (n.op == k.first) op = k.second;
@@ -1472,6 +1474,104 @@ void bind_rwkv7_bonus(BindCtx& ctx, const NodeDef& n) {
   ctx.step(ref_bonus_step, ctx.make(p), 1);
 }
 
+// ---- Mamba float ops (docs/mamba.md; reference: fq/reference/mamba_ops.h) -----------------------
+// Activations are [T, C] rows; the conv and SSM states are state tensors updated in place, row by
+// row (T rows equal T single-row runs). Element-wise ops (silu, softplus, mul) are the RWKV ones.
+
+// causal_conv1d: x [T, C], w [C, K] (constant), b [C] (constant, optional), state [K - 1, C]
+// (state; K >= 2) -> y [T, C].
+void check_causal_conv1d(const Check& c) {
+  c.arity(3, 4, 1);
+  const TensorDef &x = c.in(0), &w = c.in(1), &y = c.out(0);
+  rwkv_rows(c, x);
+  const int64_t ch = x.shape[1];
+  c.constant(w);
+  c.dtype(w, {DType::f32});
+  c.rank(w, 2);
+  if (w.shape[0] != ch || w.shape[1] < 2 || w.shape[1] > 64)
+    c.error("tensor '" + w.name + "' has shape " + shape_str(w.shape) + ", expected [" +
+            std::to_string(ch) + ", K] with K in [2, 64]");
+  const int64_t k = w.shape[1];
+  const bool has_bias = c.n.inputs.size() == 4;
+  if (has_bias) rwkv_vec(c, 2, ch);
+  rwkv_state(c, c.in(has_bias ? 3 : 2), {k - 1, ch});
+  c.dtype(y, {DType::f32});
+  c.shape(y, x.shape);
+}
+
+struct RefCausalConvParams {
+  const float *x, *w, *b;
+  int rows, c, k;
+  float* state;
+  float* y;
+};
+
+void ref_causal_conv_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefCausalConvParams*>(p);
+  ref::causal_conv1d(q.x, q.rows, q.c, q.k, q.w, q.b, q.state, q.y);
+}
+
+void bind_causal_conv1d(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &x = ctx.g.tensor(n.inputs[0]), &w = ctx.g.tensor(n.inputs[1]);
+  const bool has_bias = n.inputs.size() == 4;
+  RefCausalConvParams p{ptr_of<const float>(ctx, n.inputs[0]), w.as<float>(),
+                        has_bias ? ctx.g.tensor(n.inputs[2]).as<float>() : nullptr,
+                        int(x.shape[0]), int(x.shape[1]), int(w.shape[1]),
+                        ptr_of<float>(ctx, n.inputs[has_bias ? 3 : 2]),
+                        ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_causal_conv1d_f32";
+  ctx.step(ref_causal_conv_step, ctx.make(p), 1);
+}
+
+// selective_scan: x, dt [T, C], A [C, N] (constant), B, C [T, N], D [C] (constant),
+// state [C, N] (state) -> y [T, C].
+void check_selective_scan(const Check& c) {
+  c.arity(7, 7, 1);
+  const TensorDef &x = c.in(0), &a = c.in(2), &y = c.out(0);
+  rwkv_rows(c, x);
+  const int64_t ch = x.shape[1];
+  rwkv_rows(c, c.in(1));
+  c.shape(c.in(1), x.shape);
+  c.constant(a);
+  c.dtype(a, {DType::f32});
+  c.rank(a, 2);
+  if (a.shape[0] != ch)
+    c.error("tensor '" + a.name + "' has shape " + shape_str(a.shape) + ", expected [" +
+            std::to_string(ch) + ", d_state]");
+  const int64_t ns = a.shape[1];
+  for (size_t i : {size_t(3), size_t(4)}) {
+    rwkv_rows(c, c.in(i));
+    c.shape(c.in(i), {x.shape[0], ns});
+  }
+  rwkv_vec(c, 5, ch);
+  rwkv_state(c, c.in(6), {ch, ns});
+  c.dtype(y, {DType::f32});
+  c.shape(y, x.shape);
+}
+
+struct RefScanParams {
+  const float *x, *dt, *a, *b, *c, *d;
+  int rows, ch, n;
+  float* state;
+  float* y;
+};
+
+void ref_scan_step(const void* p, int64_t, int64_t, void*) {
+  const auto& q = *static_cast<const RefScanParams*>(p);
+  ref::selective_scan(q.x, q.dt, q.a, q.b, q.c, q.d, q.rows, q.ch, q.n, q.state, q.y);
+}
+
+void bind_selective_scan(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &x = ctx.g.tensor(n.inputs[0]), &a = ctx.g.tensor(n.inputs[2]);
+  RefScanParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
+                  a.as<float>(), ptr_of<const float>(ctx, n.inputs[3]),
+                  ptr_of<const float>(ctx, n.inputs[4]), ctx.g.tensor(n.inputs[5]).as<float>(),
+                  int(x.shape[0]), int(x.shape[1]), int(a.shape[1]),
+                  ptr_of<float>(ctx, n.inputs[6]), ptr_of<float>(ctx, n.outputs[0])};
+  ctx.kernel[ctx.node] = "ref_selective_scan_f32";
+  ctx.step(ref_scan_step, ctx.make(p), 1);
+}
+
 // ---- the table -------------------------------------------------------------------------------
 
 struct OpDef {
@@ -1512,6 +1612,10 @@ constexpr OpDef kOps[] = {
     {"rwkv_wkv5", 1, check_rwkv_wkv5, bind_rwkv_wkv5},
     {"rwkv_wkv7", 1, check_rwkv_wkv7, bind_rwkv_wkv7},
     {"rwkv7_bonus", 1, check_rwkv7_bonus, bind_rwkv7_bonus},
+    // Mamba float ops (docs/mamba.md)
+    {"causal_conv1d", 1, check_causal_conv1d, bind_causal_conv1d},
+    {"selective_scan", 1, check_selective_scan, bind_selective_scan},
+    {"softplus", 1, check_unary, bind_unary},
 };
 
 const OpDef& find_op(const Graph& g, const NodeDef& n) {

@@ -72,6 +72,9 @@ void unary(Unary op, const float* x, int64_t n, float s, float* y) {
     case Unary::scale:
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] * s;
       break;
+    case Unary::softplus:
+      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 20.0f ? x[i] : log1pf(expf(x[i]));
+      break;
   }
 }
 

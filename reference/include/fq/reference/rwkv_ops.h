@@ -17,8 +17,9 @@ void token_shift(const float* x, int rows, int d, float* state, float* y);
 void mul(const float* x1, int64_t n1, const float* x2, int64_t n2, float* y);
 void sub(const float* x1, int64_t n1, const float* x2, int64_t n2, float* y);
 
-enum class Unary { sigmoid, tanh, silu, exp, relu_squared, scale };
-// sigmoid 1/(1+expf(-x)), tanhf, silu x/(1+expf(-x)), expf, relu_squared max(x,0)^2, scale x*s.
+enum class Unary { sigmoid, tanh, silu, exp, relu_squared, scale, softplus };
+// sigmoid 1/(1+expf(-x)), tanhf, silu x/(1+expf(-x)), expf, relu_squared max(x,0)^2, scale x*s,
+// softplus log1pf(expf(x)) (x itself above 20, as PyTorch and mamba's kernels; Mamba graphs).
 void unary(Unary op, const float* x, int64_t n, float s, float* y);
 
 // Per row and per group: y = x / max(sqrt(sum x^2), eps), the sum in double.
