@@ -1,7 +1,10 @@
 // llm family rows: <op>/i8/<isa>/<n> for every compiled + supported variant, next to float32
 // AVX-512 baselines of the same operators (<op>/f32/avx512/<n>, llm_f32.cc). items = positions
-// (softmax: one attention head, hd = 8, over n cached positions: QK^T, softmax, P.V; attention_gqa:
-// the 8 query heads / 4 kv heads of stories260K over n positions) or elements.
+// (attention_head: one attention head, hd = 8, over n cached positions: QK^T, softmax, P.V;
+// attention_gqa: the 8 query heads / 4 kv heads of stories260K over n positions) or elements
+// (softmax: one row of n int8 / int16 logits -> u8 / u16 probabilities, vs an AVX-512 float
+// softmax with a polynomial exp; layernorm: one int8 row with per-channel affine -> int8, vs a
+// float layernorm with affine; rmsnorm, swiglu).
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -16,7 +19,7 @@ namespace {
 
 constexpr int kHd = 8;
 
-void bench_softmax_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
+void bench_attention_head_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
   std::mt19937_64 r(1);
   std::uniform_int_distribution<int> d8(-127, 127), d16(-20000, 20000);
   std::vector<int8_t> kc(static_cast<size_t>(n * kHd)), vc(static_cast<size_t>(n * kHd));
@@ -117,6 +120,49 @@ void bench_swiglu_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
 
+// One row of n logits: int8 in [-127, 127] with a row scale of 1/16 (real logits in [-8, 8], the
+// whole 255-entry exp range in use) or int16 with the same real range; u8 (int8 input) or u16
+// (int16 input) probabilities; clip 20.
+void bench_softmax_int(benchmark::State& st, const LlmKernel* k, int64_t n, int bits) {
+  std::mt19937_64 r(13);
+  std::vector<int8_t> x8(static_cast<size_t>(n));
+  std::vector<int16_t> x16(static_cast<size_t>(n));
+  for (auto& v : x8) v = int8_t(int64_t(r() % 255) - 127);
+  for (auto& v : x16) v = int16_t(int64_t(r() % 65535) - 32767);
+  RowScale xs = bits == 8 ? RowScale{16384, 18} : RowScale{16384, 26};
+  std::vector<uint16_t> y(static_cast<size_t>(n));
+  SoftmaxArgs a{};
+  a.x = bits == 8 ? static_cast<const void*>(x8.data()) : static_cast<const void*>(x16.data());
+  a.in_bits = bits, a.n = n, a.xs = &xs, a.xs_stride = 0, a.valid = nullptr;
+  a.clip_q16 = int64_t{20} << 16, a.out = bits == 8 ? kSoftmaxU8 : kSoftmaxU16, a.y = y.data();
+  std::vector<uint8_t> scratch(softmax_scratch(n));
+  for (auto _ : st) {
+    k->softmax(a, 0, 1, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_layernorm_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
+  std::mt19937_64 r(14);
+  std::vector<int8_t> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+  for (auto& v : x) v = int8_t(int64_t(r() % 255) - 127);
+  std::vector<int32_t> gm(static_cast<size_t>(n)), bo(static_cast<size_t>(n));
+  for (auto& v : gm) v = int32_t(r() % 32768);
+  for (auto& v : bo) v = int32_t(int64_t(r() % 8192) - 4096);
+  RowScale xs{20000, 20}, ys;
+  LayernormArgs a{};
+  a.x = x.data(), a.in_bits = 8, a.d = n, a.xs = &xs, a.xs_stride = 0, a.eps_m = 1 << 30, a.eps_e = 47;
+  a.gm = gm.data(), a.bo = bo.data(), a.ae = 14, a.groups = 1, a.inner = 1, a.qmax = 127;
+  a.y = y.data(), a.ys = &ys;
+  std::vector<uint8_t> scratch(layernorm_scratch(n));
+  for (auto _ : st) {
+    k->layernorm(a, 0, 1, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
 std::vector<float> randf(int64_t n, uint64_t seed) {
   std::mt19937_64 r(seed);
   std::vector<float> v(static_cast<size_t>(n));
@@ -124,12 +170,33 @@ std::vector<float> randf(int64_t n, uint64_t seed) {
   return v;
 }
 
-void bench_softmax_f32(benchmark::State& st, int64_t n) {
+void bench_attention_head_f32(benchmark::State& st, int64_t n) {
   const auto k = randf(n * kHd, 4), v = randf(n * kHd, 5), q = randf(kHd, 6);
   std::vector<float> p(static_cast<size_t>(n)), o(kHd);
   for (auto _ : st) {
     bench::attention_head_f32(q.data(), k.data(), v.data(), n, kHd, p.data(), o.data());
     benchmark::DoNotOptimize(o.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_softmax_f32(benchmark::State& st, int64_t n) {
+  auto x = randf(n, 15);
+  for (auto& v : x) v *= 8.0f;
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : st) {
+    bench::softmax_f32(x.data(), n, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_layernorm_f32(benchmark::State& st, int64_t n) {
+  const auto x = randf(n, 16), g = randf(n, 17), b = randf(n, 18);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (auto _ : st) {
+    bench::layernorm_f32(x.data(), n, g.data(), b.data(), 1e-5f, y.data());
+    benchmark::DoNotOptimize(y.data());
   }
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
@@ -163,8 +230,14 @@ int register_llm() {
       const LlmKernel* k = all[i];
       if (!isa_supported(k->isa)) continue;
       const std::string isa = isa_name(k->isa);
+      benchmark::RegisterBenchmark(("attention_head/i8/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_attention_head_i8(st, k, n); });
       benchmark::RegisterBenchmark(("softmax/i8/" + isa + ns).c_str(),
-                                   [k, n](benchmark::State& st) { bench_softmax_i8(st, k, n); });
+                                   [k, n](benchmark::State& st) { bench_softmax_int(st, k, n, 8); });
+      benchmark::RegisterBenchmark(("softmax/i16/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_softmax_int(st, k, n, 16); });
+      benchmark::RegisterBenchmark(("layernorm/i8/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_layernorm_i8(st, k, n); });
       benchmark::RegisterBenchmark(("attention_gqa/i8/" + isa + ns).c_str(),
                                    [k, n](benchmark::State& st) { bench_attention_gqa_i8(st, k, n); });
       benchmark::RegisterBenchmark(("rmsnorm/i8/" + isa + ns).c_str(),
@@ -173,8 +246,12 @@ int register_llm() {
                                    [k, n](benchmark::State& st) { bench_swiglu_i8(st, k, n); });
     }
     if (isa_supported(Isa::avx512)) {
+      benchmark::RegisterBenchmark(("attention_head/f32/avx512" + ns).c_str(),
+                                   [n](benchmark::State& st) { bench_attention_head_f32(st, n); });
       benchmark::RegisterBenchmark(("softmax/f32/avx512" + ns).c_str(),
                                    [n](benchmark::State& st) { bench_softmax_f32(st, n); });
+      benchmark::RegisterBenchmark(("layernorm/f32/avx512" + ns).c_str(),
+                                   [n](benchmark::State& st) { bench_layernorm_f32(st, n); });
       benchmark::RegisterBenchmark(("rmsnorm/f32/avx512" + ns).c_str(),
                                    [n](benchmark::State& st) { bench_rmsnorm_f32(st, n); });
       benchmark::RegisterBenchmark(("swiglu/f32/avx512" + ns).c_str(),

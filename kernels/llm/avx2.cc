@@ -325,6 +325,76 @@ void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
   }
 }
 
+
+// ---- softmax ------------------------------------------------------------------------------------
+// int8 rows of >= 128 valid columns: e and the output are tables of k = max - x (computed once per
+// row with exp_q, K <= 256 entries) read with vpgatherdd; other rows run the scalar reference.
+// layernorm forwards to the scalar reference.
+
+void x_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int64_t clip = sm_clip(a), n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t V_ = sm_valid(a, m), base = m * n;
+    if (a.in_bits != 8 || V_ < 128) {
+      ref_softmax(a, m, m + 1, scratch);
+      continue;
+    }
+    const RowScale s = a.xs[m * a.xs_stride];
+    const int8_t* x = static_cast<const int8_t*>(a.x) + base;
+    V mx = _mm256_set1_epi8(-128), mn = _mm256_set1_epi8(127);
+    int64_t i = 0;
+    for (; i + 32 <= V_; i += 32) {
+      const V v = _mm256_loadu_si256(reinterpret_cast<const V*>(x + i));
+      mx = _mm256_max_epi8(mx, v), mn = _mm256_min_epi8(mn, v);
+    }
+    alignas(32) int8_t bx[32], bn[32];
+    _mm256_store_si256(reinterpret_cast<V*>(bx), mx);
+    _mm256_store_si256(reinterpret_cast<V*>(bn), mn);
+    int qx = -128, qn = 127;
+    for (int j = 0; j < 32; ++j) qx = bx[j] > qx ? bx[j] : qx, qn = bn[j] < qn ? bn[j] : qn;
+    for (; i < V_; ++i) qx = x[i] > qx ? x[i] : qx, qn = x[i] < qn ? x[i] : qn;
+    const int K = qx - qn + 1;
+    int32_t* T = reinterpret_cast<int32_t*>(align64(scratch));
+    int32_t* O = T + 256;
+    for (int k = 0; k < K; ++k) T[k] = int32_t(expq(sm_t(-k, s, clip), 16));
+    const V qv = _mm256_set1_epi32(qx);
+    V z0 = _mm256_setzero_si256(), z1 = _mm256_setzero_si256();
+    i = 0;
+    for (; i + 8 <= V_; i += 8) {
+      const V k = _mm256_sub_epi32(qv, _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i))));
+      const V g = _mm256_i32gather_epi32(T, k, 4);
+      z0 = _mm256_add_epi64(z0, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(g)));
+      z1 = _mm256_add_epi64(z1, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(g, 1)));
+    }
+    alignas(32) int64_t zz[4];
+    _mm256_store_si256(reinterpret_cast<V*>(zz), _mm256_add_epi64(z0, z1));
+    int64_t Z = zz[0] + zz[1] + zz[2] + zz[3];
+    for (; i < V_; ++i) Z += T[qx - x[i]];
+    const int64_t F = kSat62 / Z, lnZ = a.out == kLogSoftmaxI16 ? lnq16(uint64_t(Z)) : 0;
+    for (int k = 0; k < K; ++k) O[k] = int32_t(sm_out(a.out, T[k], sm_t(-k, s, clip), F, lnZ));
+    i = 0;
+    for (; i + 16 <= V_; i += 16) {
+      const V k0 = _mm256_sub_epi32(qv, _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i))));
+      const V k1 = _mm256_sub_epi32(qv, _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + i + 8))));
+      const V g0 = _mm256_i32gather_epi32(O, k0, 4), g1 = _mm256_i32gather_epi32(O, k1, 4);
+      if (a.out == kSoftmaxU8) {
+        const V w = _mm256_permute4x64_epi64(_mm256_packus_epi32(g0, g1), 0xD8);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(a.y) + base + i),
+                         _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1)));
+      } else {
+        const V w = _mm256_permute4x64_epi64(a.out == kSoftmaxU16 ? _mm256_packus_epi32(g0, g1) : _mm256_packs_epi32(g0, g1), 0xD8);
+        _mm256_storeu_si256(reinterpret_cast<V*>(static_cast<int16_t*>(a.y) + base + i), w);
+      }
+    }
+    for (; i < V_; ++i) sm_store(a, base + i, O[qx - x[i]]);
+    for (; i < n; ++i) sm_store(a, base + i, sm_masked(a.out));
+  }
+}
+
+void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  ref_layernorm(a, m0, m1, scratch);
+}
+
 }  // namespace
 }  // namespace llm
 
@@ -333,6 +403,7 @@ extern const LlmKernel kLlmAvx2 = {
     llm::ref_rmsnorm,      llm::x_rope,
     llm::ref_attention_cache, llm::x_attention_heads, llm::ref_attention_out,
     llm::ref_swiglu,       llm::x_residual_add,
-    llm::x_embedding,      llm::x_hadamard};
+    llm::x_embedding,      llm::x_hadamard,
+    llm::x_softmax,        llm::x_layernorm};
 
 }  // namespace fq::k

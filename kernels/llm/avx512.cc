@@ -824,6 +824,312 @@ void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
   }
 }
 
+// ---- softmax ------------------------------------------------------------------------------------
+
+// A table of up to 256 int16 entries in NB blocks of 64 (two registers each), looked up by word
+// indices k in [0, 64 NB) with vpermi2w, the blocks selected by k >= 64 b.
+template <int NB>
+struct Tab16 {
+  V lo[NB], hi[NB];
+  explicit Tab16(const int16_t* t) {
+    for (int b = 0; b < NB; ++b) lo[b] = _mm512_loadu_si512(t + 64 * b), hi[b] = _mm512_loadu_si512(t + 64 * b + 32);
+  }
+  V look(V k) const {
+    V r = _mm512_permutex2var_epi16(lo[0], k, hi[0]);
+    for (int b = 1; b < NB; ++b)
+      r = _mm512_mask_mov_epi16(r, _mm512_cmpge_epu16_mask(k, _mm512_set1_epi16(int16_t(64 * b))),
+                                _mm512_permutex2var_epi16(lo[b], k, hi[b]));
+    return r;
+  }
+};
+inline __mmask32 tail32(int64_t left) {
+  return left >= 32 ? ~__mmask32(0) : __mmask32((uint64_t{1} << left) - 1);
+}
+inline __mmask64 tail64(int64_t left) {
+  return left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
+}
+
+// t = max(shift_s(v, sh), -clip) per 64-bit lane for v <= 0, |v| < 2^31 (sh uniform): a left shift
+// by l saturates at -clip <= -2^40 exactly like clamping v at -2^(41 - l) first.
+inline V sm_tvec(V v, int64_t sh, V nclip) {
+  if (sh > 62) v = _mm512_setzero_si512();
+  else if (sh >= 0) v = vshift_uniform(v, int(sh));
+  else {
+    const int l = sh < -41 ? 41 : int(-sh);
+    v = _mm512_sll_epi64(_mm512_max_epi64(v, s64(-(int64_t{1} << (41 - l)))), _mm_cvtsi32_si128(l));
+  }
+  return _mm512_max_epi64(v, nclip);
+}
+
+// Element outputs from e (Q30) or t, 8 lanes (sm_out of llm_internal.h).
+inline V sm_outvec(int out, V e, V t, V F, V lnZ) {
+  if (out == kLogSoftmaxI16) {
+    const V r = _mm512_srai_epi64(_mm512_add_epi64(_mm512_sub_epi64(t, lnZ), s64(32)), 6);
+    return _mm512_max_epi64(r, s64(-32768));  // t <= 0 <= lnZ: r <= 0
+  }
+  const int s = out == kSoftmaxU16 ? 46 : 54;
+  const V p = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(e, F), s64(int64_t{1} << (s - 1))), s);
+  return _mm512_min_epi64(p, s64(out == kSoftmaxU16 ? 65535 : 255));
+}
+inline void sm_store8(const SoftmaxArgs& a, int64_t k, __mmask8 msk, V v) {
+  if (a.out == kSoftmaxU8) _mm512_mask_cvtepi64_storeu_epi8(static_cast<uint8_t*>(a.y) + k, msk, v);
+  else _mm512_mask_cvtepi64_storeu_epi16(static_cast<int16_t*>(a.y) + k, msk, v);
+}
+
+// Any row (int8 or int16), exp per element in 64-bit lanes; e kept in scratch.
+void sm_row_generic(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, int64_t clip, int64_t* e) {
+  const int64_t n = a.n, base = m * n;
+  auto load8 = [&](int64_t i, __mmask8 k) -> V {
+    if (a.in_bits == 8) return _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(k, static_cast<const int8_t*>(a.x) + base + i));
+    return _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, static_cast<const int16_t*>(a.x) + base + i));
+  };
+  V mx = s64(INT64_MIN);
+  for (int64_t i = 0; i < V_; i += 8) {
+    const __mmask8 k = tail8(V_ - i);
+    mx = _mm512_mask_max_epi64(mx, k, mx, load8(i, k));
+  }
+  const V qx = s64(_mm512_reduce_max_epi64(mx)), mant = s64(s.mant), nclip = s64(-clip);
+  const int64_t sh = int64_t{s.exp} - 16;
+  V zs = _mm512_setzero_si512();
+  for (int64_t i = 0; i < V_; i += 8) {
+    const __mmask8 k = tail8(V_ - i);
+    const V t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(load8(i, k), qx), mant), sh, nclip);
+    const V ev = _mm512_maskz_mov_epi64(k, vexpq<16>(t));
+    _mm512_storeu_si512(e + i, ev);
+    zs = _mm512_add_epi64(zs, ev);
+  }
+  const int64_t Z = _mm512_reduce_add_epi64(zs);
+  const V F = s64(kSat62 / Z), lnZ = s64(a.out == kLogSoftmaxI16 ? lnq16(uint64_t(Z)) : 0);
+  for (int64_t i = 0; i < V_; i += 8) {
+    const __mmask8 k = tail8(V_ - i);
+    V t = _mm512_setzero_si512();
+    if (a.out == kLogSoftmaxI16) t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(load8(i, k), qx), mant), sh, nclip);
+    sm_store8(a, base + i, k, sm_outvec(a.out, _mm512_loadu_si512(e + i), t, F, lnZ));
+  }
+}
+
+// Length of a table once its constant tail is cut to one entry (>= 1): 2 + the last index below
+// K - 1 whose entry differs from entry K - 1 (of either table), 1 when there is none.
+inline int tab_len2(const int16_t* a, const int16_t* b, int K) {
+  const V la = _mm512_set1_epi16(a[K - 1]), lb = _mm512_set1_epi16(b ? b[K - 1] : 0);
+  for (int i0 = (K - 2) & ~31; i0 >= 0 && K >= 2; i0 -= 32) {
+    const __mmask32 in = tail32(K - 1 - i0);
+    __mmask32 ne = _mm512_mask_cmpneq_epi16_mask(in, _mm512_loadu_si512(a + i0), la);
+    if (b) ne |= _mm512_mask_cmpneq_epi16_mask(in, _mm512_loadu_si512(b + i0), lb);
+    if (ne) return i0 + 31 - __builtin_clz(ne) + 2;
+  }
+  return 1;
+}
+inline int tab_len(const int16_t* t, int K) { return tab_len2(t, nullptr, K); }
+
+// Z = sum over valid lanes of T[k] with T = TH * 2^16 + (TL + 32768), k = qx - x clamped to L - 1.
+template <int NB>
+int64_t sm_sum8(const int8_t* x, int64_t V_, int qx, int L, const int16_t* TH, const int16_t* TL) {
+  const Tab16<NB> th(TH), tl(TL);
+  const V qv = _mm512_set1_epi16(int16_t(qx)), lim = _mm512_set1_epi16(int16_t(L - 1)), ones = _mm512_set1_epi16(1);
+  const V lo0 = _mm512_set1_epi16(-32768);
+  int64_t hsum = 0, lsum = 0, lanes = 0;
+  for (int64_t c0 = 0; c0 < V_; c0 += int64_t{32} << 14) {  // 32-bit accumulators: flush every 2^14 steps
+    const int64_t c1 = V_ - c0 < (int64_t{32} << 14) ? V_ : c0 + (int64_t{32} << 14);
+    V ah = _mm512_setzero_si512(), al = _mm512_setzero_si512();
+    int64_t i = c0;
+    for (; i + 32 <= c1; i += 32) {
+      const V kx = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+      const V k = _mm512_min_epu16(_mm512_sub_epi16(qv, kx), lim);
+      ah = _mm512_dpwssd_epi32(ah, th.look(k), ones);
+      al = _mm512_dpwssd_epi32(al, tl.look(k), ones);
+    }
+    lanes += i - c0;
+    if (i < c1) {
+      const __mmask32 km = tail32(c1 - i);
+      const V kx = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(km, x + i));
+      const V k = _mm512_min_epu16(_mm512_sub_epi16(qv, kx), lim);
+      ah = _mm512_dpwssd_epi32(ah, _mm512_maskz_mov_epi16(km, th.look(k)), ones);
+      al = _mm512_dpwssd_epi32(al, _mm512_mask_mov_epi16(lo0, km, tl.look(k)), ones);
+      lanes += 32;
+    }
+    hsum += _mm512_reduce_add_epi32(ah);
+    lsum += _mm512_reduce_add_epi32(al);
+  }
+  return hsum * 65536 + lsum + 32768 * lanes;
+}
+
+template <int NB>
+void sm_out8(const int8_t* x, int64_t n, int64_t V_, int qx, int L, const int16_t* O, int out, void* y, int16_t masked) {
+  const Tab16<NB> to(O);
+  const V qv = _mm512_set1_epi16(int16_t(qx)), lim = _mm512_set1_epi16(int16_t(L - 1)), mv = _mm512_set1_epi16(masked);
+  int64_t i = 0;
+  for (; i + 32 <= V_; i += 32) {
+    const V kx = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+    const V o = to.look(_mm512_min_epu16(_mm512_sub_epi16(qv, kx), lim));
+    if (out == kSoftmaxU8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(static_cast<uint8_t*>(y) + i), _mm512_cvtepi16_epi8(o));
+    else _mm512_storeu_si512(static_cast<int16_t*>(y) + i, o);
+  }
+  for (; i < n; i += 32) {
+    const __mmask32 kn = tail32(n - i), kv = i < V_ ? tail32(V_ - i) : 0;
+    const V kx = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(kv, x + i));
+    const V k = _mm512_min_epu16(_mm512_sub_epi16(qv, kx), lim);
+    const V o = _mm512_mask_mov_epi16(mv, kv, to.look(k));
+    if (out == kSoftmaxU8) _mm256_mask_storeu_epi8(static_cast<uint8_t*>(y) + i, kn, _mm512_cvtepi16_epi8(o));
+    else _mm512_mask_storeu_epi16(static_cast<int16_t*>(y) + i, kn, o);
+  }
+}
+
+// int8 rows: every valid element's k = qx - x is in [0, K), K = qx - min + 1 <= 256, so e, the
+// output and its sum are tables of k (computed once per row with the vector exp_q) looked up with
+// vpermi2w; the same values as the per-element formula.
+void sm_row_i8(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, int64_t clip, void* scratch) {
+  const int64_t n = a.n, base = m * n;
+  const int8_t* x = static_cast<const int8_t*>(a.x) + base;
+  V mx = _mm512_set1_epi8(-128), mn = _mm512_set1_epi8(127);
+  for (int64_t i = 0; i < V_; i += 64) {
+    const __mmask64 k = tail64(V_ - i);
+    const V v = _mm512_maskz_loadu_epi8(k, x + i);
+    mx = _mm512_mask_max_epi8(mx, k, mx, v);
+    mn = _mm512_mask_min_epi8(mn, k, mn, v);
+  }
+  alignas(64) int8_t bx[64], bn[64];
+  _mm512_store_si512(bx, mx);
+  _mm512_store_si512(bn, mn);
+  int qx = -128, qn = 127;
+  for (int i = 0; i < 64; ++i) qx = bx[i] > qx ? bx[i] : qx, qn = bn[i] < qn ? bn[i] : qn;
+  const int K = qx - qn + 1;
+  // tables: T (int64 [256]), t (int64 [256]), TH, TL, O (int16 [256] each)
+  int64_t* T = reinterpret_cast<int64_t*>(align64(scratch));
+  int64_t* tt = T + 256;
+  int16_t* TH = reinterpret_cast<int16_t*>(tt + 256);
+  int16_t* TL = TH + 256;
+  int16_t* O = TL + 256;
+  const V mant = s64(s.mant), nclip = s64(-clip), lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  const int64_t sh = int64_t{s.exp} - 16;
+  for (int k0 = 0; k0 < K; k0 += 8) {
+    const V kk = _mm512_add_epi64(lane, s64(k0));
+    const V t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(_mm512_setzero_si512(), kk), mant), sh, nclip);
+    const V e = vexpq<16>(t);
+    _mm512_store_si512(T + k0, e);
+    _mm512_store_si512(tt + k0, t);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(TH + k0), _mm512_cvtepi64_epi16(_mm512_srli_epi64(e, 16)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(TL + k0),
+                     _mm512_cvtepi64_epi16(_mm512_sub_epi64(_mm512_and_si512(e, s64(0xFFFF)), s64(32768))));
+  }
+  const int LZ = tab_len2(TH, TL, K);
+  int64_t Z;
+  switch ((LZ + 63) / 64) {
+    case 1: Z = sm_sum8<1>(x, V_, qx, LZ, TH, TL); break;
+    case 2: Z = sm_sum8<2>(x, V_, qx, LZ, TH, TL); break;
+    case 3: Z = sm_sum8<3>(x, V_, qx, LZ, TH, TL); break;
+    default: Z = sm_sum8<4>(x, V_, qx, LZ, TH, TL); break;
+  }
+  const V F = s64(kSat62 / Z), lnZ = s64(a.out == kLogSoftmaxI16 ? lnq16(uint64_t(Z)) : 0);
+  for (int k0 = 0; k0 < K; k0 += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(O + k0),
+                     _mm512_cvtepi64_epi16(sm_outvec(a.out, _mm512_load_si512(T + k0), _mm512_load_si512(tt + k0), F, lnZ)));
+  const int LO = tab_len(O, K);
+  const int16_t mval = int16_t(sm_masked(a.out));
+  switch ((LO + 63) / 64) {
+    case 1: sm_out8<1>(x, n, V_, qx, LO, O, a.out, static_cast<uint8_t*>(a.y) + base * (a.out == kSoftmaxU8 ? 1 : 2), mval); break;
+    case 2: sm_out8<2>(x, n, V_, qx, LO, O, a.out, static_cast<uint8_t*>(a.y) + base * (a.out == kSoftmaxU8 ? 1 : 2), mval); break;
+    case 3: sm_out8<3>(x, n, V_, qx, LO, O, a.out, static_cast<uint8_t*>(a.y) + base * (a.out == kSoftmaxU8 ? 1 : 2), mval); break;
+    default: sm_out8<4>(x, n, V_, qx, LO, O, a.out, static_cast<uint8_t*>(a.y) + base * (a.out == kSoftmaxU8 ? 1 : 2), mval); break;
+  }
+}
+
+void x_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int64_t clip = sm_clip(a);
+  int64_t* e = reinterpret_cast<int64_t*>(align64(scratch));
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t V_ = sm_valid(a, m), n = a.n;
+    const RowScale s = a.xs[m * a.xs_stride];
+    if (a.in_bits == 8 && V_ >= 128) {
+      sm_row_i8(a, m, V_, s, clip, scratch);
+      continue;
+    }
+    const int16_t mval = int16_t(sm_masked(a.out));
+    for (int64_t i = V_; i < n; ++i) sm_store(a, m * n + i, mval);
+    if (V_ > 0) sm_row_generic(a, m, V_, s, clip, e);
+  }
+}
+
+// ---- layernorm ----------------------------------------------------------------------------------
+
+inline V ln_load8(const LayernormArgs& a, int64_t k, __mmask8 msk) {
+  if (a.in_bits == 8) return _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(msk, static_cast<const int8_t*>(a.x) + k));
+  if (a.in_bits == 16) return _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(msk, static_cast<const int16_t*>(a.x) + k));
+  return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(msk, static_cast<const int32_t*>(a.x) + k));
+}
+
+void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t D = a.d;
+  const int64_t inner = a.inner < 1 ? 1 : a.inner;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t base = m * D;
+    const RowScale xs = a.xs[m * a.xs_stride];
+    const V x0 = s64(ln_x(a, base));
+    V mx = _mm512_setzero_si512();
+    for (int64_t i = 0; i < D; i += 8) {
+      const __mmask8 k = tail8(D - i);
+      mx = _mm512_max_epu64(mx, _mm512_maskz_abs_epi64(k, _mm512_sub_epi64(ln_load8(a, base + i, k), x0)));
+    }
+    const uint64_t A0 = _mm512_reduce_max_epu64(mx);
+    const int c = bitlen64(A0) - ln_P(D);
+    V sv = _mm512_setzero_si512(), qv = _mm512_setzero_si512();
+    for (int64_t i = 0; i < D; i += 8) {
+      const __mmask8 k = tail8(D - i);
+      const V x = _mm512_maskz_mov_epi64(k, vshift_uniform(_mm512_sub_epi64(ln_load8(a, base + i, k), x0), c));  // |x'| <= 2^22
+      _mm512_storeu_si512(w + i, x);  // scratch is padded
+      sv = _mm512_add_epi64(sv, x);
+      qv = _mm512_add_epi64(qv, _mm512_mul_epi32(x, x));
+    }
+    const int64_t S = _mm512_reduce_add_epi64(sv), Q = _mm512_reduce_add_epi64(qv);
+    const int64_t mu = ln_mu(S, D);
+    const int64_t ms = Q - 2 * mu * S + D * mu * mu;  // = sum (x' - mu)^2, exact (each term < 2^61)
+    const LnRow r = ln_row(a, xs, c, mu, ms);
+    ln_stats(a, m, ln_x(a, base), c, r);
+    const V muv = s64(r.mu), Rv = s64(r.R);
+    V wm = _mm512_setzero_si512();
+    auto body = [&](int64_t i, __mmask8 k, V gmv, V bov) {
+      const V z = r.sh > 62 ? _mm512_setzero_si512() : vshift_uniform(_mm512_mul_epi32(_mm512_sub_epi64(_mm512_loadu_si512(w + i), muv), Rv), r.sh);
+      V v = z;
+      if (a.gm) v = _mm512_add_epi64(_mm512_mul_epi32(gmv, z), _mm512_slli_epi64(bov, 16));
+      v = _mm512_maskz_mov_epi64(k, v);
+      _mm512_storeu_si512(w + i, v);
+      wm = _mm512_max_epu64(wm, _mm512_abs_epi64(v));
+    };
+    const V zero = _mm512_setzero_si512();
+    if (!a.gm) {
+      for (int64_t i = 0; i < D; i += 8) body(i, tail8(D - i), zero, zero);
+    } else if (inner == 1) {
+      const int64_t c0 = ln_ch(a, m, 0);
+      for (int64_t i = 0; i < D; i += 8) {
+        const __mmask8 k = tail8(D - i);
+        body(i, k, _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.gm + c0 + i)),
+             _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.bo + c0 + i)));
+      }
+    } else {
+      // channel runs of `inner` elements: done 8 at a time with lane masks, runs need not align
+      for (int64_t s0 = 0; s0 < D; s0 += inner) {
+        const int64_t ch = ln_ch(a, m, s0), e0 = s0 + inner < D ? s0 + inner : D;
+        const V gmv = s64(a.gm[ch]), bov = s64(a.bo[ch]);
+        for (int64_t i = s0; i < e0; i += 8) {
+          const __mmask8 k = tail8(e0 - i);
+          if (k == 0xFF) { body(i, k, gmv, bov); continue; }
+          // partial: compute into a temporary so the next run's lanes are not overwritten
+          alignas(64) int64_t keep[8];
+          _mm512_store_si512(keep, _mm512_loadu_si512(w + i));
+          body(i, k, gmv, bov);
+          _mm512_mask_storeu_epi64(w + i, __mmask8(~k), _mm512_load_si512(keep));
+        }
+      }
+    }
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + base : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + base;
+    int d = 0;
+    const int64_t A = vquant(w, D, a.qmax, y8, y16, &d, _mm512_reduce_max_epu64(wm));
+    a.ys[m] = scale_of_i(A, a.qmax, d, 1, int64_t{a.ae} + 16);
+  }
+}
+
 }  // namespace
 }  // namespace llm
 
@@ -832,6 +1138,7 @@ extern const LlmKernel kLlmAvx512 = {
     llm::x_rmsnorm,        llm::x_rope,
     llm::x_attention_cache, llm::x_attention_heads, llm::x_attention_out,
     llm::x_swiglu,         llm::x_residual_add,
-    llm::x_embedding,      llm::x_hadamard};
+    llm::x_embedding,      llm::x_hadamard,
+    llm::x_softmax,        llm::x_layernorm};
 
 }  // namespace fq::k

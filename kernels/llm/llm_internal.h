@@ -199,6 +199,113 @@ inline int64_t attn_clip(const AttentionArgs& a) {
   return a.clip_q16 < 1 ? 1 : a.clip_q16 > kL40 ? kL40 : a.clip_q16;
 }
 
+// ---- softmax / layernorm helpers (llm.h) ----------------------------------------------------------
+
+constexpr int64_t kLn2Q32 = 2977044472;  // round(ln 2 * 2^32)
+
+// ln_q16 of llm.h: ln(z / 2^30) in Q16 for z >= 2^30.
+inline int64_t lnq16(uint64_t z) {
+  const int b = bitlen64(z) - 1;
+  int64_t m = int64_t(z >> (b - 30));
+  int64_t L = b - 30;
+  for (int it = 0; it < 16; ++it) {
+    m = rshift_round(m * m, 30);
+    L *= 2;
+    if (m >= (int64_t{1} << 31)) { m >>= 1; L += 1; }
+  }
+  return rshift_round(L * kLn2Q32, 32);
+}
+
+inline int64_t sm_clip(const SoftmaxArgs& a) {
+  return a.clip_q16 < 1 ? 1 : a.clip_q16 > kL40 ? kL40 : a.clip_q16;
+}
+inline int64_t sm_valid(const SoftmaxArgs& a, int64_t m) {
+  if (!a.valid) return a.n;
+  const int64_t v = a.valid[m];
+  return v < 0 ? 0 : v > a.n ? a.n : v;
+}
+// t = max(shift_s(d * mant, exp - 16), -clip) for one element.
+inline int64_t sm_t(int64_t d, const RowScale& s, int64_t clip) {
+  const int64_t t = shs(d * s.mant, int64_t{s.exp} - 16);
+  return t < -clip ? -clip : t;
+}
+// Output of one element from e (or t for log) and the row's F / lnZ.
+inline int64_t sm_out(int out, int64_t e, int64_t t, int64_t F, int64_t lnZ) {
+  if (out == kSoftmaxU16) { const int64_t p = rshift_round(e * F, 46); return p > 65535 ? 65535 : p; }
+  if (out == kSoftmaxU8) { const int64_t p = rshift_round(e * F, 54); return p > 255 ? 255 : p; }
+  return clamp64(rshift_round(t - lnZ, 6), -32768, 0);
+}
+inline void sm_store(const SoftmaxArgs& a, int64_t k, int64_t v) {
+  if (a.out == kSoftmaxU8) static_cast<uint8_t*>(a.y)[k] = uint8_t(v);
+  else if (a.out == kSoftmaxU16) static_cast<uint16_t*>(a.y)[k] = uint16_t(v);
+  else static_cast<int16_t*>(a.y)[k] = int16_t(v);
+}
+inline int64_t sm_masked(int out) { return out == kLogSoftmaxI16 ? -32768 : 0; }
+
+inline int64_t ln_x(const LayernormArgs& a, int64_t k) {
+  if (a.in_bits == 8) return static_cast<const int8_t*>(a.x)[k];
+  if (a.in_bits == 16) return static_cast<const int16_t*>(a.x)[k];
+  return static_cast<const int32_t*>(a.x)[k];
+}
+inline int floor_half(int v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+// The row constants of layernorm from A0, S = sum x', ms = sum (x' - mu)^2: c (computed by the
+// caller), mu, j and R.
+struct LnRow {
+  int64_t mu;
+  int64_t r;     // isqrt result
+  int e;         // k - j
+  int sh;        // 61 - j - 16
+  int64_t R;
+};
+inline int ln_P(int64_t d) { return d <= (int64_t{1} << 16) ? 22 : 18; }
+inline int64_t ln_mu(int64_t S, int64_t d) {
+  const int64_t num = 2 * S + d, den = 2 * d;
+  int64_t q = num / den;
+  if (num % den != 0 && num < 0) q -= 1;
+  return q;
+}
+inline LnRow ln_row(const LayernormArgs& a, const RowScale& xs, int c, int64_t mu, int64_t ms) {
+  int64_t q = 0, e2 = 0, k = 0;
+  const int64_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
+  if (xs.mant != 0 && eps_m != 0) {
+    q = int64_t((uint64_t(eps_m) << 30) / (uint64_t(xs.mant) * uint64_t(xs.mant)));
+    e2 = 2 * int64_t{xs.exp} - a.eps_e - 2 * int64_t{c} - 30;
+    const int64_t over = bitlen64(uint64_t(q)) + e2 - 60;
+    if (q > 0 && over > 0) k = (over + 1) / 2;
+  }
+  const uint64_t v = uint64_t(shs(ms / a.d, 2 * k)) + uint64_t(shs(q, 2 * k - e2));
+  LnRow r;
+  r.mu = mu;
+  int64_t rr, j;
+  if (v == 0) {
+    rr = int64_t{1} << 30, j = 30;
+  } else {
+    j = floor_half(62 - bitlen64(v));
+    rr = isqrt64(uint64_t(shs(int64_t(v), -2 * j)));   // v < 2^63; the argument is < 2^62
+    if (rr < 1) rr = 1;
+  }
+  const int64_t sh = 61 - j + k - 16;
+  r.sh = int(sh > 63 ? 63 : sh);
+  r.r = rr;
+  r.e = int(k - j);
+  r.R = int64_t(((uint64_t{1} << 61) - 1) / uint64_t(rr));
+  return r;
+}
+inline void ln_stats(const LayernormArgs& a, int64_t m, int64_t x0, int c, const LnRow& r) {
+  if (!a.stats) return;
+  LnStats& s = a.stats[m];
+  s.x0 = x0, s.mu = r.mu, s.r = r.r, s.c = c, s.e = r.e;
+}
+inline int64_t ln_ch(const LayernormArgs& a, int64_t m, int64_t i) {
+  const int64_t g = a.groups < 1 ? 1 : a.groups, in = a.inner < 1 ? 1 : a.inner;
+  return (m % g) * (a.d / in) + i / in;
+}
+inline int64_t ln_w(const LayernormArgs& a, int64_t xp, const LnRow& r, int64_t ch) {
+  const int64_t z = shs((xp - r.mu) * r.R, r.sh);
+  if (!a.gm) return z;
+  return a.gm[ch] * z + a.bo[ch] * (int64_t{1} << 16);
+}
+
 }  // namespace
 
 // The scalar operators (ref.cc), for variants that forward an operator or a part of it.
@@ -211,5 +318,7 @@ void ref_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch);
 void ref_residual_add(const ResidualArgs& a, int64_t m0, int64_t m1);
 void ref_embedding(const EmbeddingArgs& a, int64_t m0, int64_t m1);
 void ref_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch);
 
 }  // namespace fq::k::llm

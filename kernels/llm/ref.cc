@@ -20,6 +20,7 @@ extern const uint32_t kExp2LoQ30[16] = {
 int64_t shift_s(int64_t x, int s) { return llm::shs(x, s); }
 RowScale normalize_scale(uint64_t v, int e) { return llm::normalize(v, e); }
 int64_t exp_q(int64_t x, int frac_bits) { return llm::expq(x, frac_bits); }
+int64_t ln_q16(uint64_t z) { return llm::lnq16(z); }
 
 int64_t quantize_row(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* d) {
   uint64_t A0 = 0;
@@ -52,6 +53,9 @@ bool hadamard_size_ok(int64_t n) { return llm::hadamard_block(n) != 0; }
 size_t rmsnorm_scratch(int64_t d) { return size_t(64 + 8 * (llm::pad16(d) + 16)); }
 size_t swiglu_scratch(int64_t n) { return size_t(64 + 8 * (llm::pad16(n) + 16)); }
 size_t hadamard_scratch(int64_t n) { return size_t(64 + 12 * (llm::pad16(n) + 16)); }
+// softmax: e (int64 [n']), tables (int16 4 x [4][64] + int32/int64 [256 + 16]); layernorm: w (int64 [n']).
+size_t softmax_scratch(int64_t n) { return size_t(64 + 8 * (llm::pad16(n) + 16) + 8192); }
+size_t layernorm_scratch(int64_t d) { return size_t(64 + 8 * (llm::pad16(d) + 16)); }
 size_t attention_scratch(const AttentionArgs& a) {
   return llm::attn_scratch_bytes(a);
 }
@@ -284,6 +288,65 @@ void ref_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) 
   }
 }
 
+void ref_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* e = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t n = a.n, clip = sm_clip(a);
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t V = sm_valid(a, m), base = m * n;
+    const RowScale s = a.xs[m * a.xs_stride];
+    auto xv = [&](int64_t i) -> int64_t {
+      return a.in_bits == 8 ? static_cast<const int8_t*>(a.x)[base + i] : static_cast<const int16_t*>(a.x)[base + i];
+    };
+    for (int64_t i = V; i < n; ++i) sm_store(a, base + i, sm_masked(a.out));
+    if (V == 0) continue;
+    int64_t qx = INT64_MIN;
+    for (int64_t i = 0; i < V; ++i) qx = xv(i) > qx ? xv(i) : qx;
+    int64_t Z = 0;
+    for (int64_t i = 0; i < V; ++i) {
+      e[i] = expq(sm_t(xv(i) - qx, s, clip), 16);
+      Z += e[i];
+    }
+    const int64_t F = kSat62 / Z;
+    const int64_t lnZ = a.out == kLogSoftmaxI16 ? lnq16(uint64_t(Z)) : 0;
+    for (int64_t i = 0; i < V; ++i) {
+      const int64_t t = a.out == kLogSoftmaxI16 ? sm_t(xv(i) - qx, s, clip) : 0;
+      sm_store(a, base + i, sm_out(a.out, e[i], t, F, lnZ));
+    }
+  }
+}
+
+void ref_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t D = a.d;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t base = m * D;
+    const RowScale xs = a.xs[m * a.xs_stride];
+    const int64_t x0 = ln_x(a, base);
+    uint64_t A0 = 0;
+    for (int64_t i = 0; i < D; ++i) {
+      const uint64_t v = mag64(ln_x(a, base + i) - x0);
+      if (v > A0) A0 = v;
+    }
+    const int c = bitlen64(A0) - ln_P(D);
+    int64_t S = 0;
+    for (int64_t i = 0; i < D; ++i) S += shs(ln_x(a, base + i) - x0, c);
+    const int64_t mu = ln_mu(S, D);
+    int64_t ms = 0;
+    for (int64_t i = 0; i < D; ++i) {
+      const int64_t dd = shs(ln_x(a, base + i) - x0, c) - mu;
+      ms += dd * dd;
+    }
+    const LnRow r = ln_row(a, xs, c, mu, ms);
+    ln_stats(a, m, x0, c, r);
+    for (int64_t i = 0; i < D; ++i) w[i] = ln_w(a, shs(ln_x(a, base + i) - x0, c), r, ln_ch(a, m, i));
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + base : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + base;
+    int d = 0;
+    const int64_t A = quantize_row(w, D, a.qmax, y8, y16, &d);
+    a.ys[m] = scale_of_i(A, a.qmax, d, 1, int64_t{a.ae} + 16);
+  }
+}
+
 }  // namespace llm
 
 extern const LlmKernel kLlmScalar = {
@@ -291,6 +354,7 @@ extern const LlmKernel kLlmScalar = {
     llm::ref_rmsnorm,      llm::ref_rope,
     llm::ref_attention_cache, llm::ref_attention_heads, llm::ref_attention_out,
     llm::ref_swiglu,       llm::ref_residual_add,
-    llm::ref_embedding,    llm::ref_hadamard};
+    llm::ref_embedding,    llm::ref_hadamard,
+    llm::ref_softmax,      llm::ref_layernorm};
 
 }  // namespace fq::k

@@ -30,12 +30,18 @@ const char* act_name(ActFn f) {
     case ActFn::exp: return "exp";
     case ActFn::reciprocal: return "reciprocal";
     case ActFn::rsqrt: return "rsqrt";
+    case ActFn::erf: return "erf";
+    case ActFn::hardswish: return "hardswish";
+    case ActFn::mish: return "mish";
+    case ActFn::exp_full: return "exp_full";
   }
   return "?";
 }
 
 bool parse_act(const std::string& name, ActFn* f) {
   for (ActFn a : kAllActFns)
+    if (name == act_name(a)) { *f = a; return true; }
+  for (ActFn a : kExtraActFns)
     if (name == act_name(a)) { *f = a; return true; }
   return false;
 }
@@ -52,6 +58,10 @@ double act_eval(ActFn f, double x) {
     case ActFn::exp: return std::exp(std::min(x, 0.0));
     case ActFn::reciprocal: return x > 0 ? 1.0 / x : std::numeric_limits<double>::infinity();
     case ActFn::rsqrt: return x > 0 ? 1.0 / std::sqrt(x) : std::numeric_limits<double>::infinity();
+    case ActFn::erf: return std::erf(x);
+    case ActFn::hardswish: return x * std::min(6.0, std::max(0.0, x + 3.0)) / 6.0;
+    case ActFn::mish: return x * std::tanh(x > 30 ? x : std::log1p(std::exp(x)));
+    case ActFn::exp_full: return std::exp(x);
   }
   return 0;
 }

@@ -32,11 +32,17 @@
 
 namespace fq::quant {
 
-enum class ActFn { silu, gelu_erf, gelu_tanh, sigmoid, tanh, softplus, exp, reciprocal, rsqrt };
+enum class ActFn { silu, gelu_erf, gelu_tanh, sigmoid, tanh, softplus, exp, reciprocal, rsqrt,
+                   erf, hardswish, mish, exp_full };
+// The functions of the accuracy tables (docs/accuracy.md) and their tests.
 constexpr ActFn kAllActFns[] = {ActFn::silu,     ActFn::gelu_erf, ActFn::gelu_tanh,
                                 ActFn::sigmoid,  ActFn::tanh,     ActFn::softplus,
                                 ActFn::exp,      ActFn::reciprocal, ActFn::rsqrt};
-const char* act_name(ActFn f);                     // "silu", "gelu", "gelu_tanh", ...
+// Further functions the fitter knows (used by `fqrun conformance`, fitted at run time for a test's
+// input range): erf, hard-swish x * relu6(x + 3) / 6, mish x * tanh(softplus(x)), and exp_full = e^x
+// for any x (ActFn::exp is the softmax form e^min(x, 0)).
+constexpr ActFn kExtraActFns[] = {ActFn::erf, ActFn::hardswish, ActFn::mish, ActFn::exp_full};
+const char* act_name(ActFn f);                     // "silu", "gelu", "gelu_tanh", ... "exp_full"
 bool parse_act(const std::string& name, ActFn* f);
 // The float64 function. exp is exp(min(x, 0)) (the softmax use: x <= 0); reciprocal and rsqrt
 // are 1/x and 1/sqrt(x) for x > 0 and +infinity for x <= 0 (so they saturate there).

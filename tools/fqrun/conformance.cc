@@ -5,7 +5,9 @@
 // family with every zero point folded exactly (see int_gemm_conv below) and must match bit for bit.
 // QuantizeLinear / DequantizeLinear / DynamicQuantizeLinear are the float <-> integer boundary and
 // are computed here, as the ONNX reference does (float32 arithmetic, round half to even).
-// Float ops with an integer kernel (llm family: rmsnorm, swiglu, rope) run as
+// Float ops with an integer kernel (llm family: rmsnorm, swiglu, rope, softmax, layernorm; lut
+// family (DULUT, tables fitted at run time): gelu, sigmoid, tanh, softplus, erf, exp, hard-swish,
+// mish) run as
 // quantize -> integer kernel -> dequantize and are compared with a per-op tolerance. Ops without
 // an integer kernel are reported UNSUPPORTED.
 #include <dirent.h>
@@ -28,6 +30,8 @@
 #include "fq/kernels/cpu.h"
 #include "fq/kernels/fixed_point.h"
 #include "fq/kernels/llm.h"
+#include "fq/kernels/lut.h"
+#include "dulut.h"
 #include "onnx_reader.h"
 
 namespace fqrun {
@@ -281,6 +285,7 @@ struct Ctx {
   std::vector<const Tensor*> in;    // per node input; nullptr when omitted
   fk::Isa isa = fk::Isa::scalar;
   std::string where;                // test name, for messages
+  int64_t opset = 0;                // the model's default-domain opset
 
   const Tensor* opt(size_t i) const { return i < in.size() ? in[i] : nullptr; }
   const Tensor& req(size_t i) const {
@@ -1017,6 +1022,242 @@ OpResult rope_op(const Ctx& c) {
   return r;
 }
 
+// ---- Softmax / LogSoftmax / LayerNormalization / GroupNormalization (llm family) ----------------
+
+// The rows of `axis` (opset >= 13) or of the flattened [prod(dims[:axis]), prod(dims[axis:])]
+// (opset < 13): index lists of each row.
+struct AxisRows {
+  int64_t rows = 0, len = 0, inner = 1;
+  int64_t at(int64_t r, int64_t i) const {   // element i of row r
+    const int64_t outer = r / inner, in = r % inner;
+    return (outer * len + i) * inner + in;
+  }
+};
+
+int64_t opset_of(const Ctx& c) { return c.opset; }
+
+OpResult softmax_op(const Ctx& c, bool log) {
+  need_float(c, 0);
+  const Tensor& X = c.req(0);
+  const int64_t opset = opset_of(c);
+  AxisRows ar;
+  if (X.dims.empty()) {
+    ar.rows = 1, ar.len = 1;
+  } else {
+    const int axis = norm_axis(c, c.attr_i("axis", opset >= 13 ? -1 : 1), X.dims.size());
+    if (opset >= 13) {
+      ar.len = X.dims[size_t(axis)], ar.inner = prod(X.dims, size_t(axis) + 1);
+      ar.rows = prod(X.dims, 0, size_t(axis)) * ar.inner;
+    } else {
+      ar.len = prod(X.dims, size_t(axis)), ar.rows = prod(X.dims, 0, size_t(axis));
+    }
+  }
+  const int64_t n = ar.len;
+  if (n > (int64_t{1} << 24)) throw Unsupported("softmax rows above 2^24 elements");
+  // Each row as int16 with a per-row offset (the zero point of an asymmetric quantization: softmax
+  // and log-softmax do not depend on it) and a row scale: x = off + q * unit.
+  std::vector<int16_t> q(static_cast<size_t>(ar.rows * n));
+  std::vector<fk::RowScale> xs(static_cast<size_t>(ar.rows));
+  std::vector<double> row(static_cast<size_t>(n));
+  for (int64_t r = 0; r < ar.rows; ++r) {
+    double lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) {
+      row[size_t(i)] = X.floats[size_t(ar.at(r, i))];
+      if (!std::isfinite(row[size_t(i)])) throw Unsupported("non-finite softmax input");
+      lo = std::min(lo, row[size_t(i)]), hi = std::max(hi, row[size_t(i)]);
+    }
+    const double off = (lo + hi) / 2;
+    for (double& v : row) v -= off;
+    xs[size_t(r)] = quant_row16(row.data(), n, q.data() + r * n);
+  }
+  const int out = log ? fk::kLogSoftmaxI16 : fk::kSoftmaxU16;
+  std::vector<uint16_t> y(q.size());
+  fk::SoftmaxArgs a{};
+  a.x = q.data(), a.in_bits = 16, a.n = n, a.xs = xs.data(), a.xs_stride = 1, a.valid = nullptr;
+  a.clip_q16 = int64_t{1} << 40, a.out = out, a.y = y.data();
+  Aligned scratch(fk::softmax_scratch(n));
+  llm(c).softmax(a, 0, ar.rows, scratch.p);
+  Out o;
+  o.dtype = X.data_type, o.dims = X.dims;
+  o.v.resize(X.floats.size());
+  for (int64_t r = 0; r < ar.rows; ++r)
+    for (int64_t i = 0; i < n; ++i) {
+      const uint16_t v = y[size_t(r * n + i)];
+      o.v[size_t(ar.at(r, i))] = to_type(X.data_type, log ? std::ldexp(double(int16_t(v)), -10) : std::ldexp(double(v), -16));
+    }
+  OpResult res;
+  res.outs.push_back(std::move(o));
+  res.exact = false;
+  res.notes = std::string("path=llm/") + llm(c).name + (log ? ":softmax(log,i16 Q10)" : ":softmax(u16)");
+  return res;
+}
+
+// gamma / beta (doubles per channel) -> gm, bo with one exponent ae (llm.h layernorm).
+void fold_affine(const std::vector<double>& g, const std::vector<double>& b, std::vector<int32_t>* gm,
+                 std::vector<int32_t>* bo, int* ae) {
+  double gmax = 0, bmax = 0;
+  for (double v : g) gmax = std::max(gmax, std::fabs(v));
+  for (double v : b) bmax = std::max(bmax, std::fabs(v));
+  int e = 40;
+  if (gmax > 0) { int x; std::frexp(gmax, &x); e = std::min(e, 15 - x); }      // |gm| < 2^15
+  if (bmax > 0) { int x; std::frexp(bmax, &x); e = std::min(e, 30 - x); }      // |bo| < 2^30
+  if (e < -20) throw Unsupported("LayerNorm scale / bias too large");
+  *ae = e;
+  gm->clear(), bo->clear();
+  for (double v : g) gm->push_back(int32_t(rne(std::ldexp(v, e))));
+  for (double v : b) bo->push_back(int32_t(rne(std::ldexp(v, e))));
+}
+
+void eps_dyadic(double eps, int32_t* m, int* e) {
+  *m = 0, *e = 0;
+  if (!(eps > 0)) return;
+  int x;
+  std::frexp(eps, &x);
+  *e = 31 - x;
+  double mv = std::floor(std::ldexp(eps, *e) + 0.5);
+  if (mv >= 2147483648.0) mv /= 2, --*e;
+  *m = int32_t(mv);
+  if (*e < -62 || *e > 124) throw Unsupported("epsilon outside the kernel's range");
+}
+
+// Rows [M][D] of reals through the layernorm kernel (int16 in, int16 out), with per-channel affine.
+Out layernorm_rows(const Ctx& c, const std::vector<double>& x, int64_t M, int64_t D, int64_t groups, int64_t inner,
+                   const std::vector<double>& g, const std::vector<double>& b, double eps, int dtype,
+                   const std::vector<int64_t>& dims, std::vector<fk::LnStats>* st, std::vector<fk::RowScale>* xsv) {
+  if (D > (int64_t{1} << 24)) throw Unsupported("normalized size above 2^24");
+  std::vector<int16_t> q(x.size()), y(x.size());
+  std::vector<fk::RowScale> xs(static_cast<size_t>(M)), ys(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; ++m) xs[size_t(m)] = quant_row16(x.data() + m * D, D, q.data() + m * D);
+  std::vector<int32_t> gm, bo;
+  int ae = 0;
+  fold_affine(g, b, &gm, &bo, &ae);
+  fk::LayernormArgs a{};
+  a.x = q.data(), a.in_bits = 16, a.d = D, a.xs = xs.data(), a.xs_stride = 1;
+  eps_dyadic(eps, &a.eps_m, &a.eps_e);
+  a.gm = gm.data(), a.bo = bo.data(), a.ae = ae, a.groups = groups, a.inner = inner, a.qmax = 32767;
+  a.y = y.data(), a.ys = ys.data();
+  st->assign(size_t(M), fk::LnStats{});
+  a.stats = st->data();
+  Aligned scratch(fk::layernorm_scratch(D));
+  llm(c).layernorm(a, 0, M, scratch.p);
+  *xsv = xs;
+  Out o;
+  o.dtype = dtype, o.dims = dims;
+  o.v.resize(x.size());
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t i = 0; i < D; ++i) o.v[size_t(m * D + i)] = to_type(dtype, deq(y[size_t(m * D + i)], ys[size_t(m)]));
+  return o;
+}
+
+OpResult layernorm_op(const Ctx& c) {
+  need_float(c, 0);
+  need_float(c, 1);
+  const Tensor& X = c.req(0);
+  if (X.dims.empty()) c.bad("X must have rank >= 1");
+  const int axis = norm_axis(c, c.attr_i("axis", -1), X.dims.size());
+  const int64_t M = prod(X.dims, 0, size_t(axis)), D = prod(X.dims, size_t(axis));
+  const std::vector<int64_t> nd(X.dims.begin() + axis, X.dims.end());
+  const std::vector<double> g = broadcast(c, c.req(1), nd, "Scale");
+  std::vector<double> b(g.size(), 0.0);
+  if (c.opt(2)) { need_float(c, 2); b = broadcast(c, c.req(2), nd, "B"); }
+  std::vector<fk::LnStats> st;
+  std::vector<fk::RowScale> xs;
+  OpResult r;
+  r.outs.push_back(layernorm_rows(c, X.floats, M, D, 1, 1, g, b, c.attr_f("epsilon", 1e-5), X.data_type, X.dims, &st, &xs));
+  // Mean and InvStdDev (shape dims[:axis] + [1] * (rank - axis)) from the kernel's integer row
+  // statistics, in the input's units (llm.h LnStats).
+  std::vector<int64_t> sd(X.dims.begin(), X.dims.begin() + axis);
+  sd.resize(X.dims.size(), 1);
+  const int st_type = c.attr_i("stash_type", 1) == 1 ? ox::kFloat : X.data_type;
+  Out mean, inv;
+  mean.dtype = inv.dtype = st_type, mean.dims = inv.dims = sd;
+  for (int64_t m = 0; m < M; ++m) {
+    const fk::LnStats& s = st[size_t(m)];
+    const double unit = deq(1, xs[size_t(m)]);
+    mean.v.push_back(to_type(st_type, (double(s.x0) + std::ldexp(double(s.mu), s.c)) * unit));
+    const double sd_real = std::ldexp(double(s.r), s.c + s.e) * unit;
+    inv.v.push_back(to_type(st_type, sd_real > 0 ? 1.0 / sd_real : INFINITY));
+  }
+  r.outs.push_back(std::move(mean));
+  r.outs.push_back(std::move(inv));
+  r.exact = false;
+  r.notes = std::string("path=llm/") + llm(c).name + ":layernorm(i16)";
+  return r;
+}
+
+OpResult groupnorm_op(const Ctx& c) {
+  need_float(c, 0), need_float(c, 1), need_float(c, 2);
+  const Tensor& X = c.req(0);
+  if (X.dims.size() < 2) c.bad("X must have rank >= 2");
+  const int64_t G = c.attr_i("num_groups", 0), N = X.dims[0], C = X.dims[1], HW = prod(X.dims, 2);
+  if (G < 1 || C % G) c.bad("num_groups " + std::to_string(G) + " does not divide the channels " + std::to_string(C));
+  const Tensor& S = c.req(1);
+  const Tensor& B = c.req(2);
+  if (S.numel() != B.numel()) c.bad("scale and bias sizes differ");
+  std::vector<double> g(static_cast<size_t>(C)), b(static_cast<size_t>(C));
+  for (int64_t ch = 0; ch < C; ++ch) {
+    // opset 21: one value per channel; opset 18: one per group
+    const int64_t k = S.numel() == C ? ch : S.numel() == G ? ch / (C / G) : -1;
+    if (k < 0) c.bad("scale has " + std::to_string(S.numel()) + " elements, expected " + std::to_string(C) + " (or " + std::to_string(G) + ")");
+    g[size_t(ch)] = S.at(k), b[size_t(ch)] = B.at(k);
+  }
+  std::vector<fk::LnStats> st;
+  std::vector<fk::RowScale> xs;
+  OpResult r;
+  r.outs.push_back(layernorm_rows(c, X.floats, N * G, (C / G) * HW, G, HW, g, b, c.attr_f("epsilon", 1e-5), X.data_type, X.dims, &st, &xs));
+  r.exact = false;
+  r.notes = std::string("path=llm/") + llm(c).name + ":layernorm(groups=" + std::to_string(G) + ",i16)";
+  return r;
+}
+
+// ---- DULUT activations (lut family) ----------------------------------------------------------
+
+// x -> int16 per tensor (in_scale = max|x| / 32767), the DULUT kernel with tables fitted now for
+// this input range (k1 = k2 = 6: 512 table bytes; output scale = max |f| over the range / 32767),
+// dequantized. The fit's exact max error over every int16 code goes into the notes.
+OpResult dulut_op(const Ctx& c, fq::quant::ActFn fn, const char* name) {
+  need_float(c, 0);
+  const Tensor& X = c.req(0);
+  double A = 0;
+  for (double v : X.floats) {
+    if (!std::isfinite(v)) throw Unsupported("non-finite input");
+    A = std::max(A, std::fabs(v));
+  }
+  if (A == 0) A = 1;
+  fq::quant::DulutSpec s;
+  s.fn = fn, s.in_bits = 16, s.out_bits = 16, s.k1 = 6, s.k2 = 6;
+  s.in_scale = A / 32767;
+  double F = 0;
+  for (int i = -32768; i <= 32767; ++i) F = std::max(F, std::fabs(fq::quant::act_eval(fn, i * s.in_scale)));
+  if (!std::isfinite(F) || F > 1e30) throw Unsupported("function value out of range");
+  s.out_scale = (F > 0 ? F : 1) / 32767;
+  const fq::quant::DulutTables t = fq::quant::fit_dulut(s);
+  fk::LutTable kt;
+  if (!fq::quant::to_kernel_table(t, &kt)) throw Unsupported("fitted table does not fit the kernel");
+  const fq::quant::ErrStats es = fq::quant::dulut_error(s, t);
+  std::vector<int16_t> q(X.floats.size()), y(X.floats.size());
+  for (size_t i = 0; i < q.size(); ++i) q[i] = int16_t(std::min(32767.0, std::max(-32768.0, rne(X.floats[i] / s.in_scale))));
+  const fk::LutKernel* k = fk::lut_kernel(c.isa);
+  k->run(kt, q.data(), int64_t(q.size()), y.data());
+  Out o;
+  o.dtype = X.data_type, o.dims = X.dims;
+  for (int16_t v : y) o.v.push_back(to_type(X.data_type, double(v) * s.out_scale));
+  OpResult r;
+  r.outs.push_back(std::move(o));
+  r.exact = false;
+  char buf[96];
+  std::snprintf(buf, sizeof buf, ":dulut(%s,i16,6+6,fit_max=%.2fLSB)", name, es.max);
+  r.notes = std::string("path=lut/") + k->name + buf;
+  return r;
+}
+
+OpResult gelu_op(const Ctx& c) {
+  const std::string ap = c.attr_s("approximate", "none");
+  if (ap == "none") return dulut_op(c, fq::quant::ActFn::gelu_erf, "gelu");
+  if (ap == "tanh") return dulut_op(c, fq::quant::ActFn::gelu_tanh, "gelu_tanh");
+  c.bad("approximate '" + ap + "'");
+}
+
 // ---- op table ------------------------------------------------------------------------------
 
 struct OpEntry {
@@ -1038,6 +1279,18 @@ const std::vector<OpEntry>& op_table() {
       {"SwiGLU", swiglu_op, 1.0 / 1024},
       {"Swish", [](const Ctx& c) { return swish_op(c, false); }, 1.0 / 1024},
       {"RotaryEmbedding", rope_op, 1.0 / 4096},
+      {"Softmax", [](const Ctx& c) { return softmax_op(c, false); }, 1.0 / 4096},
+      {"LogSoftmax", [](const Ctx& c) { return softmax_op(c, true); }, 1.0 / 1024},
+      {"LayerNormalization", layernorm_op, 1.0 / 2048},
+      {"GroupNormalization", groupnorm_op, 1.0 / 2048},
+      {"Gelu", gelu_op, 1.0 / 1024},
+      {"Sigmoid", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::sigmoid, "sigmoid"); }, 1.0 / 1024},
+      {"Tanh", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::tanh, "tanh"); }, 1.0 / 1024},
+      {"Softplus", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::softplus, "softplus"); }, 1.0 / 1024},
+      {"Erf", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::erf, "erf"); }, 1.0 / 1024},
+      {"Exp", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::exp_full, "exp_full"); }, 1.0 / 1024},
+      {"HardSwish", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::hardswish, "hardswish"); }, 1.0 / 1024},
+      {"Mish", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::mish, "mish"); }, 1.0 / 1024},
   };
   return t;
 }
@@ -1045,17 +1298,6 @@ const std::vector<OpEntry>& op_table() {
 // Ops the issue names, with no integer kernel in FQ yet (the reason printed).
 const char* missing_kernel(const std::string& op) {
   static const std::map<std::string, const char*> m = {
-      {"Softmax", "no standalone integer softmax kernel yet (DI-ClippedSoftmax lives inside attention)"},
-      {"LogSoftmax", "no integer log-softmax kernel yet"},
-      {"LayerNormalization", "no integer LayerNorm kernel yet"},
-      {"GroupNormalization", "no integer GroupNorm kernel yet"},
-      {"Gelu", "no integer GELU kernel yet (DULUT)"},
-      {"Sigmoid", "no integer sigmoid kernel yet (DULUT)"},
-      {"Tanh", "no integer tanh kernel yet (DULUT)"},
-      {"Softplus", "no integer softplus kernel yet (DULUT)"},
-      {"HardSwish", "no integer hard-swish kernel yet"},
-      {"Erf", "no integer erf kernel yet (DULUT)"},
-      {"Exp", "no elementwise integer exp kernel yet"},
       {"Attention", "ONNX Attention (masks, scale, GQA layouts) not mapped to the attention kernel"},
   };
   auto it = m.find(op);
@@ -1211,6 +1453,8 @@ void run_test(const std::string& dir, fk::Isa isa, bool verbose, Summary* sum) {
     for (size_t i = 0; i < feeds.size(); ++i) values[feeds[i]->name] = &inputs[i];
     Ctx ctx;
     ctx.node = &node, ctx.isa = isa, ctx.where = sd;
+    for (const ox::OpsetId& os : model.opsets)
+      if (os.domain.empty() || os.domain == "ai.onnx") ctx.opset = os.version;
     for (const std::string& in : node.inputs) {
       if (in.empty()) { ctx.in.push_back(nullptr); continue; }
       auto it = values.find(in);

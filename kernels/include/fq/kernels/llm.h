@@ -1,5 +1,6 @@
 // Integer LLM operator family (I-LLM): DI-RMSNorm, integer RoPE, DI-ClippedSoftmax attention with
-// an int8 KV cache, DI-SwiGLU, residual add, embedding gather, and the shared DI-Exp and per-row
+// an int8 KV cache, DI-SwiGLU, residual add, embedding gather, online Hadamard, row softmax /
+// log-softmax (DI-ClippedSoftmax) and DI-LayerNorm / GroupNorm, and the shared DI-Exp and per-row
 // quantizer. The scalar variant (kernels/llm/ref.cc) is the executable form of this contract;
 // every other variant writes the same bytes. No floating point anywhere in the family.
 //
@@ -137,6 +138,59 @@
 //   b is the one that makes n / b a power of two (odd part of n: 1, 3, 5, 7, 11); qmax <= 127.
 //   An n of no such form (hadamard_size_ok(n) false) gives y = 0, ys = {0, 0}.
 //
+// softmax (DI-ClippedSoftmax in QANS order: max-subtract, clip, exp; rows of the last axis):
+//   x int8 or int16 [M][n] (in_bits 8 / 16), scale xs[m * xs_stride] (xs_stride 1: one RowScale
+//   per row; 0: one per tensor), real(x) = x * mant * 2^-exp (mant in [0, 2^15]);
+//   valid: nullptr, or the number of valid columns of each row V[m] (columns >= V are masked:
+//   causal / padding; V is clamped into [0, n]); clip in Q16 (clamped into [1, 2^40]); n < 2^31.
+//   Per row, with V = valid ? clamp(valid[m], 0, n) : n:
+//     V == 0: every output is 0 (u8 / u16) or -32768 (log).
+//     qx = max_{i<V} x_i;  d_i = x_i - qx (<= 0; |d_i * mant| < 2^31)
+//     t_i = max(shift_s(d_i * mant, exp - 16), -clip)        (Q16 logit difference, -2^40 <= t_i <= 0)
+//     e_i = exp_q(t_i, 16)                                    (Q30; e = 2^30 at the max)
+//     Z = sum_{i<V} e_i (int64, 2^30 <= Z <= V * 2^30);  F = (2^62 - 1) / Z  (integer division)
+//     out kSoftmaxU16: y_i = min(rshift_round(e_i * F, 46), 65535)   p = y * 2^-16   (e_i * F < 2^62)
+//     out kSoftmaxU8:  y_i = min(rshift_round(e_i * F, 54), 255)     p = y * 2^-8
+//     out kLogSoftmaxI16 (Q10: real = y * 2^-10, range [-32, 0]):
+//       lnZ = ln_q16(Z) (below);  y_i = clamp(rshift_round(t_i - lnZ, 6), -32768, 0)
+//     masked columns i >= V: y_i = 0 (u8 / u16), -32768 (log).
+//   ln_q16(Z) for Z >= 2^30: ln(Z / 2^30) in Q16:
+//     b = bitlen(Z) - 1; m = Z >> (b - 30) (Q30 in [1, 2), truncated); L = b - 30;
+//     16 times: m = rshift_round(m * m, 30); L = 2 L; if m >= 2^31 { m = m >> 1; L = L + 1 }
+//     (L = log2(Z / 2^30) in Q16, truncated bit by bit);  ln_q16 = rshift_round(L * 2977044472, 32)
+//     (2977044472 = round(ln 2 * 2^32); L < 2^22).
+//   The clip is the QANS one: logits more than clip below the row max all get e^-clip (clip >= 22
+//   in real units makes it a no-op at Q30: exp_q is 0 below about -21.5). Probabilities keep
+//   32 significant bits through F; small probabilities survive down to e^-21.5 relative to the
+//   max (Q30), i.e. below the 2^-16 output step.
+//
+// layernorm (DI-LayerNorm; also GroupNorm): x int8 / int16 / int32 [M][d] (in_bits 8 / 16 / 32),
+//   scale xs[m * xs_stride] (as softmax), eps = eps_m * 2^-eps_e in real units (eps_m in
+//   [0, 2^31), eps_e in [-62, 124]); affine per channel: gm[ch] (|gm| <= 2^15), bo[ch] (|bo| < 2^31),
+//   one exponent ae for both: gamma = gm * 2^-ae, beta = bo * 2^-ae (gm == nullptr: gamma = 1,
+//   beta = 0, ae = 0). Element i of row m belongs to channel
+//     ch(m, i) = (m % groups) * (d / inner) + i / inner
+//   (LayerNorm: groups = 1, inner = 1; GroupNorm over x [N][C][HW] with G groups: rows of
+//   d = (C / G) * HW, groups = G, inner = HW). 1 <= d <= 2^24. Per row:
+//     x0 = x_0 (the row's first element: an anchor, so that a large common offset costs no precision)
+//     A0 = max|x_i - x0|; P = d <= 2^16 ? 22 : 18; c = bitlen(A0) - P;
+//     x'_i = shift_s(x_i - x0, c)                                (|x'| <= 2^P)
+//     S = sum x'; mu = floor((2 S + d) / (2 d))                  (rounded mean, half up)
+//     ms = sum (x'_i - mu)^2                                      (int64, exact, <= 2^62)
+//     eps in x'^2 units = q * 2^e2: q = mant == 0 ? 0 : (eps_m * 2^30) / mant^2 (uint64, truncating),
+//       e2 = 2 exp - eps_e - 2 c - 30;  k = q > 0 ? max(0, ceil((bitlen(q) + e2 - 60) / 2)) : 0
+//       (k > 0 only when eps reaches 2^60 x'^2 units: the variance is then taken in units of 4^k)
+//     v = shift_s(ms / d, 2 k) + shift_s(q, 2 k - e2)              (< 2^63; ms / d truncates)
+//     v == 0: r = 2^30, j = 30 (then every x' - mu is 0); else j = floor((62 - bitlen(v)) / 2),
+//       r = max(1, isqrt64(shift_s(v, -2 j)))                     (~ sqrt(v) * 2^j, in [2^30, 2^31))
+//     R = (2^61 - 1) / r (uint64, < 2^31);  z_i = shift_s((x'_i - mu) * R, min(63, 61 - j + k - 16))
+//                                                                 (Q16 normalized value; |(x'-mu) R| < 2^55)
+//     w_i = gm[ch] * z_i + bo[ch] * 2^16                          (|w| < 2^48 + 2^47)
+//     q, dq, A = quantize_row(w, qmax); ys = scale_of(A, qmax, dq, 1, ae + 16)
+//   y int8 (qmax <= 127) or int16; ys [M]. A row whose w is all zero gets ys = {0, 0}.
+//   stats (optional): {x0, mu, r, c, k - j}: mean = (x0 + mu 2^c) and sqrt(var + eps) = r 2^(c + k - j)
+//   in input units (the float boundary derives ONNX's Mean / InvStdDev outputs from them).
+//
 // ---- Variants ----------------------------------------------------------------------------------
 // Each variant implements every operator; a variant may forward an operator to the scalar one.
 // Operators run over a range of rows [m0, m1) (independent work units) except attention, whose
@@ -162,6 +216,7 @@ constexpr int64_t kExp2ChordQ32 = 11613351;  // round(2^32 * (1 - 2^(-1/256)))
 int64_t shift_s(int64_t x, int s);
 RowScale normalize_scale(uint64_t v, int e);
 int64_t exp_q(int64_t x, int frac_bits);
+int64_t ln_q16(uint64_t z);   // softmax's ln(z / 2^30) in Q16, z >= 2^30
 // Returns A (0 for an all-zero row) and writes d; q is int8 when qmax <= 127 (q8) else int16.
 int64_t quantize_row(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* d);
 RowScale scale_of(int64_t A, int qmax, int d, int32_t mant_in, int e_in);
@@ -220,6 +275,37 @@ struct HadamardArgs {
   int8_t* y; RowScale* ys;
 };
 
+enum SoftmaxOut : int { kSoftmaxU8 = 0, kSoftmaxU16 = 1, kLogSoftmaxI16 = 2 };
+
+struct SoftmaxArgs {
+  const void* x; int in_bits;                 // int8 or int16 [M][n]
+  int64_t n;
+  const RowScale* xs; int64_t xs_stride;      // xs[m * xs_stride]: 1 per row, 0 per tensor
+  const int32_t* valid;                       // [M] valid columns, or nullptr (all)
+  int64_t clip_q16;
+  int out;                                    // SoftmaxOut
+  void* y;                                    // uint8 / uint16 / int16 [M][n]
+};
+
+// The integer statistics of a layernorm row (optional output): in input units (real = value *
+// mant * 2^-exp of the row's scale), mean = x0 + mu * 2^c and sqrt(var + eps) = r * 2^(c + e).
+struct LnStats {
+  int64_t x0 = 0, mu = 0, r = 0;
+  int32_t c = 0, e = 0;
+};
+
+struct LayernormArgs {
+  const void* x; int in_bits;                 // int8 / int16 / int32 [M][d]
+  int64_t d;
+  const RowScale* xs; int64_t xs_stride;
+  int32_t eps_m; int eps_e;
+  const int32_t* gm; const int32_t* bo; int ae;   // per channel, or gm == nullptr
+  int64_t groups, inner;                      // channel of (m, i): (m % groups) * (d / inner) + i / inner
+  int qmax;                                   // int8 if <= 127 else int16
+  void* y; RowScale* ys;
+  LnStats* stats;                             // [M] or nullptr: x0, mu, c, r, e = k - j of each row
+};
+
 // One variant of the family. Row ranges [m0, m1); attention_rows: units are m * heads + h.
 // Scratch (per worker, bytes) sizes come from the *_scratch functions of the shape; they cover every
 // variant, and the scratch pointer needs no particular alignment (kernels align inside it).
@@ -237,12 +323,16 @@ struct LlmKernel {
   void (*residual_add)(const ResidualArgs& a, int64_t m0, int64_t m1);
   void (*embedding)(const EmbeddingArgs& a, int64_t m0, int64_t m1);
   void (*hadamard)(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch);
+  void (*softmax)(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch);
+  void (*layernorm)(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch);
 };
 
 // Scratch bytes per worker.
 size_t rmsnorm_scratch(int64_t d);
 size_t swiglu_scratch(int64_t n);
 size_t hadamard_scratch(int64_t n);
+size_t softmax_scratch(int64_t n);
+size_t layernorm_scratch(int64_t d);
 size_t attention_scratch(const AttentionArgs& a);   // from cache_rows * kv_heads and head_dim
 // (attention_scratch grew from one entry per position to one per (position, kv head): the
 // AVX-512 kernel processes every kv head of a position at once; hadamard_scratch from 8 to 12 bytes
