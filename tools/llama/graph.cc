@@ -3,45 +3,13 @@
 
 #include <utility>
 
+#include "graph_builder.h"
+
 namespace fq::llama {
 
 namespace {
 
-struct Builder {
-  Graph g;
-
-  void tensor(const std::string& name, DType t, std::vector<int64_t> shape, bool state = false) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = t;
-    d.shape = std::move(shape);
-    d.is_state = state;
-    g.add_tensor(std::move(d));
-  }
-  void constant(const std::string& name, const std::vector<float>& v, std::vector<int64_t> shape) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = DType::f32;
-    d.shape = std::move(shape);
-    d.is_const = true;
-    d.data = ConstData::copy_of(v.data(), v.size() * sizeof(float));
-    g.add_tensor(std::move(d));
-  }
-  // Adds node `name` writing a new f32 tensor of `shape` named like the node.
-  const std::string& node(const std::string& name, const std::string& op,
-                          std::vector<std::string> inputs, std::vector<int64_t> shape,
-                          std::map<std::string, Attr> attrs = {}) {
-    tensor(name, DType::f32, std::move(shape));
-    NodeDef n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {name};
-    n.attrs = std::move(attrs);
-    g.nodes.push_back(std::move(n));
-    return g.nodes.back().outputs[0];
-  }
-};
+using Builder = tools::GraphBuilder;
 
 }  // namespace
 

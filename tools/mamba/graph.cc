@@ -4,47 +4,15 @@
 #include <cmath>
 #include <utility>
 
+#include "graph_builder.h"
+
 namespace fq::mamba {
 
 namespace {
 
 using Attrs = std::map<std::string, Attr>;
 
-struct Builder {
-  Graph g;
-
-  void tensor(const std::string& name, DType t, std::vector<int64_t> shape, bool state = false) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = t;
-    d.shape = std::move(shape);
-    d.is_state = state;
-    g.add_tensor(std::move(d));
-  }
-  std::string constant(const std::string& name, const float* v, std::vector<int64_t> shape) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = DType::f32;
-    d.shape = std::move(shape);
-    d.is_const = true;
-    d.data = ConstData::copy_of(v, size_t(d.numel()) * sizeof(float));
-    g.add_tensor(std::move(d));
-    return name;
-  }
-  // Node `name` writing a new f32 tensor of `shape` named like the node.
-  std::string node(const std::string& name, const std::string& op, std::vector<std::string> inputs,
-                   std::vector<int64_t> shape, Attrs attrs = {}) {
-    tensor(name, DType::f32, std::move(shape));
-    NodeDef n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {name};
-    n.attrs = std::move(attrs);
-    g.nodes.push_back(std::move(n));
-    return name;
-  }
-};
+using Builder = tools::GraphBuilder;
 
 }  // namespace
 

@@ -3,6 +3,8 @@
 
 #include <utility>
 
+#include "graph_builder.h"
+
 namespace fq::rwkv {
 
 namespace {
@@ -10,43 +12,14 @@ namespace {
 using Vec = std::vector<float>;
 using Attrs = std::map<std::string, Attr>;
 
-struct Builder {
-  Graph g;
+// The shared builder, with rwkv's default activation shape [1, E].
+struct Builder : tools::GraphBuilder {
   int64_t E = 0;
-
-  void tensor(const std::string& name, DType t, std::vector<int64_t> shape, bool state = false) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = t;
-    d.shape = std::move(shape);
-    d.is_state = state;
-    g.add_tensor(std::move(d));
-  }
-  const std::string& constant(const std::string& name, const float* v, std::vector<int64_t> shape) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = DType::f32;
-    d.shape = std::move(shape);
-    d.is_const = true;
-    d.data = ConstData::copy_of(v, size_t(d.numel()) * sizeof(float));
-    g.add_tensor(std::move(d));
-    return g.tensors.back().name;
-  }
-  const std::string& constant(const std::string& name, const Vec& v, std::vector<int64_t> shape) {
-    return constant(name, v.data(), std::move(shape));
-  }
-  // Node `name` writing a new f32 tensor named like the node (default shape [1, E]).
   std::string node(const std::string& name, const std::string& op, std::vector<std::string> inputs,
                    Attrs attrs = {}, std::vector<int64_t> shape = {}) {
-    tensor(name, DType::f32, shape.empty() ? std::vector<int64_t>{1, E} : std::move(shape));
-    NodeDef n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(inputs);
-    n.outputs = {name};
-    n.attrs = std::move(attrs);
-    g.nodes.push_back(std::move(n));
-    return name;
+    return GraphBuilder::node(name, op, std::move(inputs),
+                              shape.empty() ? std::vector<int64_t>{1, E} : std::move(shape),
+                              std::move(attrs));
   }
 };
 

@@ -1,0 +1,63 @@
+// GraphBuilder: the few calls the model importers use to build an FQ graph in memory (a tensor, a
+// constant, a node writing a new tensor named like itself). Call validate_graph() when done.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fq/graph.h"
+
+namespace fq::tools {
+
+struct GraphBuilder {
+  Graph g;
+
+  // A non-constant tensor (state: persists across Session::run(); see docs/format.md).
+  std::string tensor(const std::string& name, DType t, std::vector<int64_t> shape,
+                     bool state = false) {
+    TensorDef d;
+    d.name = name;
+    d.dtype = t;
+    d.shape = std::move(shape);
+    d.is_state = state;
+    g.add_tensor(std::move(d));
+    return name;
+  }
+  // A constant of dtype `t` whose bytes are copied from `data` (numel * element size).
+  std::string constant(const std::string& name, DType t, std::vector<int64_t> shape,
+                       const void* data) {
+    TensorDef d;
+    d.name = name;
+    d.dtype = t;
+    d.shape = std::move(shape);
+    d.is_const = true;
+    d.data = ConstData::copy_of(data, d.nbytes());
+    g.add_tensor(std::move(d));
+    return name;
+  }
+  std::string constant(const std::string& name, const float* v, std::vector<int64_t> shape) {
+    return constant(name, DType::f32, std::move(shape), v);
+  }
+  std::string constant(const std::string& name, const std::vector<float>& v,
+                       std::vector<int64_t> shape) {
+    return constant(name, DType::f32, std::move(shape), v.data());
+  }
+  // Node `name` (op `op`) writing a new tensor of `shape` and dtype `t` named like the node.
+  std::string node(const std::string& name, const std::string& op, std::vector<std::string> inputs,
+                   std::vector<int64_t> shape, std::map<std::string, Attr> attrs = {},
+                   DType t = DType::f32) {
+    tensor(name, t, std::move(shape));
+    NodeDef n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.outputs = {name};
+    n.attrs = std::move(attrs);
+    g.nodes.push_back(std::move(n));
+    return name;
+  }
+};
+
+}  // namespace fq::tools
