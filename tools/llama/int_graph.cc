@@ -1,0 +1,227 @@
+// The integer decode graph of docs/llm_int.md from a quantized TModel (quantize.h).
+#include <cmath>
+#include <utility>
+
+#include "quantize.h"
+
+namespace fq::llama {
+
+namespace {
+
+struct IntBuilder {
+  Graph g;
+
+  void tensor(const std::string& name, DType t, std::vector<int64_t> shape, bool state = false) {
+    TensorDef d;
+    d.name = name;
+    d.dtype = t;
+    d.shape = std::move(shape);
+    d.is_state = state;
+    g.add_tensor(std::move(d));
+  }
+  template <class T>
+  void constant(const std::string& name, DType t, const std::vector<T>& v,
+                std::vector<int64_t> shape) {
+    TensorDef d;
+    d.name = name;
+    d.dtype = t;
+    d.shape = std::move(shape);
+    d.is_const = true;
+    d.data = ConstData::copy_of(v.data(), v.size() * sizeof(T));
+    g.add_tensor(std::move(d));
+  }
+  void node(const std::string& name, const std::string& op, std::vector<std::string> in,
+            std::vector<std::string> out, std::map<std::string, Attr> attrs) {
+    NodeDef n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(in);
+    n.outputs = std::move(out);
+    n.attrs = std::move(attrs);
+    g.nodes.push_back(std::move(n));
+  }
+  // A dynamic activation: values `name` and scales `name_scale`; returns the pair of names.
+  std::pair<std::string, std::string> dyn(const std::string& name, DType t, int64_t width) {
+    tensor(name, t, {1, width});
+    tensor(name + "_scale", DType::i32, {1, 2});
+    return {name, name + "_scale"};
+  }
+};
+
+// Packs int4 codes [N][K] (K even) two per byte, low nibble = even k.
+std::vector<uint8_t> pack_i4(const std::vector<int8_t>& q, int n, int k) {
+  std::vector<uint8_t> p(size_t(n) * ((k + 1) / 2), 0);
+  for (int r = 0; r < n; ++r)
+    for (int c = 0; c < k; ++c) {
+      const uint8_t nib = uint8_t(q[size_t(r) * k + c]) & 0xF;
+      uint8_t& b = p[size_t(r) * ((k + 1) / 2) + c / 2];
+      b |= (c % 2 == 0) ? nib : uint8_t(nib << 4);
+    }
+  return p;
+}
+
+// Adds the weight constants of a linear under `prefix` and the dimatmul node.
+void dimatmul(IntBuilder& b, const std::string& name, const std::string& wname, const QLinear& q,
+              const std::pair<std::string, std::string>& x,
+              const std::pair<std::string, std::string>& y) {
+  const int n = q.deq.rows, k = q.deq.cols;
+  if (q.w_exp < 0 || q.w_exp > 124)
+    throw Error(wname + ": weight exponent " + std::to_string(q.w_exp) +
+                " outside [0, 124] (weights too large or too small for the integer encoding)");
+  std::map<std::string, Attr> attrs{{"w_exp", int64_t(q.w_exp)}};
+  std::vector<std::string> in{x.first, x.second, wname};
+  if (q.bits == 8) {
+    b.constant(wname, DType::i8, q.q, {n, k});
+    b.constant(wname + ".mult", DType::i32, q.mult, {n});
+    in.push_back(wname + ".mult");
+  } else {
+    if (k % 2) throw Error(wname + ": int4 weights need an even K");
+    const int ng = (k + q.group - 1) / q.group;
+    b.constant(wname, DType::i4, pack_i4(q.q, n, k), {n, k});
+    b.constant(wname + ".gmult", DType::i16, q.gmult, {n, ng});
+    b.constant(wname + ".gshift", DType::i8, q.gshift, {n});
+    in.push_back(wname + ".gmult");
+    in.push_back(wname + ".gshift");
+    attrs["group"] = int64_t(q.group);
+  }
+  b.node(name, "dimatmul", std::move(in), {y.first, y.second}, std::move(attrs));
+}
+
+}  // namespace
+
+Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& rep,
+                      const std::string& name) {
+  const LlamaConfig& c = m.c;
+  if (!m.quantized) throw Error(name + ": model is not quantized");
+  const int64_t D = c.dim, HD = m.hidden, kvd = c.kv_dim(), V = c.vocab_size, S = c.seq_len;
+  const int64_t R = m.res > 0 ? m.res : D;  // residual stream width
+  const int hs = c.head_size();
+  const int E = rep.residual_exp;
+  if (E < 0 || E > 62) throw Error(name + ": residual exponent " + std::to_string(E) + " out of range");
+  const int qa = r.act_qmax();
+  IntBuilder b;
+  b.g.name = name;
+  auto& meta = b.g.meta;
+  meta["model"] = "llama2.c";
+  meta["dim"] = std::to_string(c.dim);
+  meta["n_layers"] = std::to_string(c.n_layers);
+  meta["n_heads"] = std::to_string(c.n_heads);
+  meta["n_kv_heads"] = std::to_string(c.n_kv_heads);
+  meta["vocab_size"] = std::to_string(c.vocab_size);
+  meta["seq_len"] = std::to_string(c.seq_len);
+  meta["activation_bits"] = std::to_string(r.activation_bits);
+  meta["weight_bits"] = std::to_string(r.weight_bits);
+  if (R != D) meta["residual_dim"] = std::to_string(R);
+  b.g.inputs = {"tokens", "pos"};
+  b.g.outputs = {"logits", "logits_scale"};
+  b.tensor("tokens", DType::i32, {1});
+  b.tensor("pos", DType::i32, {1});
+
+  // eps = 1e-5 in squared residual units: eps * 2^(2E) = eps_m * 2^-eps_e, eps_m in [2^30, 2^31)
+  const double eps_units = m.norm_eps * std::ldexp(1.0, 2 * E);
+  const int eps_e = 30 - int(std::floor(std::log2(eps_units)));
+  const double eps_m = std::min(std::nearbyint(std::ldexp(eps_units, eps_e)), 2147483647.0);
+  const std::map<std::string, Attr> norm_attrs{
+      {"eps_m", int64_t(eps_m)}, {"eps_e", int64_t(eps_e)}, {"qmax", int64_t(qa)}};
+
+  // embedding table + row scales (mant in [2^14, 2^15), exp)
+  std::vector<int32_t> ts(size_t(V) * 2, 0);
+  for (int v = 0; v < V; ++v) {
+    const double s = m.emb_scale[v];
+    if (s <= 0) continue;
+    const int e = 14 - int(std::floor(std::log2(s)));
+    ts[size_t(v) * 2] = int32_t(std::nearbyint(std::ldexp(s, e)));
+    ts[size_t(v) * 2 + 1] = e;
+  }
+  b.constant("token_embedding", DType::i8, m.emb_q, {V, R});
+  b.constant("token_embedding.scale", DType::i32, ts, {V, 2});
+  // RoPE table Q14 [S][hd/2][2]
+  std::vector<int16_t> rope(size_t(S) * (hs / 2) * 2);
+  for (int p = 0; p < S; ++p)
+    for (int i = 0; i < hs / 2; ++i) {
+      const double freq = 1.0 / std::pow(10000.0, double(2 * i) / hs);
+      const double a = p * freq;
+      rope[(size_t(p) * (hs / 2) + i) * 2] = int16_t(std::nearbyint(std::cos(a) * 16384));
+      rope[(size_t(p) * (hs / 2) + i) * 2 + 1] = int16_t(std::nearbyint(std::sin(a) * 16384));
+    }
+  b.constant("rope_table", DType::i16, rope, {S, hs / 2, 2});
+
+  b.tensor("embed", DType::i32, {1, R});
+  b.node("embed", "embedding", {"tokens", "token_embedding", "token_embedding.scale"}, {"embed"},
+         {{"exp", int64_t(E)}});
+  std::string x = "embed";
+  const int64_t clip = int64_t(std::llround(r.attention_clip * 65536));
+  for (int l = 0; l < c.n_layers; ++l) {
+    const TLayer& L = m.layers[l];
+    const std::string p = "layer" + std::to_string(l) + ".";
+    b.tensor(p + "k_cache", DType::i8, {S, kvd}, true);
+    b.tensor(p + "k_cache_scale", DType::i32, {S, c.n_kv_heads, 2}, true);
+    b.tensor(p + "v_cache", DType::i8, {S, kvd}, true);
+    b.tensor(p + "v_cache_scale", DType::i32, {S, c.n_kv_heads, 2}, true);
+
+    const auto xb = b.dyn(p + "att_norm", DType::i8, R);
+    b.node(p + "att_norm", "rmsnorm", {x}, {xb.first, xb.second}, norm_attrs);
+    const auto q = b.dyn(p + "q", DType::i16, D);
+    const auto k = b.dyn(p + "k", DType::i16, kvd);
+    const auto v = b.dyn(p + "v", DType::i16, kvd);
+    dimatmul(b, p + "q", p + "wq", L.qq, xb, q);
+    dimatmul(b, p + "k", p + "wk", L.qk, xb, k);
+    dimatmul(b, p + "v", p + "wv", L.qv, xb, v);
+    const auto qr = b.dyn(p + "q_rope", DType::i16, D);
+    const auto kr = b.dyn(p + "k_rope", DType::i16, kvd);
+    b.node(p + "q_rope", "rope", {q.first, q.second, "pos", "rope_table"}, {qr.first, qr.second},
+           {{"head_dim", int64_t(hs)}});
+    b.node(p + "k_rope", "rope", {k.first, k.second, "pos", "rope_table"}, {kr.first, kr.second},
+           {{"head_dim", int64_t(hs)}});
+    const auto att = b.dyn(p + "attention", DType::i8, D);
+    b.node(p + "attention", "attention",
+           {qr.first, qr.second, kr.first, kr.second, v.first, v.second, p + "k_cache",
+            p + "k_cache_scale", p + "v_cache", p + "v_cache_scale", "pos"},
+           {att.first, att.second},
+           {{"n_heads", int64_t(c.n_heads)}, {"n_kv_heads", int64_t(c.n_kv_heads)},
+            {"clip_q16", clip}, {"qmax", int64_t(m.online_had_o ? 127 : qa)}});
+    auto ain = att;
+    if (m.online_had_o) {
+      ain = b.dyn(p + "att_hadamard", DType::i8, D);
+      b.node(p + "att_hadamard", "hadamard", {att.first, att.second}, {ain.first, ain.second},
+             {{"qmax", int64_t(qa)}});
+    }
+    const auto o = b.dyn(p + "o", DType::i16, R);
+    dimatmul(b, p + "o", p + "wo", L.qo, ain, o);
+    b.tensor(p + "att_res", DType::i32, {1, R});
+    b.node(p + "att_res", "residual_add", {x, o.first, o.second}, {p + "att_res"},
+           {{"exp", int64_t(E)}});
+    x = p + "att_res";
+
+    const auto xb2 = b.dyn(p + "ffn_norm", DType::i8, R);
+    b.node(p + "ffn_norm", "rmsnorm", {x}, {xb2.first, xb2.second}, norm_attrs);
+    const auto g1 = b.dyn(p + "ffn_gate", DType::i16, HD);
+    const auto g3 = b.dyn(p + "ffn_up", DType::i16, HD);
+    dimatmul(b, p + "ffn_gate", p + "w1", L.q1, xb2, g1);
+    dimatmul(b, p + "ffn_up", p + "w3", L.q3, xb2, g3);
+    auto h = b.dyn(p + "swiglu", DType::i8, HD);
+    b.node(p + "swiglu", "swiglu", {g1.first, g1.second, g3.first, g3.second}, {h.first, h.second},
+           {{"qmax", int64_t(m.online_had ? 127 : qa)}});
+    if (m.online_had) {
+      const auto hh = b.dyn(p + "hadamard", DType::i8, HD);
+      b.node(p + "hadamard", "hadamard", {h.first, h.second}, {hh.first, hh.second},
+             {{"qmax", int64_t(qa)}});
+      h = hh;
+    }
+    const auto f = b.dyn(p + "ffn_down", DType::i16, R);
+    dimatmul(b, p + "ffn_down", p + "w2", L.q2, h, f);
+    b.tensor(p + "ffn_res", DType::i32, {1, R});
+    b.node(p + "ffn_res", "residual_add", {x, f.first, f.second}, {p + "ffn_res"},
+           {{"exp", int64_t(E)}});
+    x = p + "ffn_res";
+  }
+  const auto xf = b.dyn("final_norm", DType::i8, R);
+  b.node("final_norm", "rmsnorm", {x}, {xf.first, xf.second}, norm_attrs);
+  b.tensor("logits", DType::i16, {1, V});
+  b.tensor("logits_scale", DType::i32, {1, 2});
+  dimatmul(b, "logits", "wcls", m.qcls, xf, {"logits", "logits_scale"});
+  validate_graph(b.g);
+  return std::move(b.g);
+}
+
+}  // namespace fq::llama

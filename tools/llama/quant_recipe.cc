@@ -1,0 +1,149 @@
+// LLM quantization recipes (configs/llm-*.yaml): a flat YAML map, every key optional.
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "quantize.h"
+
+namespace fq::llama {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& path, const YAML::Node& n, const std::string& msg) {
+  const int line = n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
+  throw Error(path + (line > 0 ? ":" + std::to_string(line) : "") + ": " + msg);
+}
+
+template <class T>
+T scalar(const std::string& path, const std::string& key, const YAML::Node& v) {
+  if (!v.IsScalar()) bad(path, v, "recipe key '" + key + "' must be a scalar");
+  try {
+    return v.as<T>();
+  } catch (const YAML::Exception&) {
+    bad(path, v, "recipe key '" + key + "': cannot read '" + v.Scalar() + "'");
+  }
+}
+
+}  // namespace
+
+LlmRecipe parse_llm_recipe(const std::string& text, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  LlmRecipe r;
+  r.path = path;
+  if (root.IsNull()) return r;
+  if (!root.IsMap()) bad(path, root, "a recipe is a map of keys (see configs/llm-w8a8.yaml)");
+  std::set<std::string> seen;
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (!seen.insert(key).second) bad(path, kv.first, "duplicate recipe key '" + key + "'");
+    auto integer = [&](int lo, int hi) {
+      const int x = scalar<int>(path, key, v);
+      if (x < lo || x > hi)
+        bad(path, v, key + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      return x;
+    };
+    auto real = [&](double lo, double hi) {
+      const double x = scalar<double>(path, key, v);
+      if (!(x >= lo && x <= hi))
+        bad(path, v, key + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      return x;
+    };
+    auto bits = [&]() {
+      const int x = scalar<int>(path, key, v);
+      if (x != 4 && x != 8) bad(path, v, key + " must be 4 or 8");
+      return x;
+    };
+    if (key == "name") {
+      r.name = scalar<std::string>(path, key, v);
+    } else if (key == "weight_bits") {
+      r.weight_bits = bits();
+    } else if (key == "group") {
+      r.group = scalar<int>(path, key, v);
+      if (r.group != 32 && r.group != 64 && r.group != 128)
+        bad(path, v, "group must be 32, 64 or 128");
+    } else if (key == "activation_bits") {
+      r.activation_bits = bits();
+    } else if (key == "classifier_bits") {
+      r.classifier_bits = bits();
+    } else if (key == "rotate") {
+      r.rotate = scalar<bool>(path, key, v);
+    } else if (key == "rotate_seed") {
+      r.rotate_seed = integer(0, 1 << 30);
+    } else if (key == "rotate_trials") {
+      r.rotate_trials = integer(1, 64);
+    } else if (key == "rotate_heads") {
+      r.rotate_heads = scalar<bool>(path, key, v);
+    } else if (key == "online_hadamard") {
+      r.online_hadamard = scalar<bool>(path, key, v);
+    } else if (key == "hidden_expand") {
+      r.hidden_expand = real(1, 4);
+    } else if (key == "residual_expand") {
+      r.residual_expand = real(1, 4);
+    } else if (key == "online_hadamard_o") {
+      r.online_hadamard_o = scalar<bool>(path, key, v);
+    } else if (key == "smooth") {
+      r.smooth = scalar<bool>(path, key, v);
+    } else if (key == "smooth_alpha") {
+      r.smooth_alpha = real(0, 1);
+    } else if (key == "smooth_search") {
+      r.smooth_search = scalar<bool>(path, key, v);
+    } else if (key == "clip_search") {
+      r.clip_search = scalar<bool>(path, key, v);
+    } else if (key == "clip_min") {
+      r.clip_min = real(0.1, 1);
+    } else if (key == "gptq") {
+      r.gptq = scalar<bool>(path, key, v);
+    } else if (key == "gptq_damp") {
+      r.gptq_damp = real(1e-6, 1);
+    } else if (key == "gptq_act_order") {
+      r.gptq_act_order = scalar<bool>(path, key, v);
+    } else if (key == "clip_row_search") {
+      r.clip_row_search = scalar<bool>(path, key, v);
+    } else if (key == "scale_refine") {
+      r.scale_refine = scalar<bool>(path, key, v);
+    } else if (key == "local_search") {
+      r.local_search = scalar<bool>(path, key, v);
+    } else if (key == "refit") {
+      r.refit = scalar<bool>(path, key, v);
+    } else if (key == "refit_damp") {
+      r.refit_damp = real(1e-6, 1);
+    } else if (key == "gptq_sequential") {
+      r.gptq_sequential = scalar<bool>(path, key, v);
+    } else if (key == "calib_sequences") {
+      r.calib_sequences = integer(1, 4096);
+    } else if (key == "calib_tokens") {
+      r.calib_tokens = integer(2, 1 << 20);
+    } else if (key == "calib_seed") {
+      r.calib_seed = integer(1000, 1 << 30);
+    } else if (key == "calib_topp") {
+      r.calib_topp = real(0, 1);
+    } else if (key == "calib_stop_at_bos") {
+      r.calib_stop_at_bos = scalar<bool>(path, key, v);
+    } else if (key == "attention_clip") {
+      r.attention_clip = real(1, 1000);
+    } else if (key == "residual_headroom") {
+      r.residual_headroom = real(1, 1 << 20);
+    } else {
+      bad(path, kv.first, "unknown recipe key '" + key + "'");
+    }
+  }
+  return r;
+}
+
+LlmRecipe load_llm_recipe(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open recipe");
+  std::ostringstream s;
+  s << f.rdbuf();
+  return parse_llm_recipe(s.str(), path);
+}
+
+}  // namespace fq::llama
