@@ -9,6 +9,7 @@
 // GCC 12 warns inside its own AVX-512 headers (the "undefined" pass-through operand).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "fq/kernels/cpu.h"
 #include "llm_internal.h"
 
 namespace fq::k {
@@ -1034,14 +1035,181 @@ void sm_row_i8(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, i
   }
 }
 
+// ---- int8 rows with AVX-512 VBMI (vpermi2b): byte tables of 128 entries per register pair ------
+// The same values as sm_row_i8: e_k (Q30, < 2^31) is split into 4 byte planes looked up with
+// vpermi2b (k < 128 and k >= 128 halves selected by bit 7 of k) and summed exactly with vpdpbusd
+// (4 bytes per 32-bit lane, flushed to int64 before they can overflow); the u8 output table is a
+// byte table too. A plane whose entries are 0 for every k >= 128 skips its upper half.
+struct Tab8 {
+  V lo0, lo1, hi0, hi1;
+  bool hi;
+};
+__attribute__((target("avx512vbmi"))) inline V look8(const Tab8& t, V k, __mmask64 sgn) {
+  if (!t.hi) return _mm512_maskz_permutex2var_epi8(~sgn, t.lo0, k, t.lo1);
+  return _mm512_mask_blend_epi8(sgn, _mm512_permutex2var_epi8(t.lo0, k, t.lo1),
+                                _mm512_permutex2var_epi8(t.hi0, k, t.hi1));
+}
+inline Tab8 tab8(const uint8_t* b, int K) {
+  Tab8 t;
+  t.lo0 = _mm512_loadu_si512(b), t.lo1 = _mm512_loadu_si512(b + 64);
+  t.hi0 = _mm512_loadu_si512(b + 128), t.hi1 = _mm512_loadu_si512(b + 192);
+  t.hi = K > 128 && _mm512_mask_test_epi8_mask(tail64(K - 128), t.hi0, t.hi0) != 0;
+  if (K > 192) t.hi = t.hi || _mm512_mask_test_epi8_mask(tail64(K - 192), t.hi1, t.hi1) != 0;
+  return t;
+}
+
+__attribute__((target("avx512vbmi")))
+int64_t sm_sum8_vbmi(const int8_t* x, int64_t V_, int qx, const uint8_t* P, int K) {
+  const Tab8 t0 = tab8(P, K), t1 = tab8(P + 256, K), t2 = tab8(P + 512, K), t3 = tab8(P + 768, K);
+  const V qv = _mm512_set1_epi8(int8_t(qx)), ones = _mm512_set1_epi8(1);
+  int64_t z[4] = {0, 0, 0, 0};
+  for (int64_t c0 = 0; c0 < V_; c0 += int64_t{64} << 20) {  // 32-bit lanes: <= 1020 per step
+    const int64_t c1 = V_ - c0 < (int64_t{64} << 20) ? V_ : c0 + (int64_t{64} << 20);
+    V a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+    int64_t i = c0;
+    for (; i + 64 <= c1; i += 64) {
+      const V k = _mm512_sub_epi8(qv, _mm512_loadu_si512(x + i));  // qx - x in [0, 256) as a byte
+      const __mmask64 sg = _mm512_movepi8_mask(k);
+      a0 = _mm512_dpbusd_epi32(a0, look8(t0, k, sg), ones);
+      a1 = _mm512_dpbusd_epi32(a1, look8(t1, k, sg), ones);
+      a2 = _mm512_dpbusd_epi32(a2, look8(t2, k, sg), ones);
+      a3 = _mm512_dpbusd_epi32(a3, look8(t3, k, sg), ones);
+    }
+    if (i < c1) {
+      const __mmask64 km = tail64(c1 - i);
+      const V k = _mm512_sub_epi8(qv, _mm512_maskz_loadu_epi8(km, x + i));
+      const __mmask64 sg = _mm512_movepi8_mask(k);
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_mov_epi8(km, look8(t0, k, sg)), ones);
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_maskz_mov_epi8(km, look8(t1, k, sg)), ones);
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_maskz_mov_epi8(km, look8(t2, k, sg)), ones);
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_maskz_mov_epi8(km, look8(t3, k, sg)), ones);
+    }
+    z[0] += _mm512_reduce_add_epi32(a0), z[1] += _mm512_reduce_add_epi32(a1);
+    z[2] += _mm512_reduce_add_epi32(a2), z[3] += _mm512_reduce_add_epi32(a3);
+  }
+  return z[0] + (z[1] << 8) + (z[2] << 16) + (z[3] << 24);
+}
+
+__attribute__((target("avx512vbmi")))
+void sm_out8_vbmi(const int8_t* x, int64_t n, int64_t V_, int qx, const uint8_t* O, int K, uint8_t* y) {
+  const Tab8 to = tab8(O, K);
+  const V qv = _mm512_set1_epi8(int8_t(qx));
+  int64_t i = 0;
+  for (; i + 64 <= V_; i += 64) {
+    const V k = _mm512_sub_epi8(qv, _mm512_loadu_si512(x + i));
+    _mm512_storeu_si512(y + i, look8(to, k, _mm512_movepi8_mask(k)));
+  }
+  for (; i < n; i += 64) {
+    const __mmask64 kn = tail64(n - i), kv = i < V_ ? tail64(V_ - i) : 0;
+    const V k = _mm512_sub_epi8(qv, _mm512_maskz_loadu_epi8(kv, x + i));
+    _mm512_mask_storeu_epi8(y + i, kn, _mm512_maskz_mov_epi8(kv, look8(to, k, _mm512_movepi8_mask(k))));
+  }
+}
+
+struct SmTabs {
+  int32_t mant = -1, exp = 0;
+  int64_t clip = -1;
+  int K = 0;                    // entries [0, K) of T and P are valid for (mant, exp, clip)
+  alignas(64) int64_t T[256];   // e_k (Q30)
+  alignas(64) uint8_t P[1024];  // its 4 byte planes, [plane][k]
+};
+
+__attribute__((target("avx512vbmi")))
+void sm_row_i8_vbmi(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, int64_t clip, void* scratch,
+                    SmTabs& c) {
+  const int64_t n = a.n, base = m * n;
+  const int8_t* x = static_cast<const int8_t*>(a.x) + base;
+  V mx = _mm512_set1_epi8(-128), mn = _mm512_set1_epi8(127);
+  int64_t i = 0;
+  for (; i + 64 <= V_; i += 64) {
+    const V v = _mm512_loadu_si512(x + i);
+    mx = _mm512_max_epi8(mx, v), mn = _mm512_min_epi8(mn, v);
+  }
+  if (i < V_) {
+    const __mmask64 k = tail64(V_ - i);
+    const V v = _mm512_maskz_loadu_epi8(k, x + i);
+    mx = _mm512_mask_max_epi8(mx, k, mx, v), mn = _mm512_mask_min_epi8(mn, k, mn, v);
+  }
+  alignas(64) int8_t bx[64], bn[64];
+  _mm512_store_si512(bx, mx);
+  _mm512_store_si512(bn, mn);
+  int qx = -128, qn = 127;
+  for (int j = 0; j < 64; ++j) qx = bx[j] > qx ? bx[j] : qx, qn = bn[j] < qn ? bn[j] : qn;
+  const int K = qx - qn + 1;
+  // e_k and its byte planes depend only on (mant, exp, clip): kept for the next row of the same
+  // call with the same scale (per-tensor scales), extended when a row needs more entries. Nothing
+  // is kept across calls: the kernel has no hidden state.
+  if (c.mant != s.mant || c.exp != s.exp || c.clip != clip) c.mant = s.mant, c.exp = s.exp, c.clip = clip, c.K = 0;
+  int64_t* T = c.T;
+  uint8_t* P = c.P;
+  int16_t* O = reinterpret_cast<int16_t*>(align64(scratch));  // output table (int16 [256] or u8 [256])
+  const bool lg = a.out == kLogSoftmaxI16;
+  const V mant = s64(s.mant), nclip = s64(-clip), lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+  const int64_t sh = int64_t{s.exp} - 16;
+  auto tvec = [&](int k0) {
+    return sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(_mm512_setzero_si512(), _mm512_add_epi64(lane, s64(k0))), mant), sh, nclip);
+  };
+  for (int k0 = c.K; k0 < K; k0 += 8) {
+    const V e = vexpq<16>(tvec(k0));
+    _mm512_store_si512(T + k0, e);
+  }
+  if (c.K < K) {
+    // byte planes of 16 entries at a time: byte p of entry j is byte 8 j + p of T[k0..k0+16)
+    alignas(64) uint8_t ix[64];
+    for (int p = 0; p < 4; ++p)
+      for (int j = 0; j < 16; ++j) ix[16 * p + j] = uint8_t(8 * j + p);
+    const V idx = _mm512_load_si512(ix);
+    for (int k0 = c.K & ~15; k0 < K; k0 += 16) {
+      const V b = _mm512_permutex2var_epi8(_mm512_load_si512(T + k0), idx, _mm512_load_si512(T + k0 + 8));
+      _mm_store_si128(reinterpret_cast<__m128i*>(P + k0), _mm512_castsi512_si128(b));
+      _mm_store_si128(reinterpret_cast<__m128i*>(P + 256 + k0), _mm512_extracti32x4_epi32(b, 1));
+      _mm_store_si128(reinterpret_cast<__m128i*>(P + 512 + k0), _mm512_extracti32x4_epi32(b, 2));
+      _mm_store_si128(reinterpret_cast<__m128i*>(P + 768 + k0), _mm512_extracti32x4_epi32(b, 3));
+    }
+    c.K = (K + 7) & ~7;
+  }
+  const int64_t Z = sm_sum8_vbmi(x, V_, qx, P, K);
+  const V F = s64(kSat62 / Z), lnZ = s64(lg ? lnq16(uint64_t(Z)) : 0);
+  uint8_t* y8 = static_cast<uint8_t*>(a.y) + base * (a.out == kSoftmaxU8 ? 1 : 2);
+  if (a.out == kSoftmaxU8) {
+    uint8_t* O8 = reinterpret_cast<uint8_t*>(O);
+    for (int k0 = 0; k0 < K; k0 += 8)
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(O8 + k0),
+                       _mm512_cvtepi64_epi8(sm_outvec(a.out, _mm512_load_si512(T + k0), _mm512_setzero_si512(), F, lnZ)));
+    return sm_out8_vbmi(x, n, V_, qx, O8, K, y8);
+  }
+  for (int k0 = 0; k0 < K; k0 += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(O + k0),
+                     _mm512_cvtepi64_epi16(sm_outvec(a.out, _mm512_load_si512(T + k0),
+                                                     lg ? tvec(k0) : _mm512_setzero_si512(), F, lnZ)));
+  const int LO = tab_len(O, K);
+  const int16_t mval = int16_t(sm_masked(a.out));
+  switch ((LO + 63) / 64) {
+    case 1: sm_out8<1>(x, n, V_, qx, LO, O, a.out, y8, mval); break;
+    case 2: sm_out8<2>(x, n, V_, qx, LO, O, a.out, y8, mval); break;
+    case 3: sm_out8<3>(x, n, V_, qx, LO, O, a.out, y8, mval); break;
+    default: sm_out8<4>(x, n, V_, qx, LO, O, a.out, y8, mval); break;
+  }
+}
+
+}  // namespace
+// Test-only switch: false makes x_softmax take the non-VBMI int8 path even on a VBMI CPU.
+extern bool softmax_use_vbmi;
+bool softmax_use_vbmi = true;
+namespace {
+
+
 void x_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch) {
   const int64_t clip = sm_clip(a);
   int64_t* e = reinterpret_cast<int64_t*>(align64(scratch));
+  const bool vbmi = softmax_use_vbmi && cpu_features().vbmi;
+  SmTabs tabs;  // the VBMI path's e tables, reused across this call's rows with the same scale
   for (int64_t m = m0; m < m1; ++m) {
     const int64_t V_ = sm_valid(a, m), n = a.n;
     const RowScale s = a.xs[m * a.xs_stride];
     if (a.in_bits == 8 && V_ >= 128) {
-      sm_row_i8(a, m, V_, s, clip, scratch);
+      if (vbmi) sm_row_i8_vbmi(a, m, V_, s, clip, scratch, tabs);
+      else sm_row_i8(a, m, V_, s, clip, scratch);
       continue;
     }
     const int16_t mval = int16_t(sm_masked(a.out));

@@ -1026,8 +1026,30 @@ TEST_CASE("llm: softmax accuracy vs double", "[llm][accuracy][softmax]") {
               worst[0], sum[0] / double(cnt[0]), worst[1], sum[1] / double(cnt[1]), worst[2], sum[2] / double(cnt[2]));
 }
 
+// The AVX-512 int8 softmax has a VBMI path (vpermi2b byte tables, taken when the CPU has
+// AVX512_VBMI) and the plain AVX-512BW one: on x86 every softmax test below runs with both
+// (softmax_use_vbmi is a test-only switch of kernels/llm/avx512.cc; false forces the BW path).
+#if defined(__x86_64__) || defined(__i386__)
+}  // namespace
+namespace llm { extern bool softmax_use_vbmi; }
+namespace {
+template <typename Fn>
+void for_softmax_paths(Fn fn) {
+  for (bool vb : {true, false}) {
+    if (vb && !cpu_features().vbmi) continue;
+    llm::softmax_use_vbmi = vb;
+    fn(vb);
+  }
+  llm::softmax_use_vbmi = true;
+}
+#else
+template <typename Fn>
+void for_softmax_paths(Fn fn) { fn(false); }
+#endif
+
 TEST_CASE("llm: softmax variants bit-exact", "[llm][variants][softmax]") {
-  for_variants([](const LlmKernel& k) {
+  for_variants([](const LlmKernel& k) { for_softmax_paths([&](bool vb) {
+    INFO("vbmi path " << vb);
     Rng r(302);
     std::vector<uint8_t> b1, b2;
     for (int in_bits : {8, 16})
@@ -1045,7 +1067,36 @@ TEST_CASE("llm: softmax variants bit-exact", "[llm][variants][softmax]") {
             REQUIRE(a == x);
           }
         }
-  });
+  }); });
+}
+
+// int8 rows reuse their exp tables across rows and calls with the same (scale, clip) (per-tensor
+// scales) and extend them when a row's range needs more entries: sequences of calls mixing scales,
+// ranges, clips and masks, one row or several per call, every output kind.
+TEST_CASE("llm: softmax int8 table reuse bit-exact", "[llm][variants][softmax]") {
+  for_variants([](const LlmKernel& k) { for_softmax_paths([&](bool vb) {
+    INFO("vbmi path " << vb);
+    Rng r(303);
+    std::vector<uint8_t> b1, b2;
+    for (int trial = 0; trial < 40; ++trial) {
+      const int e0 = int(uniform(r, -4, 30));
+      const SmCase c = make_sm(r, 8, uniform(r, 2, 8), uniform(r, 128, 700), e0, e0, trial % 3 != 0, true);
+      const int64_t clip2 = uniform(r, 1, int64_t{12} << 16);
+      for (int pass = 0; pass < 3; ++pass)  // same scale: clip 20, another clip, 20 again
+        for (int out : {int(kSoftmaxU8), int(kSoftmaxU16), int(kLogSoftmaxI16)}) {
+          const int64_t clip = pass == 1 ? clip2 : int64_t{20} << 16;
+          const std::vector<int32_t> a = run_sm(scalar(), c, out, clip, 0, c.M, b1);
+          std::vector<int32_t> x;
+          for (int64_t m = 0; m < c.M; ++m) {  // one row per call
+            const std::vector<int32_t> y = run_sm(k, c, out, clip, m, m + 1, b2);
+            x.insert(x.end(), y.begin(), y.end());
+          }
+          INFO("trial=" << trial << " pass=" << pass << " out=" << out);
+          REQUIRE(a == x);
+          REQUIRE(a == run_sm(k, c, out, clip, 0, c.M, b2));
+        }
+    }
+  }); });
 }
 
 // ---- layernorm / groupnorm ------------------------------------------------------------------------
