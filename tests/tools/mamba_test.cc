@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli_test_util.h"
 #include "forward.h"
 #include "fq/fq.h"
 #include "fq/graph.h"
@@ -30,17 +31,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  REQUIRE(f.good());
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
+using fq::test::slurp;
+
+// Writes a file and checks it was written.
 void write(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f << bytes;
-  REQUIRE(f.good());
+  fq::test::spit(path, bytes);
+  REQUIRE(fq::test::exists(path));
 }
 
 struct TempDir {
