@@ -109,17 +109,6 @@ void bench_gap(benchmark::State& state, const PoolKernel* kern, int hw, int c) {
   state.SetBytesProcessed(int64_t(state.iterations()) * hw * c);
 }
 
-void bench_softmax(benchmark::State& state, int cols) {
-  const auto x = random_vec<int8_t>(size_t(cols), -128, 127, 5);
-  std::vector<uint16_t> y(static_cast<size_t>(cols));
-  for (auto _ : state) {
-    softmax_i8_u16(x.data(), 1, cols, 1 << 20, 10, y.data());
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(int64_t(state.iterations()) * cols);
-}
-
 int register_all() {
   size_t nconv = 0, npool = 0;
   const ConvKernel* const* convs = conv_kernels(&nconv);
@@ -146,10 +135,8 @@ int register_all() {
                 .c_str(),
             [k = pools[i], hwc](benchmark::State& st) { bench_gap(st, k, hwc.first, hwc.second); })
             ->Threads(1);
-  for (int cols : {10, 1000})
-    benchmark::RegisterBenchmark(("softmax/scalar/1x" + std::to_string(cols)).c_str(),
-                                 [cols](benchmark::State& st) { bench_softmax(st, cols); })
-        ->Threads(1);
+  // (The classifier head's softmax is the llm family's: softmax/<dtype>/<isa>/<n> rows of
+  // llm_bench.cc.)
   return 0;
 }
 

@@ -4,7 +4,8 @@
 // attention_gqa: the 8 query heads / 4 kv heads of stories260K over n positions) or elements
 // (softmax: one row of n int8 / int16 logits -> u8 / u16 probabilities, vs an AVX-512 float
 // softmax with a polynomial exp; layernorm: one int8 row with per-channel affine -> int8, vs a
-// float layernorm with affine; rmsnorm, swiglu).
+// float layernorm with affine; rmsnorm, swiglu; exp_q / exp_shift: n int32 Q16 inputs in [-16, 0]
+// -> Q30, the table exp and the bit-shift DI-Exp, rows exp_q/i32/<isa>/<n>, exp_shift/i32/<isa>/<n>).
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -143,6 +144,20 @@ void bench_softmax_int(benchmark::State& st, const LlmKernel* k, int64_t n, int 
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
 
+void bench_exp(benchmark::State& st, const LlmKernel* k, int64_t n, int kind) {
+  std::mt19937_64 r(19);
+  std::vector<int32_t> x(static_cast<size_t>(n));
+  for (auto& v : x) v = -int32_t(r() % (uint64_t{16} << 16));
+  std::vector<uint32_t> y(static_cast<size_t>(n));
+  const ExpArgs a{x.data(), 16, kind, y.data()};
+  for (auto _ : st) {
+    k->exp(a, 0, n);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
 void bench_layernorm_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
   std::mt19937_64 r(14);
   std::vector<int8_t> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
@@ -244,6 +259,10 @@ int register_llm() {
                                    [k, n](benchmark::State& st) { bench_rmsnorm_i8(st, k, n); });
       benchmark::RegisterBenchmark(("swiglu/i8/" + isa + ns).c_str(),
                                    [k, n](benchmark::State& st) { bench_swiglu_i8(st, k, n); });
+      benchmark::RegisterBenchmark(("exp_q/i32/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_exp(st, k, n, kExpQ); });
+      benchmark::RegisterBenchmark(("exp_shift/i32/" + isa + ns).c_str(),
+                                   [k, n](benchmark::State& st) { bench_exp(st, k, n, kExpShift); });
     }
     if (isa_supported(Isa::avx512)) {
       benchmark::RegisterBenchmark(("attention_head/f32/avx512" + ns).c_str(),

@@ -5,6 +5,7 @@
 
 #include "executor.h"
 #include "fq/kernels/conv.h"
+#include "fq/kernels/dwconv.h"
 #include "fq/kernels/llm.h"
 #include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
@@ -21,6 +22,17 @@ struct ConvParams {
 };
 void conv_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
+// conv2d with groups = C (depthwise): units are the dwconv kernel's tasks.
+struct DwConvParams {
+  const k::DwConvKernel* kernel;
+  k::DwConvShape shape;
+  k::DwConvEpilogue epilogue;
+  const uint8_t* x;
+  const void* packed;
+  void* y;
+};
+void dwconv_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
 struct GapParams {
   const k::PoolKernel* kernel;
   const uint8_t* x;
@@ -33,16 +45,6 @@ struct GapParams {
 };
 void gap_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
-// Units are rows.
-struct SoftmaxParams {
-  const void* x;
-  bool x_is_i8;  // else i16
-  int cols;
-  int32_t mult;
-  int shift;
-  uint16_t* y;
-};
-void softmax_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
 // ---- integer LLM ops (docs/llm_int.md) ----------------------------------------------------------
 
@@ -76,6 +78,8 @@ void swiglu_step(const void* params, int64_t begin, int64_t end, void* scratch);
 void residual_add_step(const void* params, int64_t begin, int64_t end, void* scratch);
 void embedding_step(const void* params, int64_t begin, int64_t end, void* scratch);
 void hadamard_step(const void* params, int64_t begin, int64_t end, void* scratch);
+// The graph op `softmax` (integer form): LlmParams<k::SoftmaxArgs>, units are rows.
+void softmax_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
 // Ops that read the runtime position `pos` (a graph tensor) when they run. Positions outside the
 // table or cache give zero outputs and scales and leave the caches untouched (the kernels' rule).

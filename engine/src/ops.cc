@@ -11,6 +11,7 @@
 #include "bind.h"
 #include "blob.h"
 #include "fq/kernels/conv.h"
+#include "fq/kernels/dwconv.h"
 #include "fq/kernels/llm.h"
 #include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
@@ -185,9 +186,27 @@ void check_conv2d(const Check& c) {
   c.constant(w);
   c.dtype(w, {f ? DType::f32 : DType::i8});
   const int64_t o = w.shape[0], kh = w.shape[1], kw = w.shape[2], ci = w.shape[3];
-  if (ci != x.shape[3])
+  // groups: 1 (dense) or the channel count C (depthwise, weights [C, KH, KW, 1]).
+  const int64_t groups = c.n.attr_int("groups", 1);
+  const bool depthwise = groups != 1;
+  if (depthwise) {
+    if (groups != x.shape[3])
+      c.error("attribute 'groups' = " + std::to_string(groups) +
+              ": only 1 and the input channel count (" + std::to_string(x.shape[3]) +
+              ", depthwise) are supported");
+    if (f) c.error("depthwise conv2d (groups > 1) has an integer form only (x u8)");
+    if (c.n.inputs.size() != 5) c.error("depthwise conv2d takes x, w, b, mult, shift (no CFWS)");
+    if (o != groups || ci != 1)
+      c.error("depthwise weight '" + w.name + "' has shape " + shape_str(w.shape) +
+              ", expected [" + std::to_string(groups) + ",KH,KW,1]");
+    if (kh < 1 || kh > k::kDwMaxKernel || kw < 1 || kw > k::kDwMaxKernel)
+      c.error("depthwise kernel " + std::to_string(kh) + "x" + std::to_string(kw) +
+              " is outside 1x1..7x7");
+    if (c.n.attr_int("stride", 1) > 2) c.error("depthwise conv2d needs stride 1 or 2");
+  } else if (ci != x.shape[3]) {
     c.error("weight '" + w.name + "' has " + std::to_string(ci) + " input channels, input '" +
             x.name + "' has " + std::to_string(x.shape[3]));
+  }
   const ConvGeom q = conv_geom(c);
   const int64_t oh = (x.shape[1] + q.pt + q.pb - kh) / q.stride + 1;
   const int64_t ow = (x.shape[2] + q.pl + q.pr - kw) / q.stride + 1;
@@ -229,6 +248,42 @@ void ref_conv_step(const void* p, int64_t, int64_t, void*) {
   ref::conv2d(q.s, q.x, q.w, q.b, q.relu, q.y);
 }
 
+// Depthwise conv2d (groups = C): weights [C, KH, KW, 1] are transposed to the family's
+// [KH, KW, C] once, then packed by the best depthwise variant.
+void bind_int_dwconv(BindCtx& ctx, const NodeDef& n, const ConvGeom& q, bool relu) {
+  const Graph& g = ctx.g;
+  auto in = [&](size_t i) -> const TensorDef& { return g.tensor(n.inputs[i]); };
+  const TensorDef &x = in(0), &w = in(1), &y = g.tensor(n.outputs[0]);
+  exec::DwConvParams p{};
+  p.kernel = k::dwconv_kernel(ctx.isa);
+  k::DwConvShape& s = p.shape;
+  s.n = int(x.shape[0]), s.h = int(x.shape[1]), s.w = int(x.shape[2]), s.c = int(x.shape[3]);
+  s.kh = int(w.shape[1]), s.kw = int(w.shape[2]);
+  s.stride = int(q.stride), s.pad_t = int(q.pt), s.pad_l = int(q.pl);
+  s.oh = int(y.shape[1]), s.ow = int(y.shape[2]);
+  p.epilogue.bias = in(2).as<int32_t>();
+  p.epilogue.mult = in(3).as<int32_t>();
+  p.epilogue.shift = in(4).as<int8_t>();
+  int32_t lo = 0, hi = 0;
+  k::OutType ot{};
+  out_bounds(y.dtype, relu, &lo, &hi, &ot);
+  p.epilogue.lo = lo, p.epilogue.hi = hi, p.epilogue.out_type = ot;
+  const int8_t* wc = w.as<int8_t>();  // [C, KH*KW]
+  const int taps = s.kh * s.kw;
+  std::vector<int8_t> hwc(size_t(taps) * s.c);
+  for (int c = 0; c < s.c; ++c)
+    for (int t = 0; t < taps; ++t) hwc[size_t(t) * s.c + c] = wc[size_t(c) * taps + t];
+  void* packed = ctx.alloc(p.kernel->packed_size(s));
+  p.kernel->pack(s, hwc.data(), packed);
+  p.packed = packed;
+  p.x = static_cast<const uint8_t*>(ctx.tensor(n.inputs[0]));
+  p.y = ctx.tensor(n.outputs[0]);
+  ctx.kernel[ctx.node] = std::string("dwconv/") + p.kernel->name;
+  const int64_t macs = int64_t(s.n) * s.oh * s.ow * s.c * taps;
+  ctx.step(exec::dwconv_step, ctx.make(p), p.kernel->num_tasks(s), p.kernel->scratch_size(s),
+           macs);
+}
+
 void bind_conv2d(BindCtx& ctx, const NodeDef& n) {
   const Graph& g = ctx.g;
   const TensorDef &x = g.tensor(n.inputs[0]), &w = g.tensor(n.inputs[1]),
@@ -247,6 +302,7 @@ void bind_conv2d(BindCtx& ctx, const NodeDef& n) {
     ctx.step(ref_conv_step, p, 1);
     return;
   }
+  if (n.attr_int("groups", 1) != 1) return bind_int_dwconv(ctx, n, q, relu);
   k::ConvShape s;
   s.n = int(x.shape[0]), s.h = int(x.shape[1]), s.w = int(x.shape[2]), s.c = int(x.shape[3]);
   s.o = int(w.shape[0]), s.kh = int(w.shape[1]), s.kw = int(w.shape[2]);
@@ -370,18 +426,35 @@ void bind_global_avg_pool(BindCtx& ctx, const NodeDef& n) {
 }
 
 // ---- softmax -------------------------------------------------------------------------------
+// Integer form: the llm family's DI-ClippedSoftmax (fq/kernels/llm.h `softmax`) over the last
+// axis with one per-tensor RowScale: inputs x (i8/i16), x_scale (const i32 [2] = (mant, exp):
+// real(x) = x * mant * 2^-exp); attribute clip_q16 (default 2^40: no clip); output u16 (p * 2^16)
+// or u8 (p * 2^8). The older form x, mult, shift (mult / 2^shift = scale * log2(e) * 2^16) is
+// converted at bind time to x_scale = normalize(mult * round(ln 2 * 2^32), shift + 48).
+
+constexpr int64_t kSoftmaxNoClip = int64_t{1} << 40;   // exp_q's input range; also the default
+constexpr uint64_t kSoftmaxLn2Q32 = 2977044472;        // round(ln 2 * 2^32)
+
+void const_row_scales(const Check& c, const TensorDef& t);   // below, with the integer LLM ops
 
 void check_softmax(const Check& c) {
   const bool f = c.is_float();
-  c.arity(f ? 1 : 3, f ? 1 : 3, 1);
+  c.arity(1, f ? 1 : 3, 1);
   const TensorDef &x = c.in(0), &y = c.out(0);
   if (x.shape.empty()) c.error("tensor '" + x.name + "' must have rank >= 1");
   c.shape(y, x.shape);
   if (f) return c.dtype(y, {DType::f32});
   c.dtype(x, {DType::i8, DType::i16});
-  c.dtype(y, {DType::u16});
-  c.range(c.in(1), c.param<int32_t>(1, DType::i32, {1}), 0, std::numeric_limits<int32_t>::max());
-  c.shifts(c.in(2), c.param<int8_t>(2, DType::i8, {1}));
+  c.dtype(y, {DType::u16, DType::u8});
+  if (c.n.inputs.size() == 1) c.error("the integer form takes inputs x, x_scale (i32 [2])");
+  if (c.n.inputs.size() == 2) {
+    c.param<int32_t>(1, DType::i32, {2});
+    const_row_scales(c, c.in(1));
+  } else {
+    c.range(c.in(1), c.param<int32_t>(1, DType::i32, {1}), 0, std::numeric_limits<int32_t>::max());
+    c.shifts(c.in(2), c.param<int8_t>(2, DType::i8, {1}));
+  }
+  if (c.n.attrs.count("clip_q16")) c.attr("clip_q16", 1, kSoftmaxNoClip);
 }
 
 struct RefRowsParams {
@@ -397,23 +470,38 @@ void ref_softmax_step(const void* p, int64_t, int64_t, void*) {
 
 void bind_softmax(BindCtx& ctx, const NodeDef& n) {
   const Graph& g = ctx.g;
-  const TensorDef& x = g.tensor(n.inputs[0]);
-  const int cols = int(x.shape.back());
-  const int rows = int(x.numel() / cols);
+  const TensorDef &x = g.tensor(n.inputs[0]), &y = g.tensor(n.outputs[0]);
+  const int64_t cols = x.shape.back();
+  const int64_t rows = x.numel() / cols;
   if (x.dtype == DType::f32) {
     ctx.kernel[ctx.node] = "ref_softmax_f32";
     ctx.step(ref_softmax_step,
-             ctx.make(RefRowsParams{static_cast<const float*>(ctx.tensor(n.inputs[0])), rows,
-                                    cols, static_cast<float*>(ctx.tensor(n.outputs[0]))}),
+             ctx.make(RefRowsParams{static_cast<const float*>(ctx.tensor(n.inputs[0])), int(rows),
+                                    int(cols), static_cast<float*>(ctx.tensor(n.outputs[0]))}),
              1);
     return;
   }
-  exec::SoftmaxParams p{ctx.tensor(n.inputs[0]), x.dtype == DType::i8, cols,
-                        g.tensor(n.inputs[1]).as<int32_t>()[0],
-                        g.tensor(n.inputs[2]).as<int8_t>()[0],
-                        static_cast<uint16_t*>(ctx.tensor(n.outputs[0]))};
-  ctx.kernel[ctx.node] = x.dtype == DType::i8 ? "softmax_i8_u16/scalar" : "softmax_i16_u16/scalar";
-  ctx.step(exec::softmax_step, ctx.make(p), rows);
+  k::RowScale xs;
+  if (n.inputs.size() == 2) {
+    xs = g.tensor(n.inputs[1]).as<k::RowScale>()[0];
+  } else {  // (mult, shift) in 2^-16 log2 units -> the real scale of one input LSB
+    const uint64_t mult = uint64_t(g.tensor(n.inputs[1]).as<int32_t>()[0]);
+    xs = k::normalize_scale(mult * kSoftmaxLn2Q32, g.tensor(n.inputs[2]).as<int8_t>()[0] + 48);
+  }
+  exec::LlmParams<k::SoftmaxArgs> p{};
+  p.kernel = k::llm_kernel(ctx.isa);
+  k::SoftmaxArgs& a = p.a;
+  a.x = ctx.tensor(n.inputs[0]);
+  a.in_bits = x.dtype == DType::i8 ? 8 : 16;
+  a.n = cols;
+  a.xs = ctx.make(xs);
+  a.xs_stride = 0;
+  a.valid = nullptr;
+  a.clip_q16 = n.attr_int("clip_q16", kSoftmaxNoClip);
+  a.out = y.dtype == DType::u8 ? k::kSoftmaxU8 : k::kSoftmaxU16;
+  a.y = ctx.tensor(n.outputs[0]);
+  ctx.kernel[ctx.node] = std::string("softmax_int/") + p.kernel->name;
+  ctx.step(exec::softmax_step, ctx.make(p), rows, k::softmax_scratch(cols), 8 * x.numel());
 }
 
 // ---- float-only element-wise ops -------------------------------------------------------------

@@ -404,6 +404,7 @@ extern const LlmKernel kLlmAvx2 = {
     llm::ref_attention_cache, llm::x_attention_heads, llm::ref_attention_out,
     llm::ref_swiglu,       llm::x_residual_add,
     llm::x_embedding,      llm::x_hadamard,
-    llm::x_softmax,        llm::x_layernorm};
+    llm::x_softmax,        llm::x_layernorm,
+    llm::ref_exp};
 
 }  // namespace fq::k

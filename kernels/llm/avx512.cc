@@ -1298,6 +1298,53 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
   }
 }
 
+// ---- exp (array form of exp_q / exp_shift) ---------------------------------------------------------
+
+// exp_shift on 16 int32 lanes. x is first clamped to >= -2^(F+5): z is monotone in x and already
+// gives q >= 46 there (output 0), so the clamp changes no output and keeps z within int32.
+inline __m512i vexpshift16(__m512i x, int F) {
+  const __m512i zero = _mm512_setzero_si512();
+  x = _mm512_max_epi32(_mm512_min_epi32(x, zero), _mm512_set1_epi32(-(1 << (F + 5))));
+  const __m512i z = _mm512_sub_epi32(_mm512_add_epi32(x, _mm512_srai_epi32(x, 1)), _mm512_srai_epi32(x, 4));
+  const __m128i cF = _mm_cvtsi32_si128(F);
+  const __m512i q = _mm512_srl_epi32(_mm512_sub_epi32(zero, z), cF);
+  const __m512i r = _mm512_add_epi32(z, _mm512_sll_epi32(q, cF));
+  const __m512i v = _mm512_add_epi32(_mm512_srai_epi32(r, 1), _mm512_set1_epi32(1 << F));
+  // q >= 32: vpsrlvd gives 0, as q >= 31 does in the definition (v * 2^(30-F) <= 2^30).
+  return _mm512_srlv_epi32(_mm512_sll_epi32(v, _mm_cvtsi32_si128(30 - F)), q);
+}
+
+template <int F>
+void x_exp_q(const ExpArgs& a, int64_t i0, int64_t i1) {
+  const V zero = _mm512_setzero_si512();
+  for (int64_t i = i0; i < i1; i += 8) {
+    const __mmask8 k = tail8(i1 - i);
+    const V x = _mm512_min_epi64(load8_i64(a.x + i, k), zero);
+    _mm256_mask_storeu_epi32(a.y + i, k, _mm512_cvtepi64_epi32(vexpq<F>(x)));
+  }
+}
+
+void x_exp(const ExpArgs& a, int64_t i0, int64_t i1) {
+  const int F = exp_bits(a);
+  if (a.kind == kExpShift) {
+    for (int64_t i = i0; i < i1; i += 16) {
+      const __mmask16 k = tail16(i1 - i);
+      const __m512i x = _mm512_maskz_loadu_epi32(k, a.x + i);
+      _mm512_mask_storeu_epi32(a.y + i, k, vexpshift16(x, F));
+    }
+    return;
+  }
+  switch (F) {
+#define FQ_EXPQ_CASE(f) case f: return x_exp_q<f>(a, i0, i1);
+    FQ_EXPQ_CASE(9) FQ_EXPQ_CASE(10) FQ_EXPQ_CASE(11) FQ_EXPQ_CASE(12) FQ_EXPQ_CASE(13)
+    FQ_EXPQ_CASE(14) FQ_EXPQ_CASE(15) FQ_EXPQ_CASE(16) FQ_EXPQ_CASE(17) FQ_EXPQ_CASE(18)
+    FQ_EXPQ_CASE(19) FQ_EXPQ_CASE(20) FQ_EXPQ_CASE(21) FQ_EXPQ_CASE(22) FQ_EXPQ_CASE(23)
+    FQ_EXPQ_CASE(24)
+#undef FQ_EXPQ_CASE
+    default: return ref_exp(a, i0, i1);   // F == 8
+  }
+}
+
 }  // namespace
 }  // namespace llm
 
@@ -1307,6 +1354,7 @@ extern const LlmKernel kLlmAvx512 = {
     llm::x_attention_cache, llm::x_attention_heads, llm::x_attention_out,
     llm::x_swiglu,         llm::x_residual_add,
     llm::x_embedding,      llm::x_hadamard,
-    llm::x_softmax,        llm::x_layernorm};
+    llm::x_softmax,        llm::x_layernorm,
+    llm::x_exp};
 
 }  // namespace fq::k

@@ -66,6 +66,17 @@ inline int64_t expq(int64_t x, int F) {
   return rshift_round(P - rshift_round(P * rc, 32), int(n));
 }
 
+// exp_shift of llm.h (bit-shift DI-Exp); requires x <= 0, -x <= 2^40, 8 <= F <= 24.
+inline int64_t expshift(int64_t x, int F) {
+  const int64_t z = x + (x >> 1) - (x >> 4);
+  const int64_t q = (-z) >> F;
+  if (q >= 31) return 0;
+  const int64_t r = z + (q << F);
+  const int64_t v = (r >> 1) + (int64_t{1} << F);
+  return (v << (30 - F)) >> q;
+}
+inline int exp_bits(const ExpArgs& a) { return a.frac_bits < 8 ? 8 : a.frac_bits > 24 ? 24 : a.frac_bits; }
+
 // The row-constant part of quantize_row: from A0 = max|v| > 0, the shift d, A and the factor F.
 struct QParams {
   int d;
@@ -320,5 +331,6 @@ void ref_embedding(const EmbeddingArgs& a, int64_t m0, int64_t m1);
 void ref_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch);
 void ref_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch);
 void ref_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_exp(const ExpArgs& a, int64_t i0, int64_t i1);
 
 }  // namespace fq::k::llm

@@ -172,7 +172,8 @@ extern const LlmKernel kLlmNeon = {
     llm::ref_attention_heads, llm::ref_attention_out,
     llm::ref_swiglu,          llm::x_residual_add,
     llm::x_embedding,         llm::ref_hadamard,
-    llm::ref_softmax,         llm::ref_layernorm};
+    llm::ref_softmax,         llm::ref_layernorm,
+    llm::ref_exp};
 
 }  // namespace fq::k
 #endif  // __aarch64__

@@ -21,6 +21,7 @@ int64_t shift_s(int64_t x, int s) { return llm::shs(x, s); }
 RowScale normalize_scale(uint64_t v, int e) { return llm::normalize(v, e); }
 int64_t exp_q(int64_t x, int frac_bits) { return llm::expq(x, frac_bits); }
 int64_t ln_q16(uint64_t z) { return llm::lnq16(z); }
+int64_t exp_shift(int64_t x, int frac_bits) { return llm::expshift(x, frac_bits); }
 
 int64_t quantize_row(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* d) {
   uint64_t A0 = 0;
@@ -315,6 +316,14 @@ void ref_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch) {
   }
 }
 
+void ref_exp(const ExpArgs& a, int64_t i0, int64_t i1) {
+  const int F = exp_bits(a);
+  for (int64_t i = i0; i < i1; ++i) {
+    const int64_t x = a.x[i] < 0 ? a.x[i] : 0;
+    a.y[i] = uint32_t(a.kind == kExpShift ? expshift(x, F) : expq(x, F));
+  }
+}
+
 void ref_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
   const int64_t D = a.d;
@@ -355,6 +364,7 @@ extern const LlmKernel kLlmScalar = {
     llm::ref_attention_cache, llm::ref_attention_heads, llm::ref_attention_out,
     llm::ref_swiglu,       llm::ref_residual_add,
     llm::ref_embedding,    llm::ref_hadamard,
-    llm::ref_softmax,      llm::ref_layernorm};
+    llm::ref_softmax,      llm::ref_layernorm,
+    llm::ref_exp};
 
 }  // namespace fq::k

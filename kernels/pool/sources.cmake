@@ -1,6 +1,5 @@
 # Pooling / classifier-head family (fq/kernels/pool.h). One line per ISA variant; the variant list
-# itself is variants.inc. Softmax has only the scalar reference (softmax.cc).
-fq_isa_sources(FQ_KERNEL_SRCS scalar ${CMAKE_CURRENT_LIST_DIR}/ref.cc ${CMAKE_CURRENT_LIST_DIR}/dispatch.cc
-               ${CMAKE_CURRENT_LIST_DIR}/softmax.cc)
+# itself is variants.inc.
+fq_isa_sources(FQ_KERNEL_SRCS scalar ${CMAKE_CURRENT_LIST_DIR}/ref.cc ${CMAKE_CURRENT_LIST_DIR}/dispatch.cc)
 fq_isa_sources(FQ_KERNEL_SRCS avx2 ${CMAKE_CURRENT_LIST_DIR}/avx2.cc)
 fq_isa_sources(FQ_KERNEL_SRCS avx512 ${CMAKE_CURRENT_LIST_DIR}/avx512.cc)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -111,7 +112,14 @@ const Case kYamlCases[] = {
     {"llm_residual_exp.yaml", "llm_residual_exp.yaml:58:", "attribute 'exp' = -1 is outside [0, 62]"},
     {"llm_swiglu_dtype.yaml", "llm_swiglu_dtype.yaml:59:", "tensor 'g' has dtype i32, expected i8/i16"},
     {"llm_swiglu_shape.yaml", "llm_swiglu_shape.yaml:59:", "tensor 'g' has shape [1,4], expected [1,8]"},
+    // Depthwise conv2d: one-edit copies of _conv_base.yaml (blob conv_base.fqw).
+    {"conv_groups.yaml", "conv_groups.yaml:16:", "node 'dw' (conv2d): attribute 'groups' = 4: only 1 and the input channel count (8, depthwise) are supported"},
     {"llm_swiglu_qmax.yaml", "llm_swiglu_qmax.yaml:59:", "attribute 'qmax' = 0 is outside [1, 127] for i8 output 'g'"},
+    // Integer softmax: one-edit copies of _softmax_base.yaml (blob softmax_base.fqw).
+    {"softmax_arity.yaml", "softmax_arity.yaml:13:", "node 'sm' (softmax): the integer form takes inputs x, x_scale (i32 [2])"},
+    {"softmax_x_dtype.yaml", "softmax_x_dtype.yaml:13:", "tensor 'x' has dtype u8, expected i8/i16"},
+    {"softmax_y_dtype.yaml", "softmax_y_dtype.yaml:13:", "tensor 'y' has dtype i16, expected u16/u8"},
+    {"softmax_clip.yaml", "softmax_clip.yaml:13:", "attribute 'clip_q16' = 0 is outside [1, 1099511627776]"},
 };
 // clang-format on
 
@@ -237,13 +245,15 @@ void write_bytes(const fs::path& p, const Bytes& b) {
 
 // Writes a base model (tests/data/bad/_NAME.yaml with deterministic constants) into `dir` as
 // NAME.yaml and NAME.fqw.
-void write_base(const fs::path& dir, const std::string& name, bool zero_constants) {
+// fill >= 0: every constant byte is `fill` instead.
+void write_base(const fs::path& dir, const std::string& name, bool zero_constants, int fill = -1) {
   const std::string file = "_" + name + ".yaml";
   fq::Graph g = fq::parse_graph_yaml(fq::read_file((kBad / file).string()), file);
   for (auto& t : g.tensors) {
     if (!t.is_const) continue;
     Bytes data(t.nbytes());
-    for (size_t i = 0; i < data.size(); ++i) data[i] = zero_constants ? 0 : uint8_t(i * 7 + 1);
+    for (size_t i = 0; i < data.size(); ++i)
+      data[i] = fill >= 0 ? uint8_t(fill) : zero_constants ? 0 : uint8_t(i * 7 + 1);
     t.data = fq::ConstData::copy_of(data.data(), data.size());
   }
   fq::save_graph(g, (dir / (name + ".yaml")).string());
@@ -253,6 +263,8 @@ void write_base(const fs::path& dir, const std::string& name, bool zero_constant
 void write_base(const fs::path& dir) {
   write_base(dir, "base", false);
   write_base(dir, "llm_base", true);
+  write_base(dir, "conv_base", false, 1);  // depthwise conv2d (conv_*.yaml cases)
+  write_base(dir, "softmax_base", true);   // integer softmax (softmax_*.yaml cases)
 }
 
 // Loads `yaml` and checks the error: one line, naming the place and the problem.
@@ -293,6 +305,89 @@ TEST_CASE("the integer LLM base model of the bad corpus loads and prepares") {
   CHECK(g.nodes.size() == 11);
   fq::Session s(g);
   s.run();
+}
+
+TEST_CASE("the depthwise conv base model of the bad corpus loads and prepares") {
+  TempDir dir;
+  write_base(dir.path);
+  fq::Graph g = fq::load_graph((dir.path / "conv_base.yaml").string());
+  fq::Session s(g);
+  s.run();
+  CHECK(s.nodes().at(0).kernel.rfind("dwconv/", 0) == 0);
+}
+
+TEST_CASE("the integer softmax base model of the bad corpus loads and runs") {
+  TempDir dir;
+  write_base(dir.path);
+  fq::Graph g = fq::load_graph((dir.path / "softmax_base.yaml").string());
+  fq::Session s(g);
+  s.run();
+  CHECK(s.nodes().at(0).kernel.rfind("softmax_int/", 0) == 0);
+  // x_scale = (0, 0): every logit difference is 0, so each row is uniform: 2^16 / 5 (truncated
+  // through F = (2^62 - 1) / Z).
+  const auto* y = static_cast<const uint16_t*>(s.output(0).data);
+  for (int i = 0; i < 10; ++i) CHECK(y[i] == 13107);
+}
+
+// The softmax x_scale's values and the older (mult, shift) form (constants with data: built in
+// code, checked by validate_graph; the older form must give the bytes of its x_scale equivalent).
+TEST_CASE("integer softmax: x_scale values and the (mult, shift) form") {
+  auto graph = [](std::vector<fq::TensorDef> params) {
+    fq::Graph g;
+    g.name = "sm";
+    fq::TensorDef x, y;
+    x.name = "x", x.dtype = fq::DType::i8, x.shape = {1, 4};
+    y.name = "y", y.dtype = fq::DType::u16, y.shape = {1, 4};
+    g.add_tensor(x);
+    g.add_tensor(y);
+    fq::NodeDef n;
+    n.name = "sm", n.op = "softmax", n.inputs = {"x"}, n.outputs = {"y"};
+    for (auto& t : params) {
+      n.inputs.push_back(t.name);
+      g.add_tensor(std::move(t));
+    }
+    g.inputs = {"x"}, g.outputs = {"y"};
+    g.nodes.push_back(n);
+    return g;
+  };
+  auto cst = [](const char* name, fq::DType dt, std::vector<int64_t> shape, const void* p,
+                size_t bytes) {
+    fq::TensorDef t;
+    t.name = name, t.dtype = dt, t.shape = std::move(shape), t.is_const = true;
+    t.data = fq::ConstData::copy_of(p, bytes);
+    return t;
+  };
+  auto run = [](const fq::Graph& g) {
+    fq::Session s(g);
+    const int8_t x[4] = {3, -1, 0, -20};
+    std::memcpy(s.input(0).data, x, 4);
+    s.run();
+    const auto* y = static_cast<const uint16_t*>(s.output(0).data);
+    return std::vector<uint16_t>(y, y + 4);
+  };
+  const int32_t bad[2] = {1, 10};  // mant below 2^14
+  fq::Graph bad_value = graph({cst("xs", fq::DType::i32, {2}, bad, 8)});
+  fq::Graph bad_shape = graph({cst("xs", fq::DType::i32, {1, 2}, bad, 8)});
+  CHECK_THROWS_WITH(fq::validate_graph(bad_value),
+                    Catch::Contains("tensor 'xs' row 0 = (1, 10): a row scale is (mant in [2^14, 2^15)"));
+  CHECK_THROWS_WITH(fq::validate_graph(bad_shape),
+                    Catch::Contains("tensor 'xs' has shape [1,2], expected [2]"));
+  // (mult, shift) = (2^30, 20): one LSB is 2^10 / 2^16 log2 units = ln 2 / 64 in real units;
+  // its x_scale equivalent is normalize(2^30 * round(ln 2 * 2^32), 68) = (22713, 21).
+  const int32_t mult = 1 << 30;
+  const int8_t shift = 20;
+  const int32_t xs[2] = {22713, 21};
+  fq::Graph old = graph({cst("m", fq::DType::i32, {1}, &mult, 4),
+                         cst("s", fq::DType::i8, {1}, &shift, 1)});
+  fq::Graph cur = graph({cst("xs", fq::DType::i32, {2}, xs, 8)});
+  fq::validate_graph(old);
+  fq::validate_graph(cur);
+  const std::vector<uint16_t> a = run(old), b = run(cur);
+  CHECK(a == b);
+  // ln 2 / 64 per LSB: p ~ 2^(d/64) / sum.
+  double Z = 0;
+  for (int d : {3, -1, 0, -20}) Z += std::exp2((d - 3) / 64.0);
+  CHECK(std::fabs(a[0] - 65536 / Z) <= 1.0);
 }
 
 TEST_CASE("every broken YAML model is rejected with a one-line error naming the place") {

@@ -237,6 +237,87 @@ TEST_CASE("llm: exp_q accuracy over the whole input range", "[llm][accuracy]") {
   }
 }
 
+// exp_shift (bit-shift DI-Exp) against an independent model written with floor divisions instead
+// of shifts, on every x of [-2^(F+6), 0] for F = 8..16 and sampled further out; monotone, exact
+// at 0.
+int64_t floordiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+int64_t exp_shift_model(int64_t x, int F) {
+  const int64_t one = int64_t{1} << F;
+  const int64_t z = x + floordiv(x, 2) - floordiv(x, 16);
+  const int64_t q = floordiv(-z, one);
+  if (q >= 31) return 0;
+  const int64_t r = z + q * one;
+  REQUIRE(r > -one);
+  REQUIRE(r <= 0);
+  const int64_t v = floordiv(r, 2) + one;
+  return floordiv(v * (int64_t{1} << (30 - F)), int64_t{1} << q);
+}
+
+TEST_CASE("llm: exp_shift definition", "[llm][exp]") {
+  Rng r(310);
+  for (int F = 8; F <= 24; ++F) {
+    INFO("F = " << F);
+    REQUIRE(exp_shift(0, F) == (int64_t{1} << 30));
+    const int64_t lo = F <= 16 ? -(int64_t{1} << (F + 6)) : -(int64_t{1} << 22);
+    int64_t prev = int64_t{1} << 30;
+    for (int64_t x = 0; x >= lo; --x) {
+      const int64_t e = exp_shift(x, F);
+      REQUIRE(e == exp_shift_model(x, F));
+      REQUIRE(e <= prev);
+      prev = e;
+    }
+    for (int it = 0; it < 20000; ++it) {
+      const int64_t x = -uniform(r, 0, int64_t{1} << int(uniform(r, 1, 40)));
+      REQUIRE(exp_shift(x, F) == exp_shift_model(x, F));
+    }
+    REQUIRE(exp_shift(-(int64_t{1} << 40), F) == 0);
+  }
+}
+
+// exp_shift vs exp_q over the whole Q16 (and Q12) input domain: every x in [-40, 0] (below, both
+// are 0: e^-40 * 2^30 < 1e-8; checked on every x down to INT32_MIN in steps of 4099).
+// Relative error where e^x >= 2^-10 (max and mean), absolute error in real units over the whole
+// range (max and mean), and the smallest x whose output is still nonzero.
+constexpr double kExpShiftRelErr = 0.09;     // measured 0.0872 (Q16): chord +6.15 % and the 1.4375 slope
+constexpr double kExpShiftRelMean = 0.056;   // measured 0.0539 (Q16)
+constexpr double kExpShiftAbsErr = 0.046;    // measured 0.0439 (Q16)
+constexpr double kExpShiftAbsMean = 0.0012;  // measured 0.00109 (Q16)
+TEST_CASE("llm: exp_shift vs exp_q accuracy over the whole Q16 input domain", "[llm][accuracy][exp]") {
+  for (int F : {16, 12}) {
+    struct Acc { double rel = 0, rel_sum = 0, abs = 0, abs_sum = 0; int64_t nrel = 0, nabs = 0, last = 0; };
+    Acc acc[2];
+    const int64_t lo = -(int64_t{40} << F);
+    for (int64_t x = lo; x <= 0; ++x) {
+      const double want = std::exp(std::ldexp(double(x), -F));
+      const int64_t got[2] = {exp_q(x, F), exp_shift(x, F)};
+      for (int k = 0; k < 2; ++k) {
+        const double err = std::fabs(double(got[k]) / 1073741824.0 - want);
+        Acc& a = acc[k];
+        a.abs = std::max(a.abs, err), a.abs_sum += err, ++a.nabs;
+        if (want >= 1.0 / 1024) a.rel = std::max(a.rel, err / want), a.rel_sum += err / want, ++a.nrel;
+        if (got[k] != 0 && x < a.last) a.last = x;
+      }
+    }
+    for (int64_t x = lo - 1; x >= INT32_MIN; x -= 4099) {
+      REQUIRE(exp_q(x, F) == 0);
+      REQUIRE(exp_shift(x, F) == 0);
+    }
+    const char* names[2] = {"exp_q", "exp_shift"};
+    for (int k = 0; k < 2; ++k)
+      printf("%-9s Q%d: rel err max %.4g mean %.4g (e^x >= 2^-10) | abs err max %.4g mean %.4g | "
+             "nonzero down to x = %.3f\n", names[k], F, acc[k].rel, acc[k].rel_sum / double(acc[k].nrel),
+             acc[k].abs, acc[k].abs_sum / double(acc[k].nabs), std::ldexp(double(acc[k].last), -F));
+    // exp_q: the bounds of its own test; exp_shift: the documented ones (docs/accuracy.md).
+    CHECK(acc[0].rel <= kExpRelErr[F == 16 ? 0 : 1]);
+    CHECK(acc[0].abs <= kExpAbsErr[F == 16 ? 0 : 1]);
+    CHECK(acc[1].rel <= kExpShiftRelErr);
+    CHECK(acc[1].rel_sum / double(acc[1].nrel) <= kExpShiftRelMean);
+    CHECK(acc[1].abs <= kExpShiftAbsErr);
+    CHECK(acc[1].abs_sum / double(acc[1].nabs) <= kExpShiftAbsMean);
+    CHECK(acc[1].last <= -(int64_t{20} << F));   // small values survive: nonzero below e^-20
+  }
+}
+
 // ---- operator inputs ----------------------------------------------------------------------------
 
 struct RmsCase {
@@ -1097,6 +1178,104 @@ TEST_CASE("llm: softmax int8 table reuse bit-exact", "[llm][variants][softmax]")
         }
     }
   }); });
+}
+
+// exp (array form): every variant equals the scalar one for both kinds and every F, on the whole
+// Q16 domain [-2^22, 2^4] (positive inputs act as 0), on random int32 values including INT32_MIN,
+// and on unaligned ranges.
+TEST_CASE("llm: exp variants bit-exact", "[llm][variants][exp]") {
+  for_variants([](const LlmKernel& k) {
+    Rng r(311);
+    std::vector<int32_t> dom;
+    for (int64_t x = -(int64_t{1} << 22); x <= 16; ++x) dom.push_back(int32_t(x));
+    std::vector<int32_t> rnd(4099);
+    for (auto& v : rnd) v = int32_t(-uniform(r, -3, int64_t{1} << int(uniform(r, 1, 31))));
+    rnd[0] = INT32_MIN, rnd[1] = INT32_MAX, rnd[2] = 0;
+    for (int kind : {int(kExpQ), int(kExpShift)})
+      for (int F = 6; F <= 26; ++F) {
+        INFO("kind " << kind << " F " << F);
+        for (const std::vector<int32_t>* xs : {&rnd, &dom}) {
+          if (xs == &dom && F != 16 && F != 12) continue;
+          const int64_t n = int64_t(xs->size());
+          std::vector<uint32_t> a(size_t(n) + 32, 7), b(size_t(n) + 32, 7);
+          ExpArgs ea{xs->data(), F, kind, a.data()}, eb{xs->data(), F, kind, b.data()};
+          scalar().exp(ea, 0, n);
+          const int64_t i0 = uniform(r, 0, 5), i1 = n - uniform(r, 0, 5);
+          k.exp(eb, 0, i0);
+          k.exp(eb, i0, i1);
+          k.exp(eb, i1, n);
+          REQUIRE(a == b);
+          const int Fc = F < 8 ? 8 : F > 24 ? 24 : F;
+          for (int64_t i = 0; i < n; i += 97) {
+            const int64_t x = std::min<int64_t>((*xs)[size_t(i)], 0);
+            REQUIRE(a[size_t(i)] == uint32_t(kind == kExpQ ? exp_q(x, Fc) : exp_shift(x, Fc)));
+          }
+        }
+      }
+  });
+}
+
+// The classifier head (the graph op `softmax`, formerly kernels/pool/softmax.cc): u16
+// probabilities of every int8 row of 1, 2 and 3 columns (up to translation, which the output
+// ignores: all difference patterns with max 0 and entries >= -255) under one per-tensor scale,
+// for real scales 1/256 .. 1 per LSB, against the double softmax of the dequantized row.
+TEST_CASE("llm: softmax u16 on every int8 row of 1..3 columns", "[llm][accuracy][softmax]") {
+  std::vector<uint8_t> buf;
+  double all_max = 0, all_sum = 0;
+  int64_t all_n = 0;
+  // RowScales of 1/256, 1/32, ~0.1, 1/4 and 1 per LSB.
+  for (const RowScale s : {RowScale{1 << 14, 22}, RowScale{1 << 14, 19}, RowScale{26214, 18},
+                           RowScale{1 << 14, 16}, RowScale{1 << 14, 14}})
+    for (int cols = 1; cols <= 3; ++cols) {
+      SmCase c{8, 0, cols, {}, {}, {s}, {}, 0};
+      std::vector<int> d(size_t(cols), -255);
+      for (;;) {
+        if (*std::max_element(d.begin(), d.end()) == 0) {
+          for (int i = 0; i < cols; ++i) c.x8.push_back(int8_t(d[size_t(i)] + 127));
+          ++c.M;
+        }
+        int i = 0;
+        while (i < cols && d[size_t(i)] == 0) d[size_t(i++)] = -255;
+        if (i == cols) break;
+        ++d[size_t(i)];
+      }
+      const std::vector<int32_t> y = run_sm(scalar(), c, kSoftmaxU16, int64_t{1} << 40, 0, c.M, buf);
+      double mx = 0, sum = 0;
+      for (int64_t m = 0; m < c.M; ++m) {
+        double Z = 0, p[3];
+        for (int i = 0; i < cols; ++i) Z += p[i] = std::exp(real(c.x8[size_t(m * cols + i)] - 127, s));
+        for (int i = 0; i < cols; ++i) {
+          const double e = std::fabs(y[size_t(m * cols + i)] - std::min(p[i] / Z * 65536, 65535.0));
+          mx = std::max(mx, e), sum += e;
+        }
+      }
+      std::printf("softmax u16, every int8 row of %d columns, scale %g: %lld rows, max %.3f mean %.3f LSB\n",
+                  cols, real(1, s), static_cast<long long>(c.M), mx, sum / double(c.M * cols));
+      CHECK(mx <= kSoftmaxErrU16);
+      CHECK(sum / double(c.M * cols) <= 0.30);   // mean error, per configuration
+      all_max = std::max(all_max, mx), all_sum += sum, all_n += c.M * cols;
+    }
+  std::printf("softmax u16, every int8 row of 1..3 columns: max %.3f mean %.3f LSB\n", all_max,
+              all_sum / double(all_n));
+}
+
+// Exact cases of the definition: one column is probability 1 (saturated to 65535 / 255), equal
+// logits give exactly 2^16 / n, rows are independent, a zero scale makes every row uniform.
+TEST_CASE("llm: softmax fixed points", "[llm][softmax]") {
+  for_variants([](const LlmKernel& k) {
+    std::vector<uint8_t> buf;
+    SmCase one{8, 2, 1, {42, -128}, {}, {RowScale{1 << 14, 10}}, {}, 0};
+    CHECK(run_sm(k, one, kSoftmaxU16, 1 << 20, 0, 2, buf) == std::vector<int32_t>{65535, 65535});
+    CHECK(run_sm(k, one, kSoftmaxU8, 1 << 20, 0, 2, buf) == std::vector<int32_t>{255, 255});
+    SmCase eq{16, 1, 4, {}, {-7, -7, -7, -7}, {RowScale{12345, 3}}, {}, 0};
+    CHECK(run_sm(k, eq, kSoftmaxU16, int64_t{1} << 40, 0, 1, buf) == std::vector<int32_t>(4, 16384));
+    // Two rows at once (scale 1 per LSB: e^-200 is 0), the second independent of the first.
+    SmCase two{8, 2, 2, {100, -100, 5, 5}, {}, {RowScale{1 << 14, 14}}, {}, 0};
+    CHECK(run_sm(k, two, kSoftmaxU16, int64_t{1} << 40, 0, 2, buf) ==
+          std::vector<int32_t>{65535, 0, 32768, 32768});
+    SmCase zero{8, 1, 3, {1, 100, -100}, {}, {RowScale{}}, {}, 0};
+    CHECK(run_sm(k, zero, kSoftmaxU16, int64_t{1} << 40, 0, 1, buf) == std::vector<int32_t>(3, 21845));
+  });
 }
 
 // ---- layernorm / groupnorm ------------------------------------------------------------------------

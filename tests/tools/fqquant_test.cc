@@ -440,14 +440,23 @@ TEST_CASE("quantized random graph: dyadic parameters in range, runs close to flo
                 CHECK(mo >= (1 << 30));  // a full 31-bit mantissa
               }
             }
+          } else if (n.op == "softmax") {
+            // The logits' scale as a RowScale (mant in [2^14, 2^15), exp): mant * 2^-exp.
+            REQUIRE(n.inputs.size() == 2);
+            const TensorDef& xs = q.tensor(n.inputs[1]);
+            REQUIRE(xs.dtype == DType::i32);
+            REQUIRE(xs.shape == std::vector<int64_t>{2});
+            const int32_t mo = xs.as<int32_t>()[0], eo = xs.as<int32_t>()[1];
+            REQUIRE(mo >= (1 << 14));
+            REQUIRE(mo < (1 << 15));
+            CHECK(std::ldexp(double(mo), -eo) == Approx(sc(x, 0)).epsilon(1.0 / 32768));
           } else {
             const int32_t mo = q.tensor(n.inputs[1]).as<int32_t>()[0];
             const int so = q.tensor(n.inputs[2]).as<int8_t>()[0];
             REQUIRE(mo >= (1 << 30));
             REQUIRE(so >= 1);
             REQUIRE(so <= 62);
-            const double want = n.op == "softmax" ? sc(x, 0) * 1.4426950408889634 * 65536
-                                                  : sc(x, 0) / (x.shape[1] * x.shape[2] * sc(y, 0));
+            const double want = sc(x, 0) / (x.shape[1] * x.shape[2] * sc(y, 0));
             CHECK(std::ldexp(double(mo), -so) == Approx(want).epsilon(1e-8));
           }
         }

@@ -13,8 +13,6 @@ namespace {
 
 using detail::make_const;
 
-constexpr double kLog2e = 1.4426950408889634;
-
 struct Act {
   DType dtype;
   double scale;
@@ -275,11 +273,23 @@ class Quantizer {
     q_.nodes.push_back(m);
   }
 
+  // softmax (integer form, docs/format.md): inputs x, x_scale = the logits' per-tensor scale as
+  // a RowScale (mant in [2^14, 2^15), exp: real = q * mant * 2^-exp); no clip; u16 output p * 2^16.
   void softmax(const NodeDef& n) {
     const Act x = input_act(n, 0, {DType::i16, DType::i8});
-    // One input LSB in units of 2^-16 of log2: scale * log2(e) * 2^16. The kernel multiplies
-    // (x - rowmax), at most 2^16 in magnitude, so a 31-bit mantissa cannot overflow 64 bits.
-    add_rescaled(n, x.scale * kLog2e * 65536.0, 65535.0);
+    int e = 0;
+    const double f = std::frexp(x.scale, &e);   // scale = f * 2^e, f in [0.5, 1)
+    int32_t mant = int32_t(std::llround(std::ldexp(f, 15)));
+    int exp = 15 - e;
+    if (mant == (1 << 15)) mant = 1 << 14, exp -= 1;
+    if (!(x.scale > 0) || exp < -124 || exp > 124)
+      throw Error("node '" + n.name + "': softmax input scale " + std::to_string(x.scale) +
+                  " is outside the row-scale range (2^-124 .. 2^124)");
+    const std::string sn = fresh(n.name + ".x_scale");
+    q_.add_tensor(make_const(sn, DType::i32, {2}, std::vector<int32_t>{mant, int32_t(exp)}));
+    NodeDef m = n;
+    m.inputs = {n.inputs[0], sn};
+    q_.nodes.push_back(m);
     add_act(n.outputs[0], {DType::u16, 1.0 / 65536});
   }
 };

@@ -55,6 +55,25 @@
 //   rshift_round((T[i] - T[i+1]) * r, F - 8): the two 16-entry tables fit one vector register
 //   each, so SIMD variants look them up with a permute instead of a gather (same accuracy bounds).]
 //
+// exp_shift(x, F) for x <= 0 in Q(F), 8 <= F <= 24, -x <= 2^40: e^x in Q30 by bit shifts only
+//   (DI-Exp, I-LLM Algorithm 1 / I-ViT shift_exp; the low-accuracy, table-free form of exp_q):
+//   z = x + (x >> 1) - (x >> 4)      (arithmetic shifts, floor: z ~ 1.4375 x = x log2(e) in Q(F)
+//                                     log2 units; slope error -0.36 %, z <= 0)
+//   q = (-z) >> F                    (integer part: division by the row's constant 2^F, the
+//                                     number of input steps per unit of log2; a shift in Q(F))
+//   r = z + q * 2^F                  (in (-2^F, 0]: the fraction p = r / 2^F in (-1, 0])
+//   v = (r >> 1) + 2^F               (2^F (1 + p/2) ~ 2^F 2^p: the linear chord, in (2^(F-1), 2^F])
+//   exp_shift = q >= 31 ? 0 : (v * 2^(30 - F)) >> q      (2^-q (1 + p/2) in Q30, truncated)
+//   exp_shift(0) = 2^30. Resolution: the input step is 2^-F, the output Q30, so e^x survives down
+//   to e^-20.8 (one output unit) instead of the ~e^-3 of a 16-step (4-bit) resolution. Error vs
+//   e^x (docs/accuracy.md, tests/kernels/llm_test.cc): up to +6.2 % from the chord (1 + p/2 >= 2^p)
+//   and a relative drift of -0.36 % of |x| log2(e) from the 1.4375 slope (e.g. +3.6 % at x = -10).
+//   z, q, r, v < 2^42 in magnitude (int64).
+//
+// exp (array form of exp_q / exp_shift, one element per unit): y[i] = fn(min(x[i], 0), F) for
+//   i in [i0, i1), fn = exp_q (kind kExpQ) or exp_shift (kExpShift); x int32 Q(F), F clamped into
+//   [8, 24]; y uint32 Q30 (<= 2^30). No scratch.
+//
 // ---- Operators (row-wise; M rows of a decode/prefill step) ---------------------------------------
 // rmsnorm (DI-RMSNorm, no affine: gamma is folded into the next matmul's weights offline):
 //   x int32 [M][D] (unit 2^-E), eps as (eps_m, eps_e): eps in x's squared units = eps_m * 2^-eps_e
@@ -217,6 +236,7 @@ int64_t shift_s(int64_t x, int s);
 RowScale normalize_scale(uint64_t v, int e);
 int64_t exp_q(int64_t x, int frac_bits);
 int64_t ln_q16(uint64_t z);   // softmax's ln(z / 2^30) in Q16, z >= 2^30
+int64_t exp_shift(int64_t x, int frac_bits);   // bit-shift DI-Exp (above), Q30
 // Returns A (0 for an all-zero row) and writes d; q is int8 when qmax <= 127 (q8) else int16.
 int64_t quantize_row(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* d);
 RowScale scale_of(int64_t A, int qmax, int d, int32_t mant_in, int e_in);
@@ -287,6 +307,15 @@ struct SoftmaxArgs {
   void* y;                                    // uint8 / uint16 / int16 [M][n]
 };
 
+enum ExpKind : int { kExpQ = 0, kExpShift = 1 };
+
+struct ExpArgs {
+  const int32_t* x;                           // Q(frac_bits), <= 0 (larger values act as 0)
+  int frac_bits;                              // F, clamped into [8, 24]
+  int kind;                                   // ExpKind
+  uint32_t* y;                                // Q30
+};
+
 // The integer statistics of a layernorm row (optional output): in input units (real = value *
 // mant * 2^-exp of the row's scale), mean = x0 + mu * 2^c and sqrt(var + eps) = r * 2^(c + e).
 struct LnStats {
@@ -325,6 +354,7 @@ struct LlmKernel {
   void (*hadamard)(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch);
   void (*softmax)(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch);
   void (*layernorm)(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch);
+  void (*exp)(const ExpArgs& a, int64_t i0, int64_t i1);       // elements [i0, i1)
 };
 
 // Scratch bytes per worker.

@@ -1,4 +1,5 @@
-// Global average pooling and the classifier head (softmax), integer only.
+// Global average pooling, integer only. (The classifier head's softmax is the llm family's
+// `softmax`, fq/kernels/llm.h.)
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,11 +17,5 @@ struct PoolKernel {
 };
 const PoolKernel* pool_kernel(Isa want);
 const PoolKernel* const* pool_kernels(size_t* count);
-
-// Row softmax on int8/int16 logits. mult / 2^shift converts one input LSB into units of 2^-16 of
-// log2 (mult/2^shift ~ scale * log2(e) * 2^16). Output: u16 probabilities in units of 2^-16,
-// saturated at 65535. Error bound vs float64: see docs/accuracy.md (enforced by tests).
-void softmax_i16_u16(const int16_t* x, int rows, int cols, int32_t mult, int shift, uint16_t* y);
-void softmax_i8_u16(const int8_t* x, int rows, int cols, int32_t mult, int shift, uint16_t* y);
 
 }  // namespace fq::k
