@@ -71,8 +71,10 @@ void load_epi(const DwConvShape& s, const DwConvEpilogue& e, int b, BlockEpi* p)
       bias[d] = ok ? e.bias[c] : 0;
       mult[d] = ok ? e.mult[c] : 0;
       const int sh = ok ? e.shift[c] : 1;
-      (d % 2 ? so : se)[d / 2] = sh;
-      (d % 2 ? ro : re)[d / 2] = int64_t{1} << (sh - 1);
+      int64_t* shifts = d % 2 ? so : se;  // odd / even i32 lanes of the block
+      int64_t* rounds = d % 2 ? ro : re;
+      shifts[d / 2] = sh;
+      rounds[d / 2] = int64_t{1} << (sh - 1);
     }
     p->bias[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(bias));
     p->mult[r] = _mm256_load_si256(reinterpret_cast<const __m256i*>(mult));
