@@ -6,35 +6,15 @@
 #include <sstream>
 
 #include "quantize.h"
+#include "recipe_yaml.h"
 
 namespace fq::llama {
 
-namespace {
-
-[[noreturn]] void bad(const std::string& path, const YAML::Node& n, const std::string& msg) {
-  const int line = n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
-  throw Error(path + (line > 0 ? ":" + std::to_string(line) : "") + ": " + msg);
-}
-
-template <class T>
-T scalar(const std::string& path, const std::string& key, const YAML::Node& v) {
-  if (!v.IsScalar()) bad(path, v, "recipe key '" + key + "' must be a scalar");
-  try {
-    return v.as<T>();
-  } catch (const YAML::Exception&) {
-    bad(path, v, "recipe key '" + key + "': cannot read '" + v.Scalar() + "'");
-  }
-}
-
-}  // namespace
+using tools::recipe::bad;
+using tools::recipe::scalar;
 
 LlmRecipe parse_llm_recipe(const std::string& text, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw Error(path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  const YAML::Node root = tools::recipe::load(text, path);
   LlmRecipe r;
   r.path = path;
   if (root.IsNull()) return r;
