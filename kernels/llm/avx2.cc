@@ -251,28 +251,6 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
 
 // ---- hadamard -----------------------------------------------------------------------------------
 
-// H_b (b in {12, 20, 28, 44}) as int16 pairs for vpmaddwd: T[pair p][i] = (H[i][2p], H[i][2p+1]),
-// i padded to 48 with zeros.
-struct HadamardPairs {
-  int32_t t[4][22][48];
-};
-const HadamardPairs& hadamard_pairs() {
-  static const HadamardPairs tab = [] {
-    HadamardPairs h{};
-    const int bs[4] = {12, 20, 28, 44};
-    for (int w = 0; w < 4; ++w) {
-      const int b = bs[w];
-      const int8_t* M = hadamard_matrix(b);
-      for (int pp = 0; pp < b / 2; ++pp)
-        for (int i = 0; i < b; ++i)
-          h.t[w][pp][i] = int32_t(uint32_t(uint16_t(int16_t(M[i * b + 2 * pp]))) |
-                                  (uint32_t(uint16_t(int16_t(M[i * b + 2 * pp + 1]))) << 16));
-    }
-    return h;
-  }();
-  return tab;
-}
-
 // t = H_N x in int32 (|t| <= n * 128), then quantize_row on its int64 copy.
 void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
   const int b = hadamard_block(a.n);

@@ -165,6 +165,28 @@ inline void hadamard_row(const int8_t* x, int64_t n, int b, int64_t* t) {
         }
 }
 
+// H_b (b in {12, 20, 28, 44}) as int16 pairs for the SIMD Hadamards (vpmaddwd / vpdpwssd):
+// t[w][pair p][i] = (H[i][2p], H[i][2p+1]), i padded to 48 with zeros; w indexes {12, 20, 28, 44}.
+struct HadamardPairs {
+  int32_t t[4][22][48];
+};
+inline const HadamardPairs& hadamard_pairs() {
+  static const HadamardPairs tab = [] {
+    HadamardPairs h{};
+    const int bs[4] = {12, 20, 28, 44};
+    for (int w = 0; w < 4; ++w) {
+      const int b = bs[w];
+      const int8_t* M = hadamard_matrix(b);
+      for (int pp = 0; pp < b / 2; ++pp)
+        for (int i = 0; i < b; ++i)
+          h.t[w][pp][i] = int32_t(uint32_t(uint16_t(int16_t(M[i * b + 2 * pp]))) |
+                                  (uint32_t(uint16_t(int16_t(M[i * b + 2 * pp + 1]))) << 16));
+    }
+    return h;
+  }();
+  return tab;
+}
+
 // Scratch carving: 64-byte aligned pieces of a per-worker block.
 inline uint8_t* align64(void* p) {
   return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~uintptr_t{63});
