@@ -254,7 +254,7 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
 // t = H_N x in int32 (|t| <= n * 128), then quantize_row on its int64 copy.
 void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
   const int b = hadamard_block(a.n);
-  if (b == 0 || b == 1) return ref_hadamard(a, m0, m1, scratch);
+  if (b == 0 || (b == 1 && a.n < 8)) return ref_hadamard(a, m0, m1, scratch);
   const int64_t n = a.n, nb = n / b, np = pad16(n) + 16;
   // scratch (hadamard_scratch): t64 int64 [np], t int32 [np]
   int64_t* t64 = reinterpret_cast<int64_t*>(align64(scratch));
@@ -263,14 +263,30 @@ void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
   const int32_t(*T)[48] = hadamard_pairs().t[w];
   const int nz = (b + 7) / 8;
   for (int64_t m = m0; m < m1; ++m) {
-    const int8_t* x = a.x + m * n;
-    for (int64_t jb = 0; jb < nb; ++jb) {
+    // element j of the row as int16 (int8 input sign-extended)
+    auto xe = [&](int64_t j) { return a.x16 ? a.x16[m * n + j] : int16_t(a.x[m * n + j]); };
+    if (b == 1) {  // n = 2^k >= 8: the stages len = 1, 2, 4 inside one vector of 8 (lane j ^ len)
+      const V idx[3] = {_mm256_setr_epi32(1, 0, 3, 2, 5, 4, 7, 6), _mm256_setr_epi32(2, 3, 0, 1, 6, 7, 4, 5),
+                        _mm256_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3)};
+      for (int64_t i = 0; i < n; i += 8) {
+        V v = a.x16 ? _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.x16 + m * n + i)))
+                    : _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.x + m * n + i)));
+        V u = _mm256_permutevar8x32_epi32(v, idx[0]);
+        v = _mm256_blend_epi32(_mm256_add_epi32(v, u), _mm256_sub_epi32(u, v), 0xAA);
+        u = _mm256_permutevar8x32_epi32(v, idx[1]);
+        v = _mm256_blend_epi32(_mm256_add_epi32(v, u), _mm256_sub_epi32(u, v), 0xCC);
+        u = _mm256_permutevar8x32_epi32(v, idx[2]);
+        v = _mm256_blend_epi32(_mm256_add_epi32(v, u), _mm256_sub_epi32(u, v), 0xF0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(t + i), v);
+      }
+    }
+    for (int64_t jb = 0; b > 1 && jb < nb; ++jb) {
       V acc[6];
       for (int z = 0; z < nz; ++z) acc[z] = _mm256_setzero_si256();
-      const int8_t* xb = x + jb * b;
+      const int64_t xb = jb * b;
       for (int pp = 0; pp < b / 2; ++pp) {
-        const V xv = _mm256_set1_epi32(int32_t(uint32_t(uint16_t(int16_t(xb[2 * pp]))) |
-                                               (uint32_t(uint16_t(int16_t(xb[2 * pp + 1]))) << 16)));
+        const V xv = _mm256_set1_epi32(int32_t(uint32_t(uint16_t(xe(xb + 2 * pp))) |
+                                               (uint32_t(uint16_t(xe(xb + 2 * pp + 1))) << 16)));
         for (int z = 0; z < nz; ++z)
           acc[z] = _mm256_add_epi32(acc[z], _mm256_madd_epi16(xv, _mm256_loadu_si256(
                                                                    reinterpret_cast<const __m256i*>(T[pp] + 8 * z))));
@@ -279,7 +295,7 @@ void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
       // in the scratch's padding
       for (int z = 0; z < nz; ++z) _mm256_storeu_si256(reinterpret_cast<__m256i*>(t + jb * b + 8 * z), acc[z]);
     }
-    for (int64_t len = b; len < n; len <<= 1)  // len is a multiple of 4 (b is)
+    for (int64_t len = b == 1 ? 8 : b; len < n; len <<= 1)  // len is a multiple of 4
       for (int64_t i0 = 0; i0 < n; i0 += 2 * len) {
         int64_t i = 0;
         for (; i + 8 <= len; i += 8) {

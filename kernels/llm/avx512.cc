@@ -774,19 +774,46 @@ void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
   for (int64_t m = m0; m < m1; ++m) {
     const int8_t* x = a.x + m * n;
     if (b == 1) {
-      for (int64_t i = 0; i < n; i += 16)
-        _mm512_mask_storeu_epi32(t + i, tail16(n - i), _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(tail16(n - i), x + i)));
+      for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = tail16(n - i);
+        const V v = a.x16 ? _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, a.x16 + m * n + i))
+                          : _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(k, x + i));
+        _mm512_mask_storeu_epi32(t + i, k, v);
+      }
     } else {
-      for (int64_t i = 0; i < n; i += 32) {
+      const int16_t* xs16 = a.x16 ? a.x16 + m * n : x16;
+      for (int64_t i = 0; !a.x16 && i < n; i += 32) {
         const __mmask32 k = n - i >= 32 ? ~__mmask32(0) : __mmask32((uint64_t{1} << (n - i)) - 1);
         _mm512_mask_storeu_epi16(x16 + i, k, _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(k, x + i)));
       }
-      if (b == 12) hadamard_blocks<1>(x16, nb, b, T, t);
-      else if (b == 44) hadamard_blocks<3>(x16, nb, b, T, t);
-      else hadamard_blocks<2>(x16, nb, b, T, t);
+      if (b == 12) hadamard_blocks<1>(xs16, nb, b, T, t);
+      else if (b == 44) hadamard_blocks<3>(xs16, nb, b, T, t);
+      else hadamard_blocks<2>(xs16, nb, b, T, t);
     }
-    // Sylvester butterflies across blocks: segments of len * b contiguous entries (|t| <= n * 128)
-    for (int64_t len = b; len < n; len <<= 1)
+    // Sylvester butterflies across blocks: segments of len * b contiguous entries (|t| <= n * 2^15).
+    // b = 1, n >= 16: the stages len = 1, 2, 4, 8 stay inside one vector of 16 (lane j pairs with
+    // lane j ^ len: the lower one gets p + q, the upper one p - q).
+    int64_t len0 = b;
+    if (b == 1 && n >= 16) {
+      // lane permutations j -> j ^ 2^l and the lanes whose bit l is set (locals: no AVX-512 code
+      // may run at static initialization)
+      const V xor_idx[4] = {
+          _mm512_setr_epi32(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14),
+          _mm512_setr_epi32(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13),
+          _mm512_setr_epi32(4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11),
+          _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)};
+      const __mmask16 upper[4] = {0xAAAA, 0xCCCC, 0xF0F0, 0xFF00};
+      for (int64_t i = 0; i < n; i += 16) {
+        V v = _mm512_loadu_si512(t + i);
+        for (int l = 0; l < 4; ++l) {
+          const V w = _mm512_permutexvar_epi32(xor_idx[l], v);               // lane j ^ 2^l
+          v = _mm512_mask_sub_epi32(_mm512_add_epi32(v, w), upper[l], w, v);  // upper: w - v
+        }
+        _mm512_storeu_si512(t + i, v);
+      }
+      len0 = 16;
+    }
+    for (int64_t len = len0; len < n; len <<= 1)
       for (int64_t i0 = 0; i0 < n; i0 += 2 * len)
         for (int64_t i = 0; i < len; i += 16) {
           const __mmask16 k = tail16(len - i);

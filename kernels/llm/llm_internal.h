@@ -142,7 +142,8 @@ inline const int8_t* hadamard_matrix(int b) {
 
 // t = H_N x for one row (b = hadamard_block(n) != 0): H_b on each block of b consecutive
 // elements, then the Sylvester butterflies across the n / b blocks.
-inline void hadamard_row(const int8_t* x, int64_t n, int b, int64_t* t) {
+template <class T>
+inline void hadamard_row(const T* x, int64_t n, int b, int64_t* t) {
   const int8_t* Hb = hadamard_matrix(b);
   const int64_t nb = n / b;
   if (!Hb) {

@@ -282,7 +282,8 @@ void ref_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) 
       a.ys[m] = RowScale{};
       continue;
     }
-    hadamard_row(a.x + m * a.n, a.n, b, t);
+    if (a.x16) hadamard_row(a.x16 + m * a.n, a.n, b, t);
+    else hadamard_row(a.x + m * a.n, a.n, b, t);
     int d = 0;
     const int64_t A = quantize_row(t, a.n, a.qmax, y, nullptr, &d);
     a.ys[m] = scale_of_i(A, a.qmax, d, a.xs[m].mant, a.xs[m].exp);

@@ -754,22 +754,26 @@ TEST_CASE("llm: hadamard is exact (H_N H_N^T = N I through the kernel)", "[llm][
       }
   }
   for (int64_t n : {0, 3, 6, 9, 36, 60, 100}) REQUIRE_FALSE(hadamard_size_ok(n));
-  // random rows: the scalar kernel equals H_N x (128-bit model) then quantize_row
+  // random rows (int8 and int16 input): the scalar kernel equals H_N x (128-bit model) then
+  // quantize_row
   Rng r(14);
+  for (int wide = 0; wide < 2; ++wide)
   for (int64_t n : kHadSizes) {
     const int64_t M = 3;
-    auto x = test::random_vec<int8_t>(r, size_t(M * n), -128, 127);
+    auto x16 = test::random_vec<int16_t>(r, size_t(M * n), wide ? -32768 : -128, wide ? 32767 : 127);
+    std::vector<int8_t> x(x16.begin(), x16.end());
     std::vector<RowScale> xs(static_cast<size_t>(M));
     for (auto& s : xs) s = random_scale(r, 0, 20);
     std::vector<int8_t> y(static_cast<size_t>(M * n));
     std::vector<RowScale> ys(static_cast<size_t>(M));
     std::vector<uint8_t> sbuf(hadamard_scratch(n));
     HadamardArgs a{x.data(), xs.data(), n, 127, y.data(), ys.data()};
+    if (wide) a.x = nullptr, a.x16 = x16.data();
     scalar().hadamard(a, 0, M, sbuf.data());
     for (int64_t m = 0; m < M; ++m) {
       std::vector<int64_t> t(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < n; ++j) t[size_t(i)] += hentry(n, i, j) * int64_t{x[size_t(m * n + j)]};
+        for (int64_t j = 0; j < n; ++j) t[size_t(i)] += hentry(n, i, j) * int64_t{x16[size_t(m * n + j)]};
       std::vector<int8_t> q(static_cast<size_t>(n));
       int d = 0;
       const int64_t A = quantize_row(t.data(), n, 127, q.data(), nullptr, &d);
@@ -913,12 +917,14 @@ TEST_CASE("llm: residual_add and embedding variants bit-exact", "[llm][variants]
 TEST_CASE("llm: hadamard variants bit-exact", "[llm][variants]") {
   for_variants([](const LlmKernel& k) {
     Rng r(104);
+    for (int wide = 0; wide < 2; ++wide)
     for (int64_t n : kHadSizes)
       for (int fill = 0; fill < 3; ++fill) {
         const int64_t M = uniform(r, 1, 4);
         auto x = test::random_vec<int8_t>(r, size_t(M * n), -128, 127);
-        if (fill == 1) std::fill(x.begin(), x.end(), int8_t(-128));
-        if (fill == 2) std::fill(x.begin(), x.begin() + n, int8_t(0));
+        auto x16 = test::random_vec<int16_t>(r, size_t(M * n), -32768, 32767);
+        if (fill == 1) std::fill(x.begin(), x.end(), int8_t(-128)), std::fill(x16.begin(), x16.end(), int16_t(-32768));
+        if (fill == 2) std::fill(x.begin(), x.begin() + n, int8_t(0)), std::fill(x16.begin(), x16.begin() + n, int16_t(0));
         std::vector<RowScale> xs;
         for (int64_t m = 0; m < M; ++m) xs.push_back(random_scale(r, -20, 40));
         const int qmax = fill == 0 ? 127 : int(uniform(r, 1, 127));
@@ -929,9 +935,10 @@ TEST_CASE("llm: hadamard variants bit-exact", "[llm][variants]") {
         uint8_t* p2 = misalign(s2, hadamard_scratch(n), int(uniform(r, 0, 7)));
         HadamardArgs a{x.data(), xs.data(), n, qmax, ya.data(), sa.data()};
         HadamardArgs b{x.data(), xs.data(), n, qmax, yb.data(), sb.data()};
+        if (wide) a.x = b.x = nullptr, a.x16 = b.x16 = x16.data();
         scalar().hadamard(a, 0, M, p1);
         for_splits(M, r, [&](int64_t m0, int64_t m1) { k.hadamard(b, m0, m1, p2); });
-        INFO("n=" << n << " fill=" << fill);
+        INFO("n=" << n << " fill=" << fill << " wide=" << wide);
         REQUIRE(ya == yb);
         REQUIRE(same_scales(sa, sb));
       }

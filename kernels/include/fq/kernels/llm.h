@@ -149,8 +149,8 @@
 //   out[m] = sat32(shift_s(table[id] * ts[id].mant, ts[id].exp - E)); ids outside [0, V): zeros.
 //
 // hadamard (online Walsh-Hadamard, for rotations that cannot be folded into weights):
-//   x int8 [M][N] + xs, N = 2^k * b with b in {1, 12, 20, 28, 44}; t = H_N x (exact integer sums of
-//   +-x, |t| <= N * 128); q, d, A = quantize_row(t, qmax); ys = scale_of(A, qmax, d, xs.mant,
+//   x int8 or int16 [M][N] + xs, N = 2^k * b with b in {1, 12, 20, 28, 44}; t = H_N x (exact
+//   integer sums of +-x, |t| <= N * 128, or N * 2^15 for int16 input with N <= 65536: int32); q, d, A = quantize_row(t, qmax); ys = scale_of(A, qmax, d, xs.mant,
 //   xs.exp) (the 1/sqrt(N) normalization is folded into the next weights offline). H_N is the
 //   Sylvester power H_{2^k} (x) H_b, with H_b from kernels/llm/hadamard_tables.h:
 //   H_N[i][j] = (-1)^popcount((i / b) & (j / b)) * H_b[i % b][j % b] (b = 1: H_1 = [1]).
@@ -293,6 +293,7 @@ struct EmbeddingArgs {
 struct HadamardArgs {
   const int8_t* x; const RowScale* xs; int64_t n; int qmax;
   int8_t* y; RowScale* ys;
+  const int16_t* x16 = nullptr;               // int16 input instead of x (n <= 65536)
 };
 
 enum SoftmaxOut : int { kSoftmaxU8 = 0, kSoftmaxU16 = 1, kLogSoftmaxI16 = 2 };
