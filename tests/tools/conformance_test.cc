@@ -194,7 +194,8 @@ TEST_CASE("conformance: shared onnx-node-upstream tests", "[conformance]") {
   CHECK(passed + failed + unsupported == 76);
   // The float ops with an integer kernel pass within their tolerance.
   for (const char* op : {" RMSNormalization ", " RotaryEmbedding ", " SwiGLU ", " Swish ", " Softmax ",
-                         " LayerNormalization ", " GroupNormalization ", " Gelu ", " Mish "}) {
+                         " LayerNormalization ", " GroupNormalization ", " Gelu ", " Mish ",
+                         " LinearAttention ", " CausalConvWithState "}) {
     int n = 0;
     for (const std::string& l : p.lines())
       if (l.find(op) != std::string::npos) {
@@ -318,6 +319,27 @@ TEST_CASE("conformance: bad inputs exit 2 with one line", "[conformance]") {
   write_qlm(h, u8s({0, 1, 2}));
   spit(h + "/test_data_set_0/input_3.pb", tensor("b", 2, {3, 3}, u8s({1, 2, 3, 4, 5, 6, 7, 8, 9})));
   expect_bad("conformance '" + h + "'", "shape [3,3] does not match");
+  // LinearAttention / CausalConvWithState attributes that contradict the data (patched in the
+  // upstream models): kv_num_heads 4 -> 3 (q_num_heads 8 is not a multiple), activation 'gelu'.
+  if (exists(kUpstream + "/test_linear_attention_gated_delta_gqa")) {
+    const std::string la = root + "/la/test_la";
+    fs::create_directories(root + "/la"), fs::create_directories(root + "/cc");
+    fs::copy(kUpstream + "/test_linear_attention_gated_delta_gqa", la, fs::copy_options::recursive);
+    std::string m = slurp(la + "/model.onnx");
+    const size_t at = m.find("kv_num_heads\x18\x04");
+    REQUIRE(at != std::string::npos);
+    m[at + 13] = '\x03';
+    spit(la + "/model.onnx", m);
+    expect_bad("conformance '" + la + "'", "LinearAttention: q_num_heads (8) must be a positive multiple of kv_num_heads (3)");
+    const std::string cc = root + "/cc/test_cc";
+    fs::copy(kUpstream + "/test_causal_conv_with_state_silu", cc, fs::copy_options::recursive);
+    m = slurp(cc + "/model.onnx");
+    const size_t s2 = m.find("silu");
+    REQUIRE(s2 != std::string::npos);
+    m.replace(s2, 4, "gelu");
+    spit(cc + "/model.onnx", m);
+    expect_bad("conformance '" + cc + "'", "CausalConvWithState: activation 'gelu'");
+  }
   // A missing input file.
   spit(in0, a);
   fs::remove(t + "/test_data_set_0/input_7.pb");

@@ -29,8 +29,10 @@
 #include "fq/kernels/conv.h"
 #include "fq/kernels/cpu.h"
 #include "fq/kernels/fixed_point.h"
+#include "fq/kernels/linattn.h"
 #include "fq/kernels/llm.h"
 #include "fq/kernels/lut.h"
+#include "fq/kernels/ssm.h"
 #include "dulut.h"
 #include "onnx_reader.h"
 
@@ -1258,6 +1260,256 @@ OpResult gelu_op(const Ctx& c) {
   c.bad("approximate '" + ap + "'");
 }
 
+// ---- LinearAttention / CausalConvWithState (opset 27) ----------------------------------------------
+
+// A positive real as a RowScale (mant in [2^14, 2^15)): the boundary's dyadic of a scale factor.
+fk::RowScale dyadic15(double s) {
+  if (!(s > 0) || !std::isfinite(s)) return fk::RowScale{};
+  int e;
+  std::frexp(s, &e);                    // s in [2^(e-1), 2^e)
+  int exp = 15 - e;
+  double mant = std::floor(std::ldexp(s, exp) + 0.5);
+  if (mant >= 32768) mant = 16384, --exp;
+  return fk::RowScale{int32_t(mant), exp};
+}
+
+// 2^E with max|v| * 2^E < 2^bits (E = 0 for an all-zero tensor).
+int pow2_unit(double amax, int bits) {
+  if (!(amax > 0) || !std::isfinite(amax)) return 0;
+  int e;
+  std::frexp(amax, &e);                 // amax in [2^(e-1), 2^e)
+  return bits - e;
+}
+
+void need_rank(const Ctx& c, size_t i, size_t rank, const char* what) {
+  if (c.req(i).dims.size() != rank)
+    c.bad(std::string(what) + " must have rank " + std::to_string(rank) + ", is " + dims_str(c.req(i).dims));
+}
+
+// LinearAttention on the linattn kernel: q, k, v (and the retrieval key erase_gate (.) k) as int16
+// rows per token with row scales, decay in Q20, beta in Q15, the state int32 in a power-of-two unit
+// calibrated by a float pass over the inputs (what a quantizer does offline), one kernel call per
+// batch element (its T tokens), then output and state dequantized.
+OpResult linear_attention_op(const Ctx& c) {
+  for (size_t i = 0; i < 7; ++i)
+    if (c.opt(i)) need_float(c, i);
+  need_rank(c, 0, 3, "query"), need_rank(c, 1, 3, "key"), need_rank(c, 2, 3, "value");
+  const Tensor &Q = c.req(0), &K = c.req(1), &V = c.req(2);
+  const Tensor *P = c.opt(3), *D = c.opt(4), *Bt = c.opt(5), *Er = c.opt(6);
+  const int64_t Hq = c.attr_i("q_num_heads", 0), Hk = c.attr_i("kv_num_heads", 0);
+  if (Hq <= 0 || Hk <= 0 || Hq % Hk != 0)
+    c.bad("q_num_heads (" + std::to_string(Hq) + ") must be a positive multiple of kv_num_heads (" + std::to_string(Hk) + ")");
+  const std::string rule = c.attr_s("update_rule", "gated_delta");
+  if (rule != "linear" && rule != "gated" && rule != "delta" && rule != "gated_delta") c.bad("update_rule '" + rule + "'");
+  const bool gating = rule == "gated" || rule == "gated_delta", delta = rule == "delta" || rule == "gated_delta";
+  if (gating != (D != nullptr)) c.bad("update_rule '" + rule + (gating ? "' needs" : "' forbids") + " the decay input");
+  if (delta != (Bt != nullptr)) c.bad("update_rule '" + rule + (delta ? "' needs" : "' forbids") + " the beta input");
+  if (Er && !delta) c.bad("update_rule '" + rule + "' forbids the erase_gate input");
+  const int64_t B = Q.dims[0], T = Q.dims[1];
+  if (K.dims[0] != B || V.dims[0] != B || K.dims[1] != T || V.dims[1] != T)
+    c.bad("query " + dims_str(Q.dims) + ", key " + dims_str(K.dims) + " and value " + dims_str(V.dims) + " differ in (B, T)");
+  if (Q.dims[2] % Hq != 0 || V.dims[2] % Hk != 0) c.bad("query / value last dims not divisible by the head counts");
+  const int64_t dk = Q.dims[2] / Hq, dv = V.dims[2] / Hk;
+  if (K.dims[2] != Hk * dk) c.bad("key " + dims_str(K.dims) + ": last dim must be kv_num_heads * d_k = " + std::to_string(Hk * dk));
+  if (P && P->dims != std::vector<int64_t>{B, Hk, dk, dv})
+    c.bad("past_state " + dims_str(P->dims) + " must be " + dims_str({B, Hk, dk, dv}));
+  bool per_key = false;
+  if (D) {
+    need_rank(c, 4, 3, "decay");
+    if (D->dims[0] != B || D->dims[1] != T || (D->dims[2] != Hk && D->dims[2] != Hk * dk))
+      c.bad("decay " + dims_str(D->dims) + " must be [B, T, kv_num_heads] or [B, T, kv_num_heads * d_k]");
+    per_key = D->dims[2] != Hk;
+  }
+  if (Bt) {
+    need_rank(c, 5, 3, "beta");
+    if (Bt->dims[0] != B || Bt->dims[1] != T || (Bt->dims[2] != Hk && Bt->dims[2] != 1))
+      c.bad("beta " + dims_str(Bt->dims) + " must be [B, T, kv_num_heads] or [B, T, 1]");
+  }
+  if (Er) {
+    need_rank(c, 6, 3, "erase_gate");
+    if (Er->dims != K.dims) c.bad("erase_gate " + dims_str(Er->dims) + " must be shaped as key " + dims_str(K.dims));
+  }
+  if (dk < 1 || dv < 1 || dk > 1024 || dv > 1024) throw Unsupported("d_k or d_v outside [1, 1024]");
+  const double scale = c.attr_f("scale", 0.0) == 0.0 ? 1.0 / std::sqrt(double(dk)) : c.attr_f("scale", 0.0);
+  if (!(scale > 0)) throw Unsupported("scale <= 0");
+  const int64_t grp = Hq / Hk, bl = Bt ? Bt->dims[2] : 1, dl = D ? D->dims[2] : 1;
+  auto dec = [&](int64_t row, int64_t g, int64_t i) { return D->floats[size_t(row * dl + (per_key ? g * dk + i : g))]; };
+  auto bet = [&](int64_t row, int64_t g) { return Bt->floats[size_t(row * bl + (bl == 1 ? 0 : g))]; };
+  auto akey = [&](int64_t idx) { return Er ? Er->floats[size_t(idx)] * K.floats[size_t(idx)] : K.floats[size_t(idx)]; };
+  for (int64_t i = 0; D && i < D->numel(); ++i)
+    if (!(D->floats[size_t(i)] <= 0)) throw Unsupported("decay > 0 (a growing state; the gate is exp(decay) <= 1)");
+  for (int64_t i = 0; Bt && i < Bt->numel(); ++i)
+    if (!(std::fabs(Bt->floats[size_t(i)]) <= 2)) throw Unsupported("|beta| > 2 (beta is Q15 in [-2, 2])");
+  // Calibration of the state unit: max |S| over every step of the float recurrence.
+  double smax = 0;
+  {
+    std::vector<double> S(static_cast<size_t>(Hk * dk * dv)), r(static_cast<size_t>(dv));
+    for (int64_t b = 0; b < B; ++b) {
+      for (size_t i = 0; i < S.size(); ++i) S[i] = P ? P->floats[size_t(b * Hk * dk * dv) + i] : 0, smax = std::max(smax, std::fabs(S[i]));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t g = 0; g < Hk; ++g) {
+          const int64_t row = b * T + t;
+          double* s = &S[size_t(g * dk * dv)];
+          if (D)
+            for (int64_t i = 0; i < dk; ++i)
+              for (int64_t j = 0; j < dv; ++j) s[i * dv + j] *= std::exp(dec(row, g, i));
+          for (int64_t j = 0; j < dv; ++j) {
+            double rr = 0;
+            for (int64_t i = 0; Bt && i < dk; ++i) rr += akey(row * Hk * dk + g * dk + i) * s[i * dv + j];
+            const double vv = V.floats[size_t(row * Hk * dv + g * dv + j)];
+            r[size_t(j)] = Bt ? bet(row, g) * (vv - rr) : vv;
+          }
+          for (int64_t i = 0; i < dk; ++i)
+            for (int64_t j = 0; j < dv; ++j) {
+              s[i * dv + j] += K.floats[size_t(row * Hk * dk + g * dk + i)] * r[size_t(j)];
+              smax = std::max(smax, std::fabs(s[i * dv + j]));
+            }
+        }
+    }
+  }
+  const int Es = smax > 0 ? pow2_unit(smax, 29) : 20;   // max|S| 2^Es < 2^29: 4x headroom in int32
+  // Integer inputs.
+  const int64_t M = B * T;
+  std::vector<int16_t> q(static_cast<size_t>(M * Hq * dk)), k(static_cast<size_t>(M * Hk * dk)), v(static_cast<size_t>(M * Hk * dv)), a;
+  std::vector<fk::RowScale> qs(static_cast<size_t>(M)), ks(static_cast<size_t>(M)), vs(static_cast<size_t>(M)), as;
+  std::vector<double> arow(static_cast<size_t>(Hk * dk));
+  if (Er) a.resize(k.size()), as.resize(static_cast<size_t>(M));
+  for (int64_t m = 0; m < M; ++m) {
+    qs[size_t(m)] = quant_row16(Q.floats.data() + m * Hq * dk, Hq * dk, q.data() + m * Hq * dk);
+    ks[size_t(m)] = quant_row16(K.floats.data() + m * Hk * dk, Hk * dk, k.data() + m * Hk * dk);
+    vs[size_t(m)] = quant_row16(V.floats.data() + m * Hk * dv, Hk * dv, v.data() + m * Hk * dv);
+    if (Er) {
+      for (int64_t i = 0; i < Hk * dk; ++i) arow[size_t(i)] = akey(m * Hk * dk + i);
+      as[size_t(m)] = quant_row16(arow.data(), Hk * dk, a.data() + m * Hk * dk);
+    }
+  }
+  constexpr int kDecayFrac = 20;
+  std::vector<int32_t> dq, bq;
+  if (D) {
+    dq.resize(static_cast<size_t>(D->numel()));
+    for (size_t i = 0; i < dq.size(); ++i) dq[i] = int32_t(std::max(-2147483647.0, rne(std::ldexp(D->floats[i], kDecayFrac))));
+  }
+  if (Bt) {
+    bq.resize(static_cast<size_t>(M * Hk));
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t g = 0; g < Hk; ++g) bq[size_t(m * Hk + g)] = int32_t(rne(std::ldexp(bet(m, g), 15)));
+  }
+  const fk::LinattnKernel& kern = *fk::linattn_kernel(c.isa);
+  std::vector<int32_t> st(static_cast<size_t>(Hk * dk * dv));
+  std::vector<int16_t> y(static_cast<size_t>(M * Hq * dv));
+  std::vector<fk::RowScale> ys(static_cast<size_t>(M));
+  std::vector<int64_t> work(static_cast<size_t>(T * Hq * dv));
+  Out o, ps;
+  o.dtype = Q.data_type, o.dims = {B, T, Hq * dv};
+  o.v.resize(y.size());
+  ps.dtype = P ? P->data_type : Q.data_type, ps.dims = {B, Hk, dk, dv};
+  ps.v.resize(size_t(B) * st.size());
+  for (int64_t b = 0; b < B; ++b) {
+    for (size_t i = 0; i < st.size(); ++i)
+      st[i] = P ? fq::k::saturate<int32_t>(int64_t(rne(std::ldexp(P->floats[size_t(b) * st.size() + i], Es)))) : 0;
+    const int64_t m0 = b * T;
+    fk::LinattnArgs A{};
+    A.q = q.data() + m0 * Hq * dk, A.qs = qs.data() + m0;
+    A.k = k.data() + m0 * Hk * dk, A.ks = ks.data() + m0;
+    A.v = v.data() + m0 * Hk * dv, A.vs = vs.data() + m0;
+    A.a = Er ? a.data() + m0 * Hk * dk : nullptr, A.as = Er ? as.data() + m0 : nullptr;
+    A.decay = D ? dq.data() + m0 * dl : nullptr, A.decay_per_key = per_key, A.decay_frac = kDecayFrac;
+    A.beta = Bt ? bq.data() + m0 * Hk : nullptr;
+    A.rows = T, A.q_heads = int(Hq), A.kv_heads = int(Hk), A.dk = int(dk), A.dv = int(dv);
+    A.state_exp = Es, A.scale = dyadic15(scale);
+    A.state = st.data(), A.y = y.data() + m0 * Hq * dv, A.ys = ys.data() + m0, A.work = work.data();
+    kern.heads(A, 0, Hk);
+    kern.out(A, 0, T);
+    for (size_t i = 0; i < st.size(); ++i) ps.v[size_t(b) * st.size() + i] = std::ldexp(double(st[i]), -Es);
+  }
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t j = 0; j < Hq * dv; ++j) o.v[size_t(m * Hq * dv + j)] = deq(y[size_t(m * Hq * dv + j)], ys[size_t(m)]);
+  (void)grp;
+  OpResult res;
+  res.outs.push_back(std::move(o));
+  res.outs.push_back(std::move(ps));
+  res.exact = false;
+  res.notes = std::string("path=linattn/") + kern.name + ":" + rule + "(Es=" + std::to_string(Es) + ")";
+  return res;
+}
+
+// CausalConvWithState (activation silu/swish) on the ssm family's conv: per batch element, x as
+// int16 rows [T][C] (one row scale per time step; ONNX's [C, T] layout transposed), weights int16
+// in 2^-Ew, the carried state int32 [K-1][C] in 2^-Ex, and the kernel's scan-input output uf
+// (int32 silu(z) in 2^-Eu) as the result; present_state = the kernel's state after the call.
+OpResult causal_conv_op(const Ctx& c) {
+  for (size_t i = 0; i < 4; ++i)
+    if (c.opt(i)) need_float(c, i);
+  need_rank(c, 0, 3, "input"), need_rank(c, 1, 3, "weight");
+  const Tensor &X = c.req(0), &W = c.req(1);
+  const Tensor *Bi = c.opt(2), *P = c.opt(3);
+  const int64_t B = X.dims[0], C = X.dims[1], T = X.dims[2], Kt = W.dims[2];
+  if (W.dims[0] != C || W.dims[1] != 1) c.bad("weight " + dims_str(W.dims) + " must be [channels, 1, k] with channels = " + std::to_string(C));
+  if (Bi && Bi->dims != std::vector<int64_t>{C}) c.bad("bias " + dims_str(Bi->dims) + " must be [" + std::to_string(C) + "]");
+  if (P && P->dims != std::vector<int64_t>{B, C, Kt - 1}) c.bad("past_state " + dims_str(P->dims) + " must be " + dims_str({B, C, Kt - 1}));
+  const std::string act = c.attr_s("activation", "none");
+  if (act != "none" && act != "silu" && act != "swish") c.bad("activation '" + act + "'");
+  if (act == "none") throw Unsupported("activation none (the ssm conv kernel fuses SiLU)");
+  if (Kt < 2 || Kt > 64) throw Unsupported("kernel size outside [2, 64]");
+  const fk::SsmKernel* kern = fk::ssm_kernel(c.isa);
+  if (!kern) throw Unsupported("no ssm kernel");
+  double xmax = 0, wmax = 0, bmax = 0, wsum = 0;
+  for (double v : X.floats) xmax = std::max(xmax, std::fabs(v));
+  for (int64_t i = 0; P && i < P->numel(); ++i) xmax = std::max(xmax, std::fabs(P->floats[size_t(i)]));
+  for (double v : W.floats) wmax = std::max(wmax, std::fabs(v));
+  for (int64_t ch = 0; ch < C; ++ch) {
+    double s = 0;
+    for (int64_t j = 0; j < Kt; ++j) s += std::fabs(W.floats[size_t(ch * Kt + j)]);
+    wsum = std::max(wsum, s + (Bi ? std::fabs(Bi->floats[size_t(ch)]) : 0));
+  }
+  for (int64_t i = 0; Bi && i < C; ++i) bmax = std::max(bmax, std::fabs(Bi->floats[size_t(i)]));
+  const int Ew = pow2_unit(wmax, 15);                  // max|w| 2^Ew < 2^15
+  int Ex = pow2_unit(xmax, 30);                        // max|x| 2^Ex < 2^30 (the int32 state)
+  if (bmax > 0) Ex = std::min(Ex, pow2_unit(bmax, 30) - Ew);   // bias 2^(Ex+Ew) < 2^30
+  const int Eu = pow2_unit(wsum * std::max(xmax, 1e-30), 30);  // |silu(z)| <= |z| <= sum|w| max|x| + |b|
+  std::vector<int16_t> w(static_cast<size_t>(C * Kt)), xq(static_cast<size_t>(T * C));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = int16_t(std::max(-32767.0, std::min(32767.0, rne(std::ldexp(W.floats[i], Ew)))));
+  std::vector<int32_t> bias;
+  if (Bi) {
+    bias.resize(static_cast<size_t>(C));
+    for (int64_t i = 0; i < C; ++i) bias[size_t(i)] = fq::k::saturate<int32_t>(int64_t(rne(std::ldexp(Bi->floats[size_t(i)], Ex + Ew))));
+  }
+  std::vector<fk::RowScale> xs(static_cast<size_t>(T)), us(static_cast<size_t>(T));
+  std::vector<int32_t> st(static_cast<size_t>((Kt - 1) * C)), uf(static_cast<size_t>(T * C));
+  std::vector<int8_t> u(static_cast<size_t>(T * C));
+  std::vector<int64_t> work(static_cast<size_t>(T * C));
+  std::vector<double> row(static_cast<size_t>(C));
+  Out o, ps;
+  o.dtype = X.data_type, o.dims = X.dims, o.v.resize(static_cast<size_t>(X.numel()));
+  ps.dtype = P ? P->data_type : X.data_type, ps.dims = {B, C, Kt - 1}, ps.v.resize(static_cast<size_t>(B * C * (Kt - 1)));
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t ch = 0; ch < C; ++ch) row[size_t(ch)] = X.floats[size_t((b * C + ch) * T + t)];
+      xs[size_t(t)] = quant_row16(row.data(), C, xq.data() + t * C);
+    }
+    for (int64_t j = 0; j < Kt - 1; ++j)
+      for (int64_t ch = 0; ch < C; ++ch)
+        st[size_t(j * C + ch)] = P ? fq::k::saturate<int32_t>(int64_t(rne(std::ldexp(P->floats[size_t((b * C + ch) * (Kt - 1) + j)], Ex)))) : 0;
+    fk::SsmConvArgs A{};
+    A.x = xq.data(), A.xs = xs.data(), A.rows = T, A.channels = C, A.taps = int(Kt);
+    A.w = w.data(), A.bias = Bi ? bias.data() : nullptr;
+    A.x_exp = Ex, A.w_exp = Ew, A.u_exp = Eu, A.qmax = 127;
+    A.state = st.data(), A.u = u.data(), A.us = us.data(), A.uf = uf.data(), A.work = work.data();
+    kern->conv(A, 0, C);
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t ch = 0; ch < C; ++ch) o.v[size_t((b * C + ch) * T + t)] = std::ldexp(double(uf[size_t(t * C + ch)]), -Eu);
+    for (int64_t j = 0; j < Kt - 1; ++j)
+      for (int64_t ch = 0; ch < C; ++ch) ps.v[size_t((b * C + ch) * (Kt - 1) + j)] = std::ldexp(double(st[size_t(j * C + ch)]), -Ex);
+  }
+  OpResult res;
+  res.outs.push_back(std::move(o));
+  res.outs.push_back(std::move(ps));
+  res.exact = false;
+  res.notes = std::string("path=ssm/") + kern->name + ":conv+silu(Ex=" + std::to_string(Ex) + ",Ew=" + std::to_string(Ew) +
+              ",Eu=" + std::to_string(Eu) + ")";
+  return res;
+}
+
 // ---- op table ------------------------------------------------------------------------------
 
 struct OpEntry {
@@ -1291,6 +1543,8 @@ const std::vector<OpEntry>& op_table() {
       {"Exp", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::exp_full, "exp_full"); }, 1.0 / 1024},
       {"HardSwish", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::hardswish, "hardswish"); }, 1.0 / 1024},
       {"Mish", [](const Ctx& c) { return dulut_op(c, fq::quant::ActFn::mish, "mish"); }, 1.0 / 1024},
+      {"LinearAttention", linear_attention_op, 1.0 / 1024},
+      {"CausalConvWithState", causal_conv_op, 1.0 / 1024},
   };
   return t;
 }

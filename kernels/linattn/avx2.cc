@@ -1,0 +1,75 @@
+// AVX2 variant of the linattn family: the state-row primitives (gate, x^T S, k (x) u write) on
+// 4 int64 lanes (vpmuldq); the driver and the O(dv) value side are the shared ones
+// (linattn_internal.h). Bit-exact to ref.cc: the same integer formulas, exact int64 sums.
+#include <immintrin.h>
+
+#include "fq/kernels/linattn.h"
+#include "linattn_internal.h"
+
+namespace fq::k {
+namespace linattn {
+namespace {
+
+inline __m256i load4x32(const int32_t* p) {
+  return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+// Low 32 bits of 4 int64 lanes -> 4 int32.
+inline void store4x32(int32_t* p, __m256i v) {
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, idx)));
+}
+// Arithmetic right shift of int64 lanes by n (1..63): ((x ^ s) >>> n) ^ s, s = sign mask.
+inline __m256i sra64(__m256i x, __m128i n) {
+  const __m256i s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
+  return _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(x, s), n), s);
+}
+
+struct Avx2Ops {
+  static void gate(int32_t* s, int64_t n, int64_t G) {
+    const __m256i g = _mm256_set1_epi64x(G), h = _mm256_set1_epi64x(int64_t{1} << 29);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      // |G * s| <= 2^61 and the result fits int32: a logical shift keeps the low 32 bits right.
+      const __m256i p = _mm256_add_epi64(_mm256_mul_epi32(load4x32(s + j), g), h);
+      store4x32(s + j, _mm256_srli_epi64(p, 30));
+    }
+    ScalarOps::gate(s + j, n - j, G);
+  }
+  static void acc(const int32_t* S, int64_t dk, int64_t dv, const int16_t* x, int64_t* acc) {
+    int64_t j = 0;
+    for (; j + 8 <= dv; j += 8) {
+      __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+      for (int64_t i = 0; i < dk; ++i) {
+        const __m256i xv = _mm256_set1_epi64x(x[i]);
+        a0 = _mm256_add_epi64(a0, _mm256_mul_epi32(load4x32(S + i * dv + j), xv));
+        a1 = _mm256_add_epi64(a1, _mm256_mul_epi32(load4x32(S + i * dv + j + 4), xv));
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + j), a0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + j + 4), a1);
+    }
+    ScalarOps::acc_cols(S, dk, dv, x, acc, j);
+  }
+  // 1 <= sh <= 62: shift_s = (p >> sh) + bit sh-1 of p; then sat32(s + .).
+  static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh) {
+    const __m256i k = _mm256_set1_epi64x(kk), one = _mm256_set1_epi64x(1);
+    const __m256i lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
+    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const __m256i p = _mm256_mul_epi32(load4x32(u + j), k);
+      const __m256i d = _mm256_add_epi64(sra64(p, n1), _mm256_and_si256(_mm256_srl_epi64(p, n0), one));
+      __m256i r = _mm256_add_epi64(load4x32(s + j), d);
+      r = _mm256_blendv_epi8(r, hi, _mm256_cmpgt_epi64(r, hi));
+      r = _mm256_blendv_epi8(r, lo, _mm256_cmpgt_epi64(lo, r));
+      store4x32(s + j, r);
+    }
+    ScalarOps::write(s + j, n - j, kk, u + j, sh);
+  }
+};
+
+}  // namespace
+}  // namespace linattn
+
+extern const LinattnKernel kLinattnAvx2 = {Isa::avx2, "avx2", linattn::heads_impl<linattn::Avx2Ops>, linattn::out_impl};
+
+}  // namespace fq::k

@@ -1,0 +1,144 @@
+// Internal helpers of the linattn family (fq/kernels/linattn.h), shared by ref.cc and the ISA
+// variants: the token / head driver of the contract, written once as a template over three row
+// primitives (gate a state row, accumulate x^T S, write k (x) u into a state row) that each variant
+// supplies. Internal linkage (anonymous namespace), as llm_internal.h, whose helpers it uses.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../llm/llm_internal.h"
+#include "fq/kernels/fixed_point.h"
+#include "fq/kernels/linattn.h"
+
+namespace fq::k::linattn {
+namespace {
+
+using llm::bitlen64;
+using llm::expq;
+using llm::mag64;
+using llm::shs;
+
+constexpr int kMaxDim = 1024;
+constexpr int64_t kL61 = int64_t{1} << 61;
+constexpr int64_t kL16 = int64_t{1} << 16;
+
+// Scalar row primitives (the definitions; SIMD variants use them for tails).
+struct ScalarOps {
+  // s[j] = rshift_round(G * s[j], 30), 0 <= G <= 2^30.
+  static void gate(int32_t* s, int64_t n, int64_t G) {
+    for (int64_t j = 0; j < n; ++j) s[j] = int32_t(rshift_round(G * s[j], 30));
+  }
+  // acc[j] = sum_i x[i] * S[i][j] over dk rows of width dv (acc overwritten).
+  static void acc(const int32_t* S, int64_t dk, int64_t dv, const int16_t* x, int64_t* acc) {
+    acc_cols(S, dk, dv, x, acc, 0);
+  }
+  // The same for the columns j >= j0 only (the SIMD variants' tails).
+  static void acc_cols(const int32_t* S, int64_t dk, int64_t dv, const int16_t* x, int64_t* acc, int64_t j0) {
+    for (int64_t j = j0; j < dv; ++j) {
+      int64_t s = 0;
+      for (int64_t i = 0; i < dk; ++i) s += int64_t{x[i]} * S[i * dv + j];
+      acc[j] = s;
+    }
+  }
+  // s[j] = sat32(s[j] + shift_s(kk * u[j], sh)), any sh.
+  static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int64_t sh) {
+    for (int64_t j = 0; j < n; ++j) s[j] = saturate<int32_t>(int64_t{s[j]} + shs(kk * u[j], sh));
+  }
+};
+
+// The per (token, kv head) value side of the contract (step 2 after r, and step 3's c and u').
+// r == nullptr: no delta. Returns the write shift c = c1 + c2 and fills u' (int32).
+inline int64_t make_u(const LinattnArgs& a, int64_t t, int g, const int64_t* r, int32_t* up) {
+  const int dv = a.dv;
+  const RowScale V = a.vs[t];
+  const RowScale A = a.a ? a.as[t] : a.ks[t];
+  const int16_t* v = a.v + (t * a.kv_heads + g) * dv;
+  int64_t u[kMaxDim];
+  uint64_t mx = 0;
+  const int64_t vsh = int64_t{V.exp} - a.state_exp - 16;
+  for (int j = 0; j < dv; ++j) {
+    int64_t e = clamp64(shs(int64_t{v[j]} * V.mant, vsh), -kL61, kL61);
+    if (r) e -= clamp64(shs(shs(r[j], 15) * A.mant, int64_t{A.exp} - 31), -kL61, kL61);
+    u[j] = e;
+    const uint64_t m = mag64(e);
+    if (m > mx) mx = m;
+  }
+  int64_t c1 = 0;
+  if (r) {
+    const int64_t b = clamp64(a.beta[t * a.kv_heads + g], -kL16, kL16);
+    c1 = bitlen64(mx) > 46 ? bitlen64(mx) - 46 : 0;
+    mx = 0;
+    for (int j = 0; j < dv; ++j) {
+      u[j] = rshift_round(shs(u[j], c1) * b, 15);
+      const uint64_t m = mag64(u[j]);
+      if (m > mx) mx = m;
+    }
+  }
+  const int64_t c2 = bitlen64(mx) > 30 ? bitlen64(mx) - 30 : 0;
+  for (int j = 0; j < dv; ++j) up[j] = int32_t(shs(u[j], c2));
+  return c1 + c2;
+}
+
+// One head unit range [g0, g1): every token in order (steps 1-4 of the contract).
+template <class Ops>
+void heads_impl(const LinattnArgs& a, int64_t g0, int64_t g1) {
+  if (!linattn_valid(a)) return;
+  const int dk = a.dk, dv = a.dv, Hk = a.kv_heads, grp = a.q_heads / a.kv_heads;
+  const int F = a.decay_frac < 8 ? 8 : a.decay_frac > 24 ? 24 : a.decay_frac;
+  alignas(64) int64_t r[kMaxDim];
+  alignas(64) int32_t up[kMaxDim];
+  for (int64_t t = 0; t < a.rows; ++t) {
+    const RowScale K = a.ks[t];
+    for (int64_t g = g0; g < g1; ++g) {
+      int32_t* S = a.state + g * dk * dv;
+      const int16_t* kr = a.k + (t * Hk + g) * dk;
+      const int16_t* ar = a.a ? a.a + (t * Hk + g) * dk : kr;
+      if (a.beta && a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
+      if (a.decay) {
+        for (int i = 0; i < dk; ++i) {
+          const int64_t x = a.decay_per_key ? a.decay[(t * Hk + g) * dk + i] : a.decay[t * Hk + g];
+          Ops::gate(S + i * dv, dv, expq(x < 0 ? x : 0, F));
+        }
+      }
+      if (a.beta && !a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
+      const int64_t c = make_u(a, t, int(g), a.beta ? r : nullptr, up);
+      const int64_t sh = int64_t{K.exp} + 16 - c;
+      for (int i = 0; i < dk; ++i) {
+        const int64_t kk = int64_t{kr[i]} * K.mant;
+        if (sh >= 1 && sh <= 62) Ops::write(S + i * dv, dv, kk, up, int(sh));
+        else ScalarOps::write(S + i * dv, dv, kk, up, sh);
+      }
+      for (int64_t h = g * grp; h < (g + 1) * grp; ++h)
+        Ops::acc(S, dk, dv, a.q + (t * a.q_heads + h) * dk, a.work + (t * a.q_heads + h) * dv);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fq::k::linattn
+
+namespace fq::k::linattn {
+namespace {
+
+// out over rows [m0, m1): quantize each work row to int16 with its row scale (contract "out").
+inline void out_impl(const LinattnArgs& a, int64_t m0, int64_t m1) {
+  const bool ok = linattn_valid(a);
+  const int64_t n = int64_t{a.q_heads} * a.dv;
+  for (int64_t t = m0; t < m1; ++t) {
+    int16_t* y = a.y + t * n;
+    if (!ok) {
+      for (int64_t j = 0; j < n; ++j) y[j] = 0;
+      a.ys[t] = RowScale{};
+      continue;
+    }
+    int d = 0;
+    const int64_t A = quantize_row(a.work + t * n, n, 32767, nullptr, y, &d);
+    const RowScale Q = a.qs[t];
+    const RowScale mu = llm::normalize(uint64_t(int64_t{Q.mant} * a.scale.mant),
+                                       int64_t{Q.exp} + a.scale.exp + a.state_exp);
+    a.ys[t] = llm::scale_of_i(A, 32767, d, mu.mant, mu.exp);
+  }
+}
+
+}  // namespace
+}  // namespace fq::k::linattn

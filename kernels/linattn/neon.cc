@@ -1,0 +1,63 @@
+// NEON variant of the linattn family: the state-row primitives on int64x2 lanes (smull / smlal,
+// srshl rounding shifts, sqxtn saturating narrow); the driver and the O(dv) value side are the
+// shared ones (linattn_internal.h). Bit-exact to ref.cc: the same integer formulas, exact int64 sums.
+#include <arm_neon.h>
+
+#include "fq/kernels/linattn.h"
+#include "linattn_internal.h"
+
+namespace fq::k {
+namespace linattn {
+namespace {
+
+struct NeonOps {
+  static void gate(int32_t* s, int64_t n, int64_t G) {
+    const int32x2_t g = vdup_n_s32(int32_t(G));
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const int32x4_t x = vld1q_s32(s + j);
+      // vrshrq_n_s64: (p + 2^29) >> 30, = rshift_round; the result fits int32.
+      const int64x2_t p0 = vrshrq_n_s64(vmull_s32(vget_low_s32(x), g), 30);
+      const int64x2_t p1 = vrshrq_n_s64(vmull_s32(vget_high_s32(x), g), 30);
+      vst1q_s32(s + j, vcombine_s32(vmovn_s64(p0), vmovn_s64(p1)));
+    }
+    ScalarOps::gate(s + j, n - j, G);
+  }
+  static void acc(const int32_t* S, int64_t dk, int64_t dv, const int16_t* x, int64_t* acc) {
+    int64_t j = 0;
+    for (; j + 4 <= dv; j += 4) {
+      int64x2_t a0 = vdupq_n_s64(0), a1 = vdupq_n_s64(0);
+      for (int64_t i = 0; i < dk; ++i) {
+        const int32x4_t sv = vld1q_s32(S + i * dv + j);
+        const int32x2_t xv = vdup_n_s32(x[i]);
+        a0 = vmlal_s32(a0, vget_low_s32(sv), xv);
+        a1 = vmlal_s32(a1, vget_high_s32(sv), xv);
+      }
+      vst1q_s64(acc + j, a0);
+      vst1q_s64(acc + j + 2, a1);
+    }
+    ScalarOps::acc_cols(S, dk, dv, x, acc, j);
+  }
+  // 1 <= sh <= 62: srshl by -sh is (p + 2^(sh-1)) >> sh = shift_s; sqxtn saturates to int32.
+  static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh) {
+    const int32x2_t k = vdup_n_s32(int32_t(kk));
+    const int64x2_t ns = vdupq_n_s64(-sh);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const int32x4_t uv = vld1q_s32(u + j), sv = vld1q_s32(s + j);
+      const int64x2_t d0 = vrshlq_s64(vmull_s32(vget_low_s32(uv), k), ns);
+      const int64x2_t d1 = vrshlq_s64(vmull_s32(vget_high_s32(uv), k), ns);
+      const int64x2_t r0 = vaddq_s64(vmovl_s32(vget_low_s32(sv)), d0);
+      const int64x2_t r1 = vaddq_s64(vmovl_s32(vget_high_s32(sv)), d1);
+      vst1q_s32(s + j, vcombine_s32(vqmovn_s64(r0), vqmovn_s64(r1)));
+    }
+    ScalarOps::write(s + j, n - j, kk, u + j, sh);
+  }
+};
+
+}  // namespace
+}  // namespace linattn
+
+extern const LinattnKernel kLinattnNeon = {Isa::neon, "neon", linattn::heads_impl<linattn::NeonOps>, linattn::out_impl};
+
+}  // namespace fq::k
