@@ -100,4 +100,33 @@ void attention_out_step(const void* params, int64_t begin, int64_t end, void* sc
   p.kernel->attention_out(attention_args(p), begin, end, scratch);
 }
 
+// ---- integer Mamba ops ----
+namespace {
+template <class Args>
+const SsmParams<Args>& ssm(const void* params) {
+  return *static_cast<const SsmParams<Args>*>(params);
+}
+}  // namespace
+
+void ssm_conv_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = ssm<k::SsmConvArgs>(params);
+  p.kernel->conv(p.a, begin, end);
+}
+void ssm_conv_out_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = ssm<k::SsmConvArgs>(params);
+  p.kernel->conv_out(p.a, begin, end);
+}
+void ssm_scan_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = ssm<k::SsmScanArgs>(params);
+  p.kernel->scan(p.a, begin, end);
+}
+void ssm_scan_out_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = ssm<k::SsmScanArgs>(params);
+  p.kernel->scan_out(p.a, begin, end);
+}
+void requant_step(const void* params, int64_t begin, int64_t end, void* scratch) {
+  const auto& p = ssm<k::RequantArgs>(params);
+  p.kernel->requant(p.a, begin, end, scratch);
+}
+
 }  // namespace fq::exec

@@ -9,6 +9,7 @@
 #include "fq/kernels/llm.h"
 #include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
+#include "fq/kernels/ssm.h"
 
 namespace fq::exec {
 
@@ -100,5 +101,17 @@ struct AttentionParams {
 void attention_cache_step(const void* params, int64_t begin, int64_t end, void* scratch);
 void attention_heads_step(const void* params, int64_t begin, int64_t end, void* scratch);
 void attention_out_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// ---- integer Mamba ops (fq/kernels/ssm.h) --------------------------------------------------------
+template <class Args>
+struct SsmParams {
+  const k::SsmKernel* kernel;
+  Args a;
+};
+void ssm_conv_step(const void* params, int64_t begin, int64_t end, void* scratch);      // channels
+void ssm_conv_out_step(const void* params, int64_t begin, int64_t end, void* scratch);  // rows
+void ssm_scan_step(const void* params, int64_t begin, int64_t end, void* scratch);      // channels
+void ssm_scan_out_step(const void* params, int64_t begin, int64_t end, void* scratch);  // rows
+void requant_step(const void* params, int64_t begin, int64_t end, void* scratch);       // rows
 
 }  // namespace fq::exec

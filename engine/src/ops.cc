@@ -768,10 +768,12 @@ void check_swiglu_int(const Check& c) {
 
 void check_hadamard(const Check& c) {
   c.arity(2, 2, 2);
-  const TensorDef& x = dynamic_input(c, 0, DType::i8);
+  const TensorDef& x = dynamic_input(c, 0, c.in(0).dtype == DType::i16 ? DType::i16 : DType::i8);
   if (!k::hadamard_size_ok(x.shape[1]))
     c.error("tensor '" + x.name + "' width " + std::to_string(x.shape[1]) +
             " is not 2^k times 1, 12, 20, 28 or 44");
+  if (x.dtype == DType::i16 && x.shape[1] > 65536)
+    c.error("tensor '" + x.name + "': an int16 input is at most 65536 wide (int32 sums)");
   dynamic_output(c, {DType::i8}, x.shape);
 }
 
@@ -945,7 +947,8 @@ void bind_swiglu_int(BindCtx& ctx, const NodeDef& n) {
 void bind_hadamard(BindCtx& ctx, const NodeDef& n) {
   const TensorDef& x = ctx.g.tensor(n.inputs[0]);
   k::HadamardArgs a{};
-  a.x = ptr_of<const int8_t>(ctx, n.inputs[0]);
+  if (x.dtype == DType::i16) a.x16 = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  else a.x = ptr_of<const int8_t>(ctx, n.inputs[0]);
   a.xs = row_scale_ptr(ctx, n.inputs[1]);
   a.n = x.shape[1];
   a.qmax = attr_of(n, "qmax");
@@ -1568,7 +1571,9 @@ void bind_rwkv7_bonus(BindCtx& ctx, const NodeDef& n) {
 
 // causal_conv1d: x [T, C], w [C, K] (constant), b [C] (constant, optional), state [K - 1, C]
 // (state; K >= 2) -> y [T, C].
+void check_causal_conv1d_int(const Check& c);
 void check_causal_conv1d(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_causal_conv1d_int(c);
   c.arity(3, 4, 1);
   const TensorDef &x = c.in(0), &w = c.in(1), &y = c.out(0);
   rwkv_rows(c, x);
@@ -1599,7 +1604,9 @@ void ref_causal_conv_step(const void* p, int64_t, int64_t, void*) {
   ref::causal_conv1d(q.x, q.rows, q.c, q.k, q.w, q.b, q.state, q.y);
 }
 
+void bind_causal_conv1d_int(BindCtx& ctx, const NodeDef& n);
 void bind_causal_conv1d(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_causal_conv1d_int(ctx, n);
   const TensorDef &x = ctx.g.tensor(n.inputs[0]), &w = ctx.g.tensor(n.inputs[1]);
   const bool has_bias = n.inputs.size() == 4;
   RefCausalConvParams p{ptr_of<const float>(ctx, n.inputs[0]), w.as<float>(),
@@ -1613,7 +1620,9 @@ void bind_causal_conv1d(BindCtx& ctx, const NodeDef& n) {
 
 // selective_scan: x, dt [T, C], A [C, N] (constant), B, C [T, N], D [C] (constant),
 // state [C, N] (state) -> y [T, C].
+void check_selective_scan_int(const Check& c);
 void check_selective_scan(const Check& c) {
+  if (int_form(c, 0, DType::i32)) return check_selective_scan_int(c);
   c.arity(7, 7, 1);
   const TensorDef &x = c.in(0), &a = c.in(2), &y = c.out(0);
   rwkv_rows(c, x);
@@ -1649,7 +1658,9 @@ void ref_scan_step(const void* p, int64_t, int64_t, void*) {
   ref::selective_scan(q.x, q.dt, q.a, q.b, q.c, q.d, q.rows, q.ch, q.n, q.state, q.y);
 }
 
+void bind_selective_scan_int(BindCtx& ctx, const NodeDef& n);
 void bind_selective_scan(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_selective_scan_int(ctx, n);
   const TensorDef &x = ctx.g.tensor(n.inputs[0]), &a = ctx.g.tensor(n.inputs[2]);
   RefScanParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
                   a.as<float>(), ptr_of<const float>(ctx, n.inputs[3]),
@@ -1658,6 +1669,151 @@ void bind_selective_scan(BindCtx& ctx, const NodeDef& n) {
                   ptr_of<float>(ctx, n.inputs[6]), ptr_of<float>(ctx, n.outputs[0])};
   ctx.kernel[ctx.node] = "ref_selective_scan_f32";
   ctx.step(ref_scan_step, ctx.make(p), 1);
+}
+
+// ---- integer Mamba ops (docs/mamba.md "Integer graphs"; kernels: fq/kernels/ssm.h) ---------------
+// The integer forms of causal_conv1d and selective_scan (chosen by the first input's dtype) and
+// requantize. Activations [M, C] are M tokens; a prefill call of M rows equals M decode calls.
+
+constexpr int64_t kMaxSsmExp = 62;   // static unit exponents (x_exp, w_exp, u_exp, y_exp, h_exp)
+
+// causal_conv1d (int): x i16 [M, C], x_scale, w i16 [C, K] (const), [bias i32 [C] (const)],
+// state i32 [K - 1, C] -> u i8 [M, C], u_scale i32 [M, 2], uf i32 [M, C];
+// attrs x_exp, w_exp, u_exp, qmax.
+void check_causal_conv1d_int(const Check& c) {
+  c.arity(4, 5, 3);
+  const TensorDef& x = dynamic_input(c, 0, DType::i16);
+  const TensorDef& w = c.in(2);
+  const int64_t ch = x.shape[1];
+  c.constant(w);
+  c.dtype(w, {DType::i16});
+  c.rank(w, 2);
+  if (w.shape[0] != ch || w.shape[1] < 2 || w.shape[1] > 64)
+    c.error("tensor '" + w.name + "' has shape " + shape_str(w.shape) + ", expected [" +
+            std::to_string(ch) + ", K] with K in [2, 64]");
+  const int64_t k = w.shape[1];
+  const bool has_bias = c.n.inputs.size() == 5;
+  if (has_bias) c.param<int32_t>(3, DType::i32, {ch});
+  const TensorDef& st = c.in(has_bias ? 4 : 3);
+  c.state(st);
+  c.dtype(st, {DType::i32});
+  c.shape(st, {k - 1, ch});
+  for (const char* a : {"x_exp", "w_exp", "u_exp"}) c.attr(a, -kMaxSsmExp, kMaxSsmExp);
+  dynamic_output(c, {DType::i8}, x.shape);
+  c.dtype(c.out(2), {DType::i32});
+  c.shape(c.out(2), x.shape);
+}
+
+// selective_scan (int): u i32 [M, C] (causal_conv1d's uf), dt i16 [M, C] + dt_scale, B i16 [M, N]
+// + B_scale, C i16 [M, N] + C_scale, A i32 [C, N] (const, |A| in Q(a_frac), [0, 2^24)), D i32 [C]
+// (const, Q16, |D| < 2^24), h_exp i8 [C] (const), dt_bias i32 [C] (const, Q12, |b| <= 2^20),
+// state i32 [C, N] -> y i16 [M, C], y_scale; attrs u_exp, a_frac, y_exp.
+void check_selective_scan_int(const Check& c) {
+  c.arity(12, 12, 2);
+  const TensorDef& u = c.in(0);
+  c.rank(u, 2);
+  c.not_const(u);
+  const int64_t m = u.shape[0], ch = u.shape[1];
+  c.shape(dynamic_input(c, 1, DType::i16), u.shape);
+  const TensorDef& b = dynamic_input(c, 3, DType::i16);
+  const int64_t ns = b.shape[1];
+  if (b.shape[0] != m || ns < 1 || ns > 256)
+    c.error("tensor '" + b.name + "' has shape " + shape_str(b.shape) + ", expected [" +
+            std::to_string(m) + ", N] with N in [1, 256]");
+  c.shape(dynamic_input(c, 5, DType::i16), b.shape);
+  c.range(c.in(7), c.param<int32_t>(7, DType::i32, {ch, ns}), 0, (int64_t{1} << 24) - 1);
+  const int64_t dmax = (int64_t{1} << 24) - 1;
+  c.range(c.in(8), c.param<int32_t>(8, DType::i32, {ch}), -dmax, dmax);
+  c.range(c.in(9), c.param<int8_t>(9, DType::i8, {ch}), -kMaxSsmExp, kMaxSsmExp);
+  c.range(c.in(10), c.param<int32_t>(10, DType::i32, {ch}), -(1 << 20), 1 << 20);
+  c.state(c.in(11));
+  c.dtype(c.in(11), {DType::i32});
+  c.shape(c.in(11), {ch, ns});
+  c.attr("u_exp", -kMaxSsmExp, kMaxSsmExp);
+  c.attr("a_frac", 0, 40);
+  c.attr("y_exp", -kMaxSsmExp, kMaxSsmExp);
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), u.shape);
+  row_scales(c, c.out(1), m);
+}
+
+// requantize: x i16/i32 [M, n] + x_scale -> y i8/i16 [M, n] + y_scale; attr qmax.
+void check_requantize(const Check& c) {
+  c.arity(2, 2, 2);
+  const TensorDef& x = c.in(0);
+  c.dtype(x, {DType::i16, DType::i32});
+  c.rank(x, 2);
+  row_scales(c, c.in(1), x.shape[0]);
+  dynamic_output(c, {DType::i8, DType::i16}, x.shape);
+}
+
+const k::SsmKernel* ssm_kernel(BindCtx& ctx, const NodeDef& n) {
+  const k::SsmKernel* kern = k::ssm_kernel(ctx.isa);
+  ctx.kernel[ctx.node] = n.op + "_int/" + kern->name;
+  return kern;
+}
+
+// Channel units first (each runs every row of its channels, in order), then row units.
+void bind_causal_conv1d_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &x = ctx.g.tensor(n.inputs[0]), &w = ctx.g.tensor(n.inputs[2]);
+  const bool has_bias = n.inputs.size() == 5;
+  exec::SsmParams<k::SsmConvArgs> p{ssm_kernel(ctx, n), {}};
+  k::SsmConvArgs& a = p.a;
+  a.x = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.xs = row_scale_ptr(ctx, n.inputs[1]);
+  a.rows = x.shape[0], a.channels = x.shape[1], a.taps = int(w.shape[1]);
+  a.w = w.as<int16_t>();
+  a.bias = has_bias ? ctx.g.tensor(n.inputs[3]).as<int32_t>() : nullptr;
+  a.x_exp = attr_of(n, "x_exp"), a.w_exp = attr_of(n, "w_exp"), a.u_exp = attr_of(n, "u_exp");
+  a.qmax = attr_of(n, "qmax");
+  a.state = ptr_of<int32_t>(ctx, n.inputs[has_bias ? 4 : 3]);
+  a.u = ptr_of<int8_t>(ctx, n.outputs[0]);
+  a.us = row_scale_ptr(ctx, n.outputs[1]);
+  a.uf = ptr_of<int32_t>(ctx, n.outputs[2]);
+  a.work = static_cast<int64_t*>(ctx.alloc(sizeof(int64_t) * size_t(x.numel())));
+  const auto* params = ctx.make(p);
+  ctx.step(exec::ssm_conv_step, params, a.channels, 0, 8 * x.numel() * a.taps);
+  ctx.step(exec::ssm_conv_out_step, params, a.rows, 0, 4 * x.numel());
+}
+
+void bind_selective_scan_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &u = ctx.g.tensor(n.inputs[0]), &b = ctx.g.tensor(n.inputs[3]);
+  exec::SsmParams<k::SsmScanArgs> p{ssm_kernel(ctx, n), {}};
+  k::SsmScanArgs& a = p.a;
+  a.u = ptr_of<const int32_t>(ctx, n.inputs[0]);
+  a.dt = ptr_of<const int16_t>(ctx, n.inputs[1]);
+  a.dts = row_scale_ptr(ctx, n.inputs[2]);
+  a.b = ptr_of<const int16_t>(ctx, n.inputs[3]);
+  a.bs = row_scale_ptr(ctx, n.inputs[4]);
+  a.c = ptr_of<const int16_t>(ctx, n.inputs[5]);
+  a.cs = row_scale_ptr(ctx, n.inputs[6]);
+  a.a = ctx.g.tensor(n.inputs[7]).as<int32_t>();
+  a.d = ctx.g.tensor(n.inputs[8]).as<int32_t>();
+  a.h_exp = ctx.g.tensor(n.inputs[9]).as<int8_t>();
+  a.dt_bias = ctx.g.tensor(n.inputs[10]).as<int32_t>();
+  a.rows = u.shape[0], a.channels = u.shape[1], a.states = b.shape[1];
+  a.u_exp = attr_of(n, "u_exp"), a.a_frac = attr_of(n, "a_frac"), a.y_exp = attr_of(n, "y_exp");
+  a.h = ptr_of<int32_t>(ctx, n.inputs[11]);
+  a.y = ptr_of<int16_t>(ctx, n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  a.work = static_cast<int64_t*>(ctx.alloc(sizeof(int64_t) * size_t(u.numel())));
+  const auto* params = ctx.make(p);
+  ctx.step(exec::ssm_scan_step, params, a.channels, 0, 16 * u.numel() * a.states);
+  ctx.step(exec::ssm_scan_out_step, params, a.rows, 0, 4 * u.numel());
+}
+
+void bind_requantize(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  exec::SsmParams<k::RequantArgs> p{ssm_kernel(ctx, n), {}};
+  k::RequantArgs& a = p.a;
+  a.x = ctx.tensor(n.inputs[0]);
+  a.in_bits = x.dtype == DType::i16 ? 16 : 32;
+  a.xs = row_scale_ptr(ctx, n.inputs[1]);
+  a.n = x.shape[1];
+  a.qmax = attr_of(n, "qmax");
+  a.y = ctx.tensor(n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  ctx.step(exec::requant_step, ctx.make(p), x.shape[0], k::requant_scratch(a.n), 4 * x.numel());
 }
 
 // ---- the table -------------------------------------------------------------------------------
@@ -1704,6 +1860,7 @@ constexpr OpDef kOps[] = {
     {"causal_conv1d", 1, check_causal_conv1d, bind_causal_conv1d},
     {"selective_scan", 1, check_selective_scan, bind_selective_scan},
     {"softplus", 1, check_unary, bind_unary},
+    {"requantize", 1, check_requantize, bind_requantize},
 };
 
 const OpDef& find_op(const Graph& g, const NodeDef& n) {

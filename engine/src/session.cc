@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "bind.h"
+#include "blob.h"
 #include "executor.h"
 #include "fq/fq.h"
 
@@ -213,6 +214,49 @@ void Session::reset_state() {
   if (impl_->state_bytes) std::memset(impl_->state.get(), 0, impl_->state_bytes);
 }
 size_t Session::state_bytes() const { return impl_->state_bytes; }
+
+namespace {
+// The state signature: FNV-1a over (name, dtype, shape) of every state tensor, in graph order.
+uint64_t state_signature(const Graph& g) {
+  uint64_t h = detail::kFnvBasis;
+  for (const TensorDef& t : g.tensors) {
+    if (!t.is_state) continue;
+    h = detail::fnv1a64(t.name.data(), t.name.size() + 1, h);  // with the terminating NUL
+    const int32_t d = int32_t(t.dtype);
+    h = detail::fnv1a64(&d, sizeof d, h);
+    h = detail::fnv1a64(t.shape.data(), t.shape.size() * sizeof(int64_t), h);
+  }
+  return h;
+}
+constexpr char kStateMagic[8] = {'F', 'Q', 'S', 'T', 'A', 'T', 'E', '1'};
+constexpr size_t kStateHeader = 8 + 2 * sizeof(uint64_t);  // magic, signature, payload bytes
+}  // namespace
+
+std::vector<uint8_t> Session::save_state() const {
+  std::vector<uint8_t> blob(kStateHeader + impl_->state_bytes);
+  const uint64_t sig = state_signature(impl_->g), bytes = impl_->state_bytes;
+  std::memcpy(blob.data(), kStateMagic, 8);
+  std::memcpy(blob.data() + 8, &sig, 8);
+  std::memcpy(blob.data() + 16, &bytes, 8);
+  if (bytes) std::memcpy(blob.data() + kStateHeader, impl_->state.get(), bytes);
+  return blob;
+}
+
+void Session::load_state(const std::vector<uint8_t>& blob) {
+  uint64_t sig = 0, bytes = 0;
+  if (blob.size() >= kStateHeader) {
+    std::memcpy(&sig, blob.data() + 8, 8);
+    std::memcpy(&bytes, blob.data() + 16, 8);
+  }
+  if (blob.size() < kStateHeader || std::memcmp(blob.data(), kStateMagic, 8) != 0 ||
+      bytes != blob.size() - kStateHeader)
+    throw Error("graph '" + impl_->g.name + "': not a state blob (" + std::to_string(blob.size()) +
+                " bytes)");
+  if (sig != state_signature(impl_->g) || bytes != impl_->state_bytes)
+    throw Error("graph '" + impl_->g.name + "': the state blob (" + std::to_string(bytes) +
+                " bytes) was saved from a graph with other state tensors");
+  if (bytes) std::memcpy(impl_->state.get(), blob.data() + kStateHeader, bytes);
+}
 
 const std::vector<NodeReport>& Session::nodes() const { return impl_->reports; }
 std::string Session::isa() const { return k::isa_name(impl_->ctx.isa); }

@@ -62,6 +62,13 @@ class Session {
   // Zeroes every state tensor (graph tensors declared `state: true`, e.g. KV caches): the session
   // then behaves as if newly created. State is zero at creation and persists across run() calls.
   void reset_state();
+  // State save / restore: a blob with every state tensor's bytes (graph order) and a signature of
+  // their names, dtypes and shapes. load_state accepts the blob of any session whose graph declares
+  // the same state tensors in the same order, e.g. a prefill graph (M tokens per run) and the decode
+  // graph (one token) of the same model, so a sequence can be prefilled by one and continued by the
+  // other; any other blob is an fq::Error naming both graphs.
+  std::vector<uint8_t> save_state() const;
+  void load_state(const std::vector<uint8_t>& blob);
 
   const std::vector<NodeReport>& nodes() const;
   std::string isa() const;          // ISA level in force
