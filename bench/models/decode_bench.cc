@@ -3,6 +3,10 @@
 // Rows: decode/<graph>/<isa>/threads:<t>, items_per_second = tokens/s (256 positions per
 // iteration, state reset in between, argmax included). The float graph (FQ's float reference
 // ops) is in the same run as the baseline; llama2.c's run.c is measured outside (docs/llm_int.md).
+// Mamba (docs/mamba.md): decode rows for mamba-tiny-{f32,w8a8,w4a8}, and sequence rows
+// sequence/<graph>/<isa>/threads:<t>: 2048 teacher-forced tokens from the zero state through the
+// decode graph (one token per run) or the prefill graph (-prefill64: 64 tokens per run; the same
+// bytes), items_per_second = tokens/s.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -53,24 +57,55 @@ void decode(benchmark::State& state, std::shared_ptr<fq::Graph> g, std::string i
   state.SetItemsProcessed(state.iterations() * kPositions);
 }
 
+constexpr int kSequence = 2048;
+
+void sequence(benchmark::State& state, std::shared_ptr<fq::Graph> g, std::string isa, int threads) {
+  fq::Session s(*g, {threads, isa, false});
+  fq::TensorView in = s.input("tokens");
+  int32_t* tok = static_cast<int32_t*>(in.data);
+  int32_t* pos = static_cast<int32_t*>(s.input("pos").data);
+  const int64_t rows = in.shape[0], vocab = s.output("logits").shape.back();
+  uint64_t r = 12345;
+  std::vector<int32_t> text(kSequence);
+  for (int32_t& t : text) r = r * 6364136223846793005ull + 1442695040888963407ull, t = int32_t((r >> 33) % uint64_t(vocab));
+  for (auto _ : state) {
+    s.reset_state();
+    for (int p = 0; p < kSequence; p += int(rows)) {
+      std::memcpy(tok, text.data() + p, sizeof(int32_t) * size_t(rows));
+      *pos = p;
+      s.run();
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kSequence);
+}
+
+std::vector<std::string> int_isas() {
+  std::vector<std::string> isas;
+  for (fq::k::Isa i : {fq::k::Isa::scalar, fq::k::Isa::avx2, fq::k::Isa::avx512, fq::k::Isa::neon,
+                       fq::k::Isa::neondot})
+    if (fq::k::isa_supported(i)) isas.push_back(fq::k::isa_name(i));
+  return isas;
+}
+
+// The graph build/models/<name>.yaml, or nullptr (with a note) when it was not built.
+std::shared_ptr<fq::Graph> load(const std::string& dir, const char* name) {
+  try {
+    return std::make_shared<fq::Graph>(fq::load_graph(dir + name + ".yaml"));
+  } catch (const fq::Error& e) {
+    std::fprintf(stderr, "skipping %s: %s\n", name, e.what());
+    return nullptr;
+  }
+}
+
 void register_all() {
   const std::string dir = std::string(FQ_BINARY_DIR) + "/models/";
-  for (const char* name : {"stories260K-f32", "stories260K-w8a8", "stories260K-w4a8", "stories260K-w4a4"}) {
-    std::shared_ptr<fq::Graph> g;
-    try {
-      g = std::make_shared<fq::Graph>(fq::load_graph(dir + name + ".yaml"));
-    } catch (const fq::Error& e) {
-      std::fprintf(stderr, "skipping %s: %s\n", name, e.what());
-      continue;
-    }
+  for (const char* name : {"stories260K-f32", "stories260K-w8a8", "stories260K-w4a8", "stories260K-w4a4",
+                           "mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w4a8"}) {
+    const std::shared_ptr<fq::Graph> g = load(dir, name);
+    if (!g) continue;
     const bool is_float = std::string(name).find("f32") != std::string::npos;
-    std::vector<std::string> isas = {""};  // float graph: reference ops, ISA does not matter
-    if (!is_float) {
-      isas.clear();
-      for (fq::k::Isa i : {fq::k::Isa::scalar, fq::k::Isa::avx2, fq::k::Isa::avx512,
-                           fq::k::Isa::neon, fq::k::Isa::neondot})
-        if (fq::k::isa_supported(i)) isas.push_back(fq::k::isa_name(i));
-    }
+    // float graph: reference ops, the ISA does not matter
+    const std::vector<std::string> isas = is_float ? std::vector<std::string>{""} : int_isas();
     for (const std::string& isa : isas)
       for (int t : {1, 2})
         benchmark::RegisterBenchmark(
@@ -79,6 +114,18 @@ void register_all() {
             decode, g, isa, t)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
+  }
+  for (const char* name : {"mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w8a8-prefill64",
+                           "mamba-tiny-w4a8", "mamba-tiny-w4a8-prefill64"}) {
+    const std::shared_ptr<fq::Graph> g = load(dir, name);
+    if (!g) continue;
+    const bool is_float = std::string(name).find("f32") != std::string::npos;
+    for (const std::string& isa : is_float ? std::vector<std::string>{""} : int_isas())
+      benchmark::RegisterBenchmark(
+          ("sequence/" + std::string(name) + "/" + (isa.empty() ? "ref" : isa) + "/threads:1").c_str(),
+          sequence, g, isa, 1)
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
   }
 }
 

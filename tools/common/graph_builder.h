@@ -58,6 +58,25 @@ struct GraphBuilder {
     g.nodes.push_back(std::move(n));
     return name;
   }
+  // Node `name` (op `op`) writing already declared tensors `outputs`.
+  void op(const std::string& name, const std::string& op, std::vector<std::string> inputs,
+          std::vector<std::string> outputs, std::map<std::string, Attr> attrs = {}) {
+    NodeDef n;
+    n.name = name;
+    n.op = op;
+    n.inputs = std::move(inputs);
+    n.outputs = std::move(outputs);
+    n.attrs = std::move(attrs);
+    g.nodes.push_back(std::move(n));
+  }
+  // A dynamic activation (docs/llm_int.md): values `name` of dtype t [rows, width] and its row
+  // scales `name_scale` i32 [rows, 2]; returns both names.
+  std::pair<std::string, std::string> dyn(const std::string& name, DType t, int64_t rows,
+                                          int64_t width) {
+    tensor(name, t, {rows, width});
+    tensor(name + "_scale", DType::i32, {rows, 2});
+    return {name, name + "_scale"};
+  }
 };
 
 }  // namespace fq::tools

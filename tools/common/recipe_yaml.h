@@ -25,6 +25,21 @@ T scalar(const std::string& path, const std::string& key, const YAML::Node& v) {
   }
 }
 
+// An integer in [lo, hi] or a real in [lo, hi] (one-line errors naming the file, line and key).
+template <class T>
+T in_range(const std::string& path, const std::string& key, const YAML::Node& v, T lo, T hi) {
+  const T x = scalar<T>(path, key, v);
+  if (!(x >= lo && x <= hi))
+    bad(path, v, key + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return x;
+}
+// A bit width: 4 or 8.
+inline int bits(const std::string& path, const std::string& key, const YAML::Node& v) {
+  const int x = scalar<int>(path, key, v);
+  if (x != 4 && x != 8) bad(path, v, key + " must be 4 or 8");
+  return x;
+}
+
 // Parses recipe text: the root node (null for an empty recipe), or an error naming the file/line.
 inline YAML::Node load(const std::string& text, const std::string& path) {
   try {

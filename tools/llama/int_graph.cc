@@ -2,51 +2,11 @@
 #include <cmath>
 #include <utility>
 
+#include "graph_builder.h"
 #include "quantize.h"
 
 namespace fq::llama {
 
-namespace {
-
-struct IntBuilder {
-  Graph g;
-
-  void tensor(const std::string& name, DType t, std::vector<int64_t> shape, bool state = false) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = t;
-    d.shape = std::move(shape);
-    d.is_state = state;
-    g.add_tensor(std::move(d));
-  }
-  template <class T>
-  void constant(const std::string& name, DType t, const std::vector<T>& v,
-                std::vector<int64_t> shape) {
-    TensorDef d;
-    d.name = name;
-    d.dtype = t;
-    d.shape = std::move(shape);
-    d.is_const = true;
-    d.data = ConstData::copy_of(v.data(), v.size() * sizeof(T));
-    g.add_tensor(std::move(d));
-  }
-  void node(const std::string& name, const std::string& op, std::vector<std::string> in,
-            std::vector<std::string> out, std::map<std::string, Attr> attrs) {
-    NodeDef n;
-    n.name = name;
-    n.op = op;
-    n.inputs = std::move(in);
-    n.outputs = std::move(out);
-    n.attrs = std::move(attrs);
-    g.nodes.push_back(std::move(n));
-  }
-  // A dynamic activation: values `name` and scales `name_scale`; returns the pair of names.
-  std::pair<std::string, std::string> dyn(const std::string& name, DType t, int64_t width) {
-    tensor(name, t, {1, width});
-    tensor(name + "_scale", DType::i32, {1, 2});
-    return {name, name + "_scale"};
-  }
-};
 
 // Packs int4 codes [N][K] (K even) two per byte, low nibble = even k.
 std::vector<uint8_t> pack_i4(const std::vector<int8_t>& q, int n, int k) {
@@ -60,10 +20,9 @@ std::vector<uint8_t> pack_i4(const std::vector<int8_t>& q, int n, int k) {
   return p;
 }
 
-// Adds the weight constants of a linear under `prefix` and the dimatmul node.
-void dimatmul(IntBuilder& b, const std::string& name, const std::string& wname, const QLinear& q,
-              const std::pair<std::string, std::string>& x,
-              const std::pair<std::string, std::string>& y) {
+void add_dimatmul(tools::GraphBuilder& b, const std::string& name, const std::string& wname,
+                  const QLinear& q, const std::pair<std::string, std::string>& x,
+                  const std::pair<std::string, std::string>& y) {
   const int n = q.deq.rows, k = q.deq.cols;
   if (q.w_exp < 0 || q.w_exp > 124)
     throw Error(wname + ": weight exponent " + std::to_string(q.w_exp) +
@@ -71,23 +30,19 @@ void dimatmul(IntBuilder& b, const std::string& name, const std::string& wname, 
   std::map<std::string, Attr> attrs{{"w_exp", int64_t(q.w_exp)}};
   std::vector<std::string> in{x.first, x.second, wname};
   if (q.bits == 8) {
-    b.constant(wname, DType::i8, q.q, {n, k});
-    b.constant(wname + ".mult", DType::i32, q.mult, {n});
-    in.push_back(wname + ".mult");
+    b.constant(wname, DType::i8, {n, k}, q.q.data());
+    in.push_back(b.constant(wname + ".mult", DType::i32, {n}, q.mult.data()));
   } else {
     if (k % 2) throw Error(wname + ": int4 weights need an even K");
     const int ng = (k + q.group - 1) / q.group;
-    b.constant(wname, DType::i4, pack_i4(q.q, n, k), {n, k});
-    b.constant(wname + ".gmult", DType::i16, q.gmult, {n, ng});
-    b.constant(wname + ".gshift", DType::i8, q.gshift, {n});
-    in.push_back(wname + ".gmult");
-    in.push_back(wname + ".gshift");
+    b.constant(wname, DType::i4, {n, k}, pack_i4(q.q, n, k).data());
+    in.push_back(b.constant(wname + ".gmult", DType::i16, {n, ng}, q.gmult.data()));
+    in.push_back(b.constant(wname + ".gshift", DType::i8, {n}, q.gshift.data()));
     attrs["group"] = int64_t(q.group);
   }
-  b.node(name, "dimatmul", std::move(in), {y.first, y.second}, std::move(attrs));
+  b.op(name, "dimatmul", std::move(in), {y.first, y.second}, std::move(attrs));
 }
 
-}  // namespace
 
 Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& rep,
                       const std::string& name) {
@@ -99,7 +54,7 @@ Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& re
   const int E = rep.residual_exp;
   if (E < 0 || E > 62) throw Error(name + ": residual exponent " + std::to_string(E) + " out of range");
   const int qa = r.act_qmax();
-  IntBuilder b;
+  tools::GraphBuilder b;
   b.g.name = name;
   auto& meta = b.g.meta;
   meta["model"] = "llama2.c";
@@ -133,8 +88,8 @@ Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& re
     ts[size_t(v) * 2] = int32_t(std::nearbyint(std::ldexp(s, e)));
     ts[size_t(v) * 2 + 1] = e;
   }
-  b.constant("token_embedding", DType::i8, m.emb_q, {V, R});
-  b.constant("token_embedding.scale", DType::i32, ts, {V, 2});
+  b.constant("token_embedding", DType::i8, {V, R}, m.emb_q.data());
+  b.constant("token_embedding.scale", DType::i32, {V, 2}, ts.data());
   // RoPE table Q14 [S][hd/2][2]
   std::vector<int16_t> rope(size_t(S) * (hs / 2) * 2);
   for (int p = 0; p < S; ++p)
@@ -144,10 +99,10 @@ Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& re
       rope[(size_t(p) * (hs / 2) + i) * 2] = int16_t(std::nearbyint(std::cos(a) * 16384));
       rope[(size_t(p) * (hs / 2) + i) * 2 + 1] = int16_t(std::nearbyint(std::sin(a) * 16384));
     }
-  b.constant("rope_table", DType::i16, rope, {S, hs / 2, 2});
+  b.constant("rope_table", DType::i16, {S, hs / 2, 2}, rope.data());
 
   b.tensor("embed", DType::i32, {1, R});
-  b.node("embed", "embedding", {"tokens", "token_embedding", "token_embedding.scale"}, {"embed"},
+  b.op("embed", "embedding", {"tokens", "token_embedding", "token_embedding.scale"}, {"embed"},
          {{"exp", int64_t(E)}});
   std::string x = "embed";
   const int64_t clip = int64_t(std::llround(r.attention_clip * 65536));
@@ -159,22 +114,22 @@ Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& re
     b.tensor(p + "v_cache", DType::i8, {S, kvd}, true);
     b.tensor(p + "v_cache_scale", DType::i32, {S, c.n_kv_heads, 2}, true);
 
-    const auto xb = b.dyn(p + "att_norm", DType::i8, R);
-    b.node(p + "att_norm", "rmsnorm", {x}, {xb.first, xb.second}, norm_attrs);
-    const auto q = b.dyn(p + "q", DType::i16, D);
-    const auto k = b.dyn(p + "k", DType::i16, kvd);
-    const auto v = b.dyn(p + "v", DType::i16, kvd);
-    dimatmul(b, p + "q", p + "wq", L.qq, xb, q);
-    dimatmul(b, p + "k", p + "wk", L.qk, xb, k);
-    dimatmul(b, p + "v", p + "wv", L.qv, xb, v);
-    const auto qr = b.dyn(p + "q_rope", DType::i16, D);
-    const auto kr = b.dyn(p + "k_rope", DType::i16, kvd);
-    b.node(p + "q_rope", "rope", {q.first, q.second, "pos", "rope_table"}, {qr.first, qr.second},
+    const auto xb = b.dyn(p + "att_norm", DType::i8, 1, R);
+    b.op(p + "att_norm", "rmsnorm", {x}, {xb.first, xb.second}, norm_attrs);
+    const auto q = b.dyn(p + "q", DType::i16, 1, D);
+    const auto k = b.dyn(p + "k", DType::i16, 1, kvd);
+    const auto v = b.dyn(p + "v", DType::i16, 1, kvd);
+    add_dimatmul(b, p + "q", p + "wq", L.qq, xb, q);
+    add_dimatmul(b, p + "k", p + "wk", L.qk, xb, k);
+    add_dimatmul(b, p + "v", p + "wv", L.qv, xb, v);
+    const auto qr = b.dyn(p + "q_rope", DType::i16, 1, D);
+    const auto kr = b.dyn(p + "k_rope", DType::i16, 1, kvd);
+    b.op(p + "q_rope", "rope", {q.first, q.second, "pos", "rope_table"}, {qr.first, qr.second},
            {{"head_dim", int64_t(hs)}});
-    b.node(p + "k_rope", "rope", {k.first, k.second, "pos", "rope_table"}, {kr.first, kr.second},
+    b.op(p + "k_rope", "rope", {k.first, k.second, "pos", "rope_table"}, {kr.first, kr.second},
            {{"head_dim", int64_t(hs)}});
-    const auto att = b.dyn(p + "attention", DType::i8, D);
-    b.node(p + "attention", "attention",
+    const auto att = b.dyn(p + "attention", DType::i8, 1, D);
+    b.op(p + "attention", "attention",
            {qr.first, qr.second, kr.first, kr.second, v.first, v.second, p + "k_cache",
             p + "k_cache_scale", p + "v_cache", p + "v_cache_scale", "pos"},
            {att.first, att.second},
@@ -182,44 +137,44 @@ Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& re
             {"clip_q16", clip}, {"qmax", int64_t(m.online_had_o ? 127 : qa)}});
     auto ain = att;
     if (m.online_had_o) {
-      ain = b.dyn(p + "att_hadamard", DType::i8, D);
-      b.node(p + "att_hadamard", "hadamard", {att.first, att.second}, {ain.first, ain.second},
+      ain = b.dyn(p + "att_hadamard", DType::i8, 1, D);
+      b.op(p + "att_hadamard", "hadamard", {att.first, att.second}, {ain.first, ain.second},
              {{"qmax", int64_t(qa)}});
     }
-    const auto o = b.dyn(p + "o", DType::i16, R);
-    dimatmul(b, p + "o", p + "wo", L.qo, ain, o);
+    const auto o = b.dyn(p + "o", DType::i16, 1, R);
+    add_dimatmul(b, p + "o", p + "wo", L.qo, ain, o);
     b.tensor(p + "att_res", DType::i32, {1, R});
-    b.node(p + "att_res", "residual_add", {x, o.first, o.second}, {p + "att_res"},
+    b.op(p + "att_res", "residual_add", {x, o.first, o.second}, {p + "att_res"},
            {{"exp", int64_t(E)}});
     x = p + "att_res";
 
-    const auto xb2 = b.dyn(p + "ffn_norm", DType::i8, R);
-    b.node(p + "ffn_norm", "rmsnorm", {x}, {xb2.first, xb2.second}, norm_attrs);
-    const auto g1 = b.dyn(p + "ffn_gate", DType::i16, HD);
-    const auto g3 = b.dyn(p + "ffn_up", DType::i16, HD);
-    dimatmul(b, p + "ffn_gate", p + "w1", L.q1, xb2, g1);
-    dimatmul(b, p + "ffn_up", p + "w3", L.q3, xb2, g3);
-    auto h = b.dyn(p + "swiglu", DType::i8, HD);
-    b.node(p + "swiglu", "swiglu", {g1.first, g1.second, g3.first, g3.second}, {h.first, h.second},
+    const auto xb2 = b.dyn(p + "ffn_norm", DType::i8, 1, R);
+    b.op(p + "ffn_norm", "rmsnorm", {x}, {xb2.first, xb2.second}, norm_attrs);
+    const auto g1 = b.dyn(p + "ffn_gate", DType::i16, 1, HD);
+    const auto g3 = b.dyn(p + "ffn_up", DType::i16, 1, HD);
+    add_dimatmul(b, p + "ffn_gate", p + "w1", L.q1, xb2, g1);
+    add_dimatmul(b, p + "ffn_up", p + "w3", L.q3, xb2, g3);
+    auto h = b.dyn(p + "swiglu", DType::i8, 1, HD);
+    b.op(p + "swiglu", "swiglu", {g1.first, g1.second, g3.first, g3.second}, {h.first, h.second},
            {{"qmax", int64_t(m.online_had ? 127 : qa)}});
     if (m.online_had) {
-      const auto hh = b.dyn(p + "hadamard", DType::i8, HD);
-      b.node(p + "hadamard", "hadamard", {h.first, h.second}, {hh.first, hh.second},
+      const auto hh = b.dyn(p + "hadamard", DType::i8, 1, HD);
+      b.op(p + "hadamard", "hadamard", {h.first, h.second}, {hh.first, hh.second},
              {{"qmax", int64_t(qa)}});
       h = hh;
     }
-    const auto f = b.dyn(p + "ffn_down", DType::i16, R);
-    dimatmul(b, p + "ffn_down", p + "w2", L.q2, h, f);
+    const auto f = b.dyn(p + "ffn_down", DType::i16, 1, R);
+    add_dimatmul(b, p + "ffn_down", p + "w2", L.q2, h, f);
     b.tensor(p + "ffn_res", DType::i32, {1, R});
-    b.node(p + "ffn_res", "residual_add", {x, f.first, f.second}, {p + "ffn_res"},
+    b.op(p + "ffn_res", "residual_add", {x, f.first, f.second}, {p + "ffn_res"},
            {{"exp", int64_t(E)}});
     x = p + "ffn_res";
   }
-  const auto xf = b.dyn("final_norm", DType::i8, R);
-  b.node("final_norm", "rmsnorm", {x}, {xf.first, xf.second}, norm_attrs);
+  const auto xf = b.dyn("final_norm", DType::i8, 1, R);
+  b.op("final_norm", "rmsnorm", {x}, {xf.first, xf.second}, norm_attrs);
   b.tensor("logits", DType::i16, {1, V});
   b.tensor("logits_scale", DType::i32, {1, 2});
-  dimatmul(b, "logits", "wcls", m.qcls, xf, {"logits", "logits_scale"});
+  add_dimatmul(b, "logits", "wcls", m.qcls, xf, {"logits", "logits_scale"});
   validate_graph(b.g);
   return std::move(b.g);
 }

@@ -24,23 +24,9 @@ LlmRecipe parse_llm_recipe(const std::string& text, const std::string& path) {
     const std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     if (!seen.insert(key).second) bad(path, kv.first, "duplicate recipe key '" + key + "'");
-    auto integer = [&](int lo, int hi) {
-      const int x = scalar<int>(path, key, v);
-      if (x < lo || x > hi)
-        bad(path, v, key + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-      return x;
-    };
-    auto real = [&](double lo, double hi) {
-      const double x = scalar<double>(path, key, v);
-      if (!(x >= lo && x <= hi))
-        bad(path, v, key + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-      return x;
-    };
-    auto bits = [&]() {
-      const int x = scalar<int>(path, key, v);
-      if (x != 4 && x != 8) bad(path, v, key + " must be 4 or 8");
-      return x;
-    };
+    auto integer = [&](int lo, int hi) { return tools::recipe::in_range<int>(path, key, v, lo, hi); };
+    auto real = [&](double lo, double hi) { return tools::recipe::in_range<double>(path, key, v, lo, hi); };
+    auto bits = [&]() { return tools::recipe::bits(path, key, v); };
     if (key == "name") {
       r.name = scalar<std::string>(path, key, v);
     } else if (key == "weight_bits") {

@@ -18,10 +18,15 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "checkpoint.h"
 #include "fq/graph.h"
+
+namespace fq::tools {
+struct GraphBuilder;  // tools/common/graph_builder.h
+}
 
 namespace fq::llama {
 
@@ -168,6 +173,14 @@ TModel quantize_model(const LlamaWeights& w, const LlmRecipe& r, QuantReport* re
                       const std::vector<std::vector<int>>* calib_override = nullptr);
 
 // The integer graph of docs/llm_int.md (step 5).
+// Packs int4 codes [N][K] two per byte (matmul.h's layout: low nibble = even k).
+std::vector<uint8_t> pack_i4(const std::vector<int8_t>& q, int n, int k);
+// Adds a `dimatmul` node `name` to g: the weights `wname` (+ `.mult`, or `.gmult` / `.gshift` for
+// int4) as constants, reading the dynamic activation x (values, scales) and writing y.
+void add_dimatmul(tools::GraphBuilder& b, const std::string& name, const std::string& wname,
+                  const QLinear& q, const std::pair<std::string, std::string>& x,
+                  const std::pair<std::string, std::string>& y);
+
 Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& rep,
                       const std::string& name);
 
