@@ -1040,6 +1040,10 @@ void sm_row_i8(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, i
   }
 }
 
+// GCC 12 also reports -Wuninitialized for the "undefined" pass-through operand of some intrinsics
+// inlined into the target("avx512vbmi") functions below.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
 // ---- int8 rows with AVX-512 VBMI (vpermi2b): byte tables of 128 entries per register pair ------
 // The same values as sm_row_i8: e_k (Q30, < 2^31) is split into 4 byte planes looked up with
 // vpermi2b (k < 128 and k >= 128 halves selected by bit 7 of k) and summed exactly with vpdpbusd
@@ -1049,11 +1053,6 @@ struct Tab8 {
   V lo0, lo1, hi0, hi1;
   bool hi;
 };
-__attribute__((target("avx512vbmi"))) inline V look8(const Tab8& t, V k, __mmask64 sgn) {
-  if (!t.hi) return _mm512_maskz_permutex2var_epi8(~sgn, t.lo0, k, t.lo1);
-  return _mm512_mask_blend_epi8(sgn, _mm512_permutex2var_epi8(t.lo0, k, t.lo1),
-                                _mm512_permutex2var_epi8(t.hi0, k, t.hi1));
-}
 inline Tab8 tab8(const uint8_t* b, int K) {
   Tab8 t;
   t.lo0 = _mm512_loadu_si512(b), t.lo1 = _mm512_loadu_si512(b + 64);
@@ -1063,31 +1062,40 @@ inline Tab8 tab8(const uint8_t* b, int K) {
   return t;
 }
 
+// HM bit p: plane p has nonzero entries at some k >= 128 (else its upper half is skipped).
+template <int HM>
+__attribute__((target("avx512vbmi"))) inline V look8p(const Tab8& t, V k, __mmask64 sgn) {
+  if (!HM) return _mm512_maskz_permutex2var_epi8(~sgn, t.lo0, k, t.lo1);
+  return _mm512_mask_blend_epi8(sgn, _mm512_permutex2var_epi8(t.lo0, k, t.lo1),
+                                _mm512_permutex2var_epi8(t.hi0, k, t.hi1));
+}
+
+template <int HM>
 __attribute__((target("avx512vbmi")))
-int64_t sm_sum8_vbmi(const int8_t* x, int64_t V_, int qx, const uint8_t* P, int K) {
-  const Tab8 t0 = tab8(P, K), t1 = tab8(P + 256, K), t2 = tab8(P + 512, K), t3 = tab8(P + 768, K);
+int64_t sm_sum8_vbmi_t(const int8_t* x, int64_t V_, int qx, const Tab8& t0, const Tab8& t1, const Tab8& t2, const Tab8& t3) {
   const V qv = _mm512_set1_epi8(int8_t(qx)), ones = _mm512_set1_epi8(1);
   int64_t z[4] = {0, 0, 0, 0};
   for (int64_t c0 = 0; c0 < V_; c0 += int64_t{64} << 20) {  // 32-bit lanes: <= 1020 per step
     const int64_t c1 = V_ - c0 < (int64_t{64} << 20) ? V_ : c0 + (int64_t{64} << 20);
     V a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = c0;
+#pragma GCC unroll 2
     for (; i + 64 <= c1; i += 64) {
       const V k = _mm512_sub_epi8(qv, _mm512_loadu_si512(x + i));  // qx - x in [0, 256) as a byte
       const __mmask64 sg = _mm512_movepi8_mask(k);
-      a0 = _mm512_dpbusd_epi32(a0, look8(t0, k, sg), ones);
-      a1 = _mm512_dpbusd_epi32(a1, look8(t1, k, sg), ones);
-      a2 = _mm512_dpbusd_epi32(a2, look8(t2, k, sg), ones);
-      a3 = _mm512_dpbusd_epi32(a3, look8(t3, k, sg), ones);
+      a0 = _mm512_dpbusd_epi32(a0, look8p<HM & 1>(t0, k, sg), ones);
+      a1 = _mm512_dpbusd_epi32(a1, look8p<HM & 2>(t1, k, sg), ones);
+      a2 = _mm512_dpbusd_epi32(a2, look8p<HM & 4>(t2, k, sg), ones);
+      a3 = _mm512_dpbusd_epi32(a3, look8p<HM & 8>(t3, k, sg), ones);
     }
     if (i < c1) {
       const __mmask64 km = tail64(c1 - i);
       const V k = _mm512_sub_epi8(qv, _mm512_maskz_loadu_epi8(km, x + i));
       const __mmask64 sg = _mm512_movepi8_mask(k);
-      a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_mov_epi8(km, look8(t0, k, sg)), ones);
-      a1 = _mm512_dpbusd_epi32(a1, _mm512_maskz_mov_epi8(km, look8(t1, k, sg)), ones);
-      a2 = _mm512_dpbusd_epi32(a2, _mm512_maskz_mov_epi8(km, look8(t2, k, sg)), ones);
-      a3 = _mm512_dpbusd_epi32(a3, _mm512_maskz_mov_epi8(km, look8(t3, k, sg)), ones);
+      a0 = _mm512_dpbusd_epi32(a0, _mm512_maskz_mov_epi8(km, look8p<HM & 1>(t0, k, sg)), ones);
+      a1 = _mm512_dpbusd_epi32(a1, _mm512_maskz_mov_epi8(km, look8p<HM & 2>(t1, k, sg)), ones);
+      a2 = _mm512_dpbusd_epi32(a2, _mm512_maskz_mov_epi8(km, look8p<HM & 4>(t2, k, sg)), ones);
+      a3 = _mm512_dpbusd_epi32(a3, _mm512_maskz_mov_epi8(km, look8p<HM & 8>(t3, k, sg)), ones);
     }
     z[0] += _mm512_reduce_add_epi32(a0), z[1] += _mm512_reduce_add_epi32(a1);
     z[2] += _mm512_reduce_add_epi32(a2), z[3] += _mm512_reduce_add_epi32(a3);
@@ -1096,36 +1104,198 @@ int64_t sm_sum8_vbmi(const int8_t* x, int64_t V_, int qx, const uint8_t* P, int 
 }
 
 __attribute__((target("avx512vbmi")))
-void sm_out8_vbmi(const int8_t* x, int64_t n, int64_t V_, int qx, const uint8_t* O, int K, uint8_t* y) {
-  const Tab8 to = tab8(O, K);
+int64_t sm_sum8_vbmi(const int8_t* x, int64_t V_, int qx, const uint8_t* P, int K) {
+  const Tab8 t0 = tab8(P, K), t1 = tab8(P + 256, K), t2 = tab8(P + 512, K), t3 = tab8(P + 768, K);
+  switch (int(t0.hi) | int(t1.hi) << 1 | int(t2.hi) << 2 | int(t3.hi) << 3) {
+#define FQ_SM_SUM(h) case h: return sm_sum8_vbmi_t<h>(x, V_, qx, t0, t1, t2, t3);
+    FQ_SM_SUM(0) FQ_SM_SUM(1) FQ_SM_SUM(2) FQ_SM_SUM(3) FQ_SM_SUM(4) FQ_SM_SUM(5) FQ_SM_SUM(6) FQ_SM_SUM(7)
+    FQ_SM_SUM(8) FQ_SM_SUM(9) FQ_SM_SUM(10) FQ_SM_SUM(11) FQ_SM_SUM(12) FQ_SM_SUM(13) FQ_SM_SUM(14)
+    default: return sm_sum8_vbmi_t<15>(x, V_, qx, t0, t1, t2, t3);
+#undef FQ_SM_SUM
+  }
+}
+
+template <int H>
+__attribute__((target("avx512vbmi")))
+void sm_out8_vbmi_t(const int8_t* x, int64_t n, int64_t V_, int qx, const Tab8& to, uint8_t* y) {
   const V qv = _mm512_set1_epi8(int8_t(qx));
   int64_t i = 0;
+#pragma GCC unroll 2
   for (; i + 64 <= V_; i += 64) {
     const V k = _mm512_sub_epi8(qv, _mm512_loadu_si512(x + i));
-    _mm512_storeu_si512(y + i, look8(to, k, _mm512_movepi8_mask(k)));
+    _mm512_storeu_si512(y + i, look8p<H>(to, k, _mm512_movepi8_mask(k)));
   }
   for (; i < n; i += 64) {
     const __mmask64 kn = tail64(n - i), kv = i < V_ ? tail64(V_ - i) : 0;
     const V k = _mm512_sub_epi8(qv, _mm512_maskz_loadu_epi8(kv, x + i));
-    _mm512_mask_storeu_epi8(y + i, kn, _mm512_maskz_mov_epi8(kv, look8(to, k, _mm512_movepi8_mask(k))));
+    _mm512_mask_storeu_epi8(y + i, kn, _mm512_maskz_mov_epi8(kv, look8p<H>(to, k, _mm512_movepi8_mask(k))));
   }
+}
+
+__attribute__((target("avx512vbmi")))
+void sm_out8_vbmi(const int8_t* x, int64_t n, int64_t V_, int qx, const uint8_t* O, int K, uint8_t* y) {
+  const Tab8 to = tab8(O, K);
+  if (to.hi) sm_out8_vbmi_t<1>(x, n, V_, qx, to, y);
+  else sm_out8_vbmi_t<0>(x, n, V_, qx, to, y);
 }
 
 struct SmTabs {
   int32_t mant = -1, exp = 0;
   int64_t clip = -1;
   int K = 0;                    // entries [0, K) of T and P are valid for (mant, exp, clip)
-  alignas(64) int64_t T[256];   // e_k (Q30)
+  alignas(64) uint32_t T[256];  // e_k (Q30, < 2^31)
   alignas(64) uint8_t P[1024];  // its 4 byte planes, [plane][k]
 };
+
+// e_k = exp_q(max(shift_s(-k mant, sh), -clip), 16) for 16 consecutive k (k mant < 2^24) in
+// 32-bit lanes, the same values as vexpq<16>(sm_tvec(...)). nx = -t is computed clamped to
+// C2 = min(clip, 2^21): exp_q is 0 for every -t >= 2^21 (n >= 32), so the clamp changes nothing.
+//   right shift s >= 1 of -u (u = k mant >= 0): -rshift_round(-u, s) = (u + 2^(s-1) - 1) >> s
+//   (s >= 25 gives 0, so s is capped at 31); left shift l: u is first clamped to 2^(22-l')
+//   (l' = min(l, 22)), which only changes values already >= 2^22 > C2.
+// exp_q in 32 bits (nx <= 2^21): t = rshift_round(nx * 94548, 16)
+//   = nx + nh * 29012 + ((nl * 29012 + 2^15) >> 16)  (nx = nh 2^16 + nl; 94548 = 2^16 + 29012;
+//   nl * 29012 + 2^15 < 2^31), n = t >> 16 (<= 46), i = (t >> 8) & 255 (vpermd reads the low
+//   4 bits of its index), r = t & 255; r * C + 128 < 2^32; the 60- and 54-bit products in even /
+//   odd 64-bit halves.
+struct SmExp16 {
+  __m512i mant, c2, lim;
+  int mode, s;  // mode 0: right shift s (s >= 1), 1: identity, 2: left shift s
+  SmExp16(const RowScale& rs, int64_t clip) {
+    mant = _mm512_set1_epi32(rs.mant);
+    c2 = _mm512_set1_epi32(int32_t(clip < (int64_t{1} << 21) ? clip : (int64_t{1} << 21)));
+    const int64_t sh = int64_t{rs.exp} - 16;
+    if (sh > 0) mode = 0, s = sh > 31 ? 31 : int(sh);
+    else if (sh == 0) mode = 1, s = 0;
+    else mode = 2, s = -sh > 22 ? 22 : int(-sh);
+    lim = _mm512_set1_epi32(1 << (22 - (mode == 2 ? s : 0)));
+  }
+  // u = k mant of lanes k0 + j (the caller steps it by 16 mant)
+  __m512i u0(int k0) const {
+    return _mm512_mullo_epi32(
+        _mm512_add_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(k0)), mant);
+  }
+  __m512i step() const { return _mm512_sll_epi32(mant, _mm_cvtsi32_si128(4)); }
+  // N independent vectors at once, statement by statement (long dependency chains: interleaved
+  // so that the scheduler sees independent work).
+  template <int N>
+  void run(const __m512i* u_, __m512i* e) const {
+#define FQ_J _Pragma("GCC unroll 4") for (int j = 0; j < N; ++j)
+    __m512i u[N], t[N], a[N], b[N], P[N], rc[N], q[N];
+    const __m512i c29 = _mm512_set1_epi32(29012), h29 = s64(int64_t{1} << 29), h31 = s64(int64_t{1} << 31);
+    FQ_J u[j] = u_[j];
+    if (mode == 0) { FQ_J u[j] = _mm512_srl_epi32(_mm512_add_epi32(u[j], _mm512_set1_epi32(int32_t((1u << (s - 1)) - 1))), _mm_cvtsi32_si128(s)); }
+    else if (mode == 2) { FQ_J u[j] = _mm512_sll_epi32(_mm512_min_epu32(u[j], lim), _mm_cvtsi32_si128(s)); }
+    FQ_J u[j] = _mm512_min_epu32(u[j], c2);  // nx
+    FQ_J t[j] = _mm512_mullo_epi32(_mm512_and_si512(u[j], _mm512_set1_epi32(0xFFFF)), c29);
+    FQ_J a[j] = _mm512_add_epi32(u[j], _mm512_mullo_epi32(_mm512_srli_epi32(u[j], 16), c29));
+    FQ_J t[j] = _mm512_add_epi32(a[j], _mm512_srli_epi32(_mm512_add_epi32(t[j], _mm512_set1_epi32(1 << 15)), 16));
+    FQ_J a[j] = _mm512_permutexvar_epi32(_mm512_srli_epi32(t[j], 12), _mm512_loadu_si512(kExp2HiQ30));
+    FQ_J b[j] = _mm512_permutexvar_epi32(_mm512_srli_epi32(t[j], 8), _mm512_loadu_si512(kExp2LoQ30));
+    FQ_J P[j] = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(a[j], b[j]), h29), 30);
+    FQ_J b[j] = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(a[j], 32), _mm512_srli_epi64(b[j], 32)), h29), 2);
+    FQ_J P[j] = _mm512_mask_blend_epi32(0xAAAA, P[j], b[j]);
+    FQ_J rc[j] = _mm512_srli_epi32(
+        _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(t[j], _mm512_set1_epi32(255)), _mm512_set1_epi32(int32_t(kExp2ChordQ32))),
+                         _mm512_set1_epi32(128)), 8);
+    FQ_J q[j] = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(P[j], rc[j]), h31), 32);
+    FQ_J a[j] = _mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(P[j], 32), _mm512_srli_epi64(rc[j], 32)), h31);
+    FQ_J q[j] = _mm512_sub_epi32(P[j], _mm512_mask_blend_epi32(0xAAAA, q[j], a[j]));  // v
+    FQ_J t[j] = _mm512_srli_epi32(t[j], 16);  // n
+    FQ_J a[j] = _mm512_sllv_epi32(_mm512_set1_epi32(1), _mm512_sub_epi32(t[j], _mm512_set1_epi32(1)));
+    FQ_J e[j] = _mm512_srlv_epi32(_mm512_add_epi32(q[j], a[j]), t[j]);
+#undef FQ_J
+  }
+};
+
+// u8 outputs min(rshift_round(e F, 54), 255) of 64 e in 32-bit lanes (F < 2^32, e < 2^31: the
+// values before the min are < 2^9; the saturating packs give the min).
+inline void sm_out64_u8(const uint32_t* T, V F, uint8_t* O8) {
+  const V h = s64(int64_t{1} << 53);
+  V o[4];
+  for (int j = 0; j < 4; ++j) {
+    const V e = _mm512_load_si512(T + 16 * j);
+    const V oe = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(e, F), h), 54);
+    const V oo = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(_mm512_srli_epi64(e, 32), F), h), 22);
+    o[j] = _mm512_mask_blend_epi32(0xAAAA, oe, oo);
+  }
+  // per 128-bit lane L: dword j holds entries 4 L .. 4 L + 3 of vector j; dword 4 j + L wanted
+  const V w = _mm512_packus_epi16(_mm512_packus_epi32(o[0], o[1]), _mm512_packus_epi32(o[2], o[3]));
+  _mm512_store_si512(O8, _mm512_permutexvar_epi32(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), w));
+}
+
+// Entries [c.K, k1) (multiples of 64) of e_k and of its 4 byte planes (byte p of entry j is byte 4 j + p of e).
+__attribute__((target("avx512vbmi")))
+void sm_build_vbmi(SmTabs& c, const SmExp16& ex, int k1, const int8_t* x = nullptr, int64_t nx = 0,
+                   V* mx = nullptr, V* mn = nullptr) {
+  alignas(64) uint8_t ix[128];  // byte m of the pair result: plane p + m / 32 of e_(m / 16 % 2), entry m % 16
+  for (int m = 0; m < 64; ++m)
+    ix[m] = uint8_t(64 * (m / 16 % 2) + 4 * (m % 16) + m / 32), ix[64 + m] = uint8_t(ix[m] + 2);
+  const V ia = _mm512_load_si512(ix), ib = _mm512_load_si512(ix + 64);
+  V u[4];
+  u[0] = ex.u0(c.K);
+  const V du = ex.step();
+  for (int j = 1; j < 4; ++j) u[j] = _mm512_add_epi32(u[j - 1], du);
+  const V du4 = _mm512_sll_epi32(du, _mm_cvtsi32_si128(2));
+  // optional: max / min of x[0, nx) (nx a multiple of 64), spread over the iterations so that
+  // the loads and byte max / min run beside the exp arithmetic
+  const int64_t per = nx / ((k1 - c.K) / 64) & ~int64_t{63};
+  int64_t i = 0;
+  V ax = mx ? *mx : _mm512_setzero_si512(), an = mn ? *mn : _mm512_setzero_si512();
+  for (int k0 = c.K; k0 < k1; k0 += 64) {
+    V e[4];
+    ex.run<4>(u, e);
+    for (const int64_t i1 = k0 + 64 < k1 ? i + per : nx; i < i1; i += 64) {
+      const V v = _mm512_loadu_si512(x + i);
+      ax = _mm512_max_epi8(ax, v), an = _mm512_min_epi8(an, v);
+    }
+    for (int j = 0; j < 4; ++j) {
+      u[j] = _mm512_add_epi32(u[j], du4);
+      _mm512_store_si512(c.T + k0 + 16 * j, e[j]);
+    }
+    // [plane p of e0 | of e1 | plane p+1 of e0 | of e1] (16 bytes each), p = 0 and 2; same for e2, e3
+    const V b01 = _mm512_permutex2var_epi8(e[0], ia, e[1]), b23 = _mm512_permutex2var_epi8(e[2], ia, e[3]);
+    const V c01 = _mm512_permutex2var_epi8(e[0], ib, e[1]), c23 = _mm512_permutex2var_epi8(e[2], ib, e[3]);
+    _mm512_store_si512(c.P + k0, _mm512_shuffle_i64x2(b01, b23, 0x44));
+    _mm512_store_si512(c.P + 256 + k0, _mm512_shuffle_i64x2(b01, b23, 0xEE));
+    _mm512_store_si512(c.P + 512 + k0, _mm512_shuffle_i64x2(c01, c23, 0x44));
+    _mm512_store_si512(c.P + 768 + k0, _mm512_shuffle_i64x2(c01, c23, 0xEE));
+  }
+  c.K = k1;
+  if (mx) *mx = ax, *mn = an;
+}
+
+// max of 64 signed bytes
+inline int hmax_i8(V v) {
+  v = _mm512_max_epi8(v, _mm512_shuffle_i64x2(v, v, 0x4E));
+  v = _mm512_max_epi8(v, _mm512_shuffle_i64x2(v, v, 0xB1));
+  __m128i b = _mm512_castsi512_si128(v);
+  b = _mm_max_epi8(b, _mm_srli_si128(b, 8));
+  b = _mm_max_epi8(b, _mm_srli_si128(b, 4));
+  b = _mm_max_epi8(b, _mm_srli_si128(b, 2));
+  b = _mm_max_epi8(b, _mm_srli_si128(b, 1));
+  return int8_t(_mm_cvtsi128_si32(b));
+}
 
 __attribute__((target("avx512vbmi")))
 void sm_row_i8_vbmi(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, int64_t clip, void* scratch,
                     SmTabs& c) {
   const int64_t n = a.n, base = m * n;
   const int8_t* x = static_cast<const int8_t*>(a.x) + base;
+  // e_k and its byte planes depend only on (mant, exp, clip): kept for the next row of the same
+  // call with the same scale (per-tensor scales), extended when a row needs more entries. Nothing
+  // is kept across calls: the kernel has no hidden state.
+  if (c.mant != s.mant || c.exp != s.exp || c.clip != clip) c.mant = s.mant, c.exp = s.exp, c.clip = clip, c.K = 0;
+  uint32_t* T = c.T;
+  uint8_t* P = c.P;
+  const SmExp16 ex(s, clip);
   V mx = _mm512_set1_epi8(-128), mn = _mm512_set1_epi8(127);
   int64_t i = 0;
+  if (V_ >= 1024 && c.K < 256) {  // long rows: the whole table, the max / min pass beside it
+    i = V_ & ~int64_t{63};
+    sm_build_vbmi(c, ex, 256, x, i, &mx, &mn);
+  }
   for (; i + 64 <= V_; i += 64) {
     const V v = _mm512_loadu_si512(x + i);
     mx = _mm512_max_epi8(mx, v), mn = _mm512_min_epi8(mn, v);
@@ -1135,18 +1305,9 @@ void sm_row_i8_vbmi(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale&
     const V v = _mm512_maskz_loadu_epi8(k, x + i);
     mx = _mm512_mask_max_epi8(mx, k, mx, v), mn = _mm512_mask_min_epi8(mn, k, mn, v);
   }
-  alignas(64) int8_t bx[64], bn[64];
-  _mm512_store_si512(bx, mx);
-  _mm512_store_si512(bn, mn);
-  int qx = -128, qn = 127;
-  for (int j = 0; j < 64; ++j) qx = bx[j] > qx ? bx[j] : qx, qn = bn[j] < qn ? bn[j] : qn;
+  const int qx = hmax_i8(mx), qn = -hmax_i8(_mm512_sub_epi8(_mm512_set1_epi8(-1), mn)) - 1;  // -1 - x: no overflow
   const int K = qx - qn + 1;
-  // e_k and its byte planes depend only on (mant, exp, clip): kept for the next row of the same
-  // call with the same scale (per-tensor scales), extended when a row needs more entries. Nothing
-  // is kept across calls: the kernel has no hidden state.
-  if (c.mant != s.mant || c.exp != s.exp || c.clip != clip) c.mant = s.mant, c.exp = s.exp, c.clip = clip, c.K = 0;
-  int64_t* T = c.T;
-  uint8_t* P = c.P;
+  if (c.K < K) sm_build_vbmi(c, ex, (K + 63) & ~63);
   int16_t* O = reinterpret_cast<int16_t*>(align64(scratch));  // output table (int16 [256] or u8 [256])
   const bool lg = a.out == kLogSoftmaxI16;
   const V mant = s64(s.mant), nclip = s64(-clip), lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
@@ -1154,38 +1315,17 @@ void sm_row_i8_vbmi(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale&
   auto tvec = [&](int k0) {
     return sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(_mm512_setzero_si512(), _mm512_add_epi64(lane, s64(k0))), mant), sh, nclip);
   };
-  for (int k0 = c.K; k0 < K; k0 += 8) {
-    const V e = vexpq<16>(tvec(k0));
-    _mm512_store_si512(T + k0, e);
-  }
-  if (c.K < K) {
-    // byte planes of 16 entries at a time: byte p of entry j is byte 8 j + p of T[k0..k0+16)
-    alignas(64) uint8_t ix[64];
-    for (int p = 0; p < 4; ++p)
-      for (int j = 0; j < 16; ++j) ix[16 * p + j] = uint8_t(8 * j + p);
-    const V idx = _mm512_load_si512(ix);
-    for (int k0 = c.K & ~15; k0 < K; k0 += 16) {
-      const V b = _mm512_permutex2var_epi8(_mm512_load_si512(T + k0), idx, _mm512_load_si512(T + k0 + 8));
-      _mm_store_si128(reinterpret_cast<__m128i*>(P + k0), _mm512_castsi512_si128(b));
-      _mm_store_si128(reinterpret_cast<__m128i*>(P + 256 + k0), _mm512_extracti32x4_epi32(b, 1));
-      _mm_store_si128(reinterpret_cast<__m128i*>(P + 512 + k0), _mm512_extracti32x4_epi32(b, 2));
-      _mm_store_si128(reinterpret_cast<__m128i*>(P + 768 + k0), _mm512_extracti32x4_epi32(b, 3));
-    }
-    c.K = (K + 7) & ~7;
-  }
   const int64_t Z = sm_sum8_vbmi(x, V_, qx, P, K);
   const V F = s64(kSat62 / Z), lnZ = s64(lg ? lnq16(uint64_t(Z)) : 0);
   uint8_t* y8 = static_cast<uint8_t*>(a.y) + base * (a.out == kSoftmaxU8 ? 1 : 2);
   if (a.out == kSoftmaxU8) {
     uint8_t* O8 = reinterpret_cast<uint8_t*>(O);
-    for (int k0 = 0; k0 < K; k0 += 8)
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(O8 + k0),
-                       _mm512_cvtepi64_epi8(sm_outvec(a.out, _mm512_load_si512(T + k0), _mm512_setzero_si512(), F, lnZ)));
+    for (int k0 = 0; k0 < K; k0 += 64) sm_out64_u8(T + k0, F, O8 + k0);
     return sm_out8_vbmi(x, n, V_, qx, O8, K, y8);
   }
   for (int k0 = 0; k0 < K; k0 += 8)
     _mm_storeu_si128(reinterpret_cast<__m128i*>(O + k0),
-                     _mm512_cvtepi64_epi16(sm_outvec(a.out, _mm512_load_si512(T + k0),
+                     _mm512_cvtepi64_epi16(sm_outvec(a.out, _mm512_cvtepu32_epi64(_mm256_load_si256(reinterpret_cast<const __m256i*>(T + k0))),
                                                      lg ? tvec(k0) : _mm512_setzero_si512(), F, lnZ)));
   const int LO = tab_len(O, K);
   const int16_t mval = int16_t(sm_masked(a.out));
@@ -1196,6 +1336,8 @@ void sm_row_i8_vbmi(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale&
     default: sm_out8<4>(x, n, V_, qx, LO, O, a.out, y8, mval); break;
   }
 }
+
+#pragma GCC diagnostic pop
 
 }  // namespace
 // Test-only switch: false makes x_softmax take the non-VBMI int8 path even on a VBMI CPU.
