@@ -1,9 +1,9 @@
 // AVX2 variant of the llm family: the same bytes as ref.cc for every input the contract allows.
 // Vectorized: attention_heads' dot products (gathered, across positions) and its P.V accumulation
-// (int64 lanes), rope, residual_add and embedding. The per-position logit/exp chain of attention
-// and the row quantizer stay scalar here (AVX2 lacks 64-bit arithmetic shifts and multiplies);
-// hadamard's H_b products (vpmaddwd) and butterflies are vectorized in int32; rmsnorm, swiglu and
-// attention_cache/out forward to the scalar reference.
+// (int64 lanes), rope, residual_add, embedding, softmax and layernorm (64-bit arithmetic shifts,
+// min / max and the quantizer's multiply emulated below). The per-position logit/exp chain of
+// attention stays scalar; hadamard's H_b products (vpmaddwd) and butterflies are vectorized in
+// int32; rmsnorm, swiglu and attention_cache/out forward to the scalar reference.
 #include <immintrin.h>
 
 #include <cstring>
@@ -15,6 +15,74 @@ namespace llm {
 namespace {
 
 using V = __m256i;
+
+// ---- 64-bit lane helpers (AVX2 has no 64-bit arithmetic shift, min / max or abs) ---------------
+
+inline V s64(int64_t x) { return _mm256_set1_epi64x(x); }
+inline V max64(V a, V b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(b, a)); }
+inline V min64(V a, V b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(a, b)); }
+inline V abs64(V x) {
+  const V s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
+  return _mm256_sub_epi64(_mm256_xor_si256(x, s), s);
+}
+inline V sra64(V x, int c) {  // arithmetic right shift by c in [0, 63]
+  const V s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
+  return _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(x, s), _mm_cvtsi32_si128(c)), s);
+}
+// shift_s by a uniform d in [-62, 62]; a left shift is exact (the callers need no saturation).
+inline V vshift_uniform(V x, int d) {
+  if (d > 0)
+    return _mm256_add_epi64(sra64(x, d), _mm256_and_si256(_mm256_srl_epi64(x, _mm_cvtsi32_si128(d - 1)), s64(1)));
+  if (d < 0) return _mm256_sll_epi64(x, _mm_cvtsi32_si128(-d));
+  return x;
+}
+inline __m128i lo32(V v) {  // the low dword of each 64-bit lane
+  return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
+}
+inline int64_t hsum64(V v) {
+  alignas(32) int64_t b[4];
+  _mm256_store_si256(reinterpret_cast<V*>(b), v);
+  return b[0] + b[1] + b[2] + b[3];
+}
+inline int64_t hmax64(V v) {
+  alignas(32) int64_t b[4];
+  _mm256_store_si256(reinterpret_cast<V*>(b), v);
+  const int64_t x = b[0] > b[1] ? b[0] : b[1], y = b[2] > b[3] ? b[2] : b[3];
+  return x > y ? x : y;
+}
+
+// quantize_row of int64 values |v| < 2^62 with A0 = max|v| known: v' * F (< 2^57) in 64-bit lanes
+// from three vpmuludq, the floor shift by 40 read from the high dwords; the last n mod 8 scalar.
+int64_t vquant(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout, uint64_t A0) {
+  if (A0 == 0) {
+    if (qmax <= 127) memset(q8, 0, size_t(n)); else memset(q16, 0, size_t(n) * 2);
+    *dout = 0;
+    return 0;
+  }
+  const QParams p = qparams(A0, qmax);
+  const V F = s64(p.F), Fh = s64(p.F >> 32), rnd = s64(int64_t{1} << 39);
+  const V odd = _mm256_setr_epi32(1, 3, 5, 7, 0, 0, 0, 0);
+  const __m128i hi = _mm_set1_epi32(qmax), lo = _mm_set1_epi32(-qmax);
+  auto q4 = [&](const int64_t* s) {  // clamp(rshift_round(shift_s(v, d) * F, 40)) as 4 int32
+    const V x = vshift_uniform(_mm256_loadu_si256(reinterpret_cast<const V*>(s)), p.d);
+    const V cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), F), _mm256_mul_epu32(x, Fh));
+    const V h = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epu32(x, F), _mm256_slli_epi64(cross, 32)), rnd);
+    const __m128i q = _mm_srai_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(h, odd)), 8);
+    return _mm_max_epi32(_mm_min_epi32(q, hi), lo);
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i w = _mm_packs_epi32(q4(v + i), q4(v + i + 4));
+    if (qmax <= 127) _mm_storel_epi64(reinterpret_cast<__m128i*>(q8 + i), _mm_packs_epi16(w, w));
+    else _mm_storeu_si128(reinterpret_cast<__m128i*>(q16 + i), w);
+  }
+  for (; i < n; ++i) {
+    const int64_t q = qelem(v[i], p, qmax);
+    if (qmax <= 127) q8[i] = int8_t(q); else q16[i] = int16_t(q);
+  }
+  *dout = p.d;
+  return p.A;
+}
 
 // ---- rope ---------------------------------------------------------------------------------------
 
@@ -63,10 +131,7 @@ void x_rope(const RopeArgs& a, int64_t m0, int64_t m1) {
 // (s >= 32 gives 0 as |x| < 2^(s-1)), the left shift in int64 clamped at 32 (a larger shift
 // saturates the same way), the add and the saturation in int64.
 inline __m128i sat_pack(V v) {  // 4 int64 in [INT32_MIN, INT32_MAX] -> 4 int32
-  const V lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
-  v = _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
-  v = _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
-  return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
+  return lo32(max64(min64(v, s64(INT32_MAX)), s64(INT32_MIN)));
 }
 inline void add_shift_store(V x, int64_t s, const int32_t* h, int32_t* out) {
   if (s > 0) {
@@ -322,15 +387,105 @@ void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
 
 // ---- softmax ------------------------------------------------------------------------------------
 // int8 rows of >= 128 valid columns: e and the output are tables of k = max - x (computed once per
-// row with exp_q, K <= 256 entries) read with vpgatherdd; other rows run the scalar reference.
-// layernorm forwards to the scalar reference.
+// row with exp_q, K <= 256 entries) read with vpgatherdd. Other rows (int16, short int8): exp_q
+// per element in 4 x 64-bit lanes (sm_row_generic of avx512.cc), the last V mod 4 columns scalar.
+
+// exp_q(x, 16) per 64-bit lane for x <= 0 (vexpq of avx512.cc); tab16 looks a 16-entry table up
+// as two 8-entry vpermd halves selected by bit 3 of the index (result in each lane's low dword).
+inline V tab16(const uint32_t* t, V i) {
+  const V a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const V*>(t)), i);
+  const V b = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const V*>(t + 8)), i);
+  return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b),
+                                              _mm256_castsi256_ps(_mm256_slli_epi32(i, 28))));
+}
+inline V vexpq16(V x) {
+  constexpr int F = 16;
+  const V nx = min64(_mm256_sub_epi64(_mm256_setzero_si256(), x), s64(int64_t{1} << (F + 5)));
+  const V t = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(nx, s64(kLog2eQ16)), s64(1 << 15)), 16);
+  const V n = _mm256_srli_epi64(t, F), i = _mm256_srli_epi64(t, F - 8);
+  const V ab = _mm256_mul_epu32(tab16(kExp2HiQ30, _mm256_srli_epi64(i, 4)), tab16(kExp2LoQ30, i));
+  const V P = _mm256_srli_epi64(_mm256_add_epi64(ab, s64(int64_t{1} << 29)), 30);
+  const V r = _mm256_and_si256(t, s64((1 << (F - 8)) - 1));
+  const V rc = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(r, s64(kExp2ChordQ32)), s64(1 << (F - 9))), F - 8);
+  const V v = _mm256_sub_epi64(
+      P, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
+  const V half = _mm256_sllv_epi64(s64(1), _mm256_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
+  return _mm256_srlv_epi64(_mm256_add_epi64(v, half), n);
+}
+
+// t = max(shift_s(v, sh), -clip) for v <= 0, |v| < 2^31 (sm_tvec of avx512.cc).
+inline V sm_tvec(V v, int64_t sh, V nclip) {
+  if (sh > 62) v = _mm256_setzero_si256();
+  else if (sh >= 0) v = vshift_uniform(v, int(sh));
+  else {
+    const int l = sh < -41 ? 41 : int(-sh);
+    v = _mm256_sll_epi64(max64(v, s64(-(int64_t{1} << (41 - l)))), _mm_cvtsi32_si128(l));
+  }
+  return max64(v, nclip);
+}
+inline V sm_outvec(int out, V e, V t, V F, V lnZ) {  // sm_out of llm_internal.h, 4 lanes
+  if (out == kLogSoftmaxI16) return max64(sra64(_mm256_add_epi64(_mm256_sub_epi64(t, lnZ), s64(32)), 6), s64(-32768));
+  const int s = out == kSoftmaxU16 ? 46 : 54;
+  const V p = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(e, F), s64(int64_t{1} << (s - 1))), _mm_cvtsi32_si128(s));
+  return min64(p, s64(out == kSoftmaxU16 ? 65535 : 255));
+}
+inline V sm_load4(const SoftmaxArgs& a, int64_t k) {
+  if (a.in_bits == 8) {
+    int32_t b;
+    memcpy(&b, static_cast<const int8_t*>(a.x) + k, 4);
+    return _mm256_cvtepi8_epi64(_mm_cvtsi32_si128(b));
+  }
+  return _mm256_cvtepi16_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const int16_t*>(a.x) + k)));
+}
+inline void sm_store4(const SoftmaxArgs& a, int64_t k, V v) {
+  const __m128i w = lo32(v);
+  if (a.out == kSoftmaxU8) {
+    const int32_t b = _mm_cvtsi128_si32(_mm_packus_epi16(_mm_packus_epi32(w, w), w));
+    memcpy(static_cast<uint8_t*>(a.y) + k, &b, 4);
+  } else {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(static_cast<int16_t*>(a.y) + k),
+                     a.out == kSoftmaxU16 ? _mm_packus_epi32(w, w) : _mm_packs_epi32(w, w));
+  }
+}
+
+void sm_row_generic(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, int64_t clip, int64_t* e) {
+  const int64_t base = m * a.n, V4 = V_ & ~int64_t{3};
+  auto xv = [&](int64_t i) -> int64_t {
+    return a.in_bits == 8 ? static_cast<const int8_t*>(a.x)[base + i] : static_cast<const int16_t*>(a.x)[base + i];
+  };
+  V mx = s64(INT64_MIN);
+  for (int64_t i = 0; i < V4; i += 4) mx = max64(mx, sm_load4(a, base + i));
+  int64_t qx = hmax64(mx);
+  for (int64_t i = V4; i < V_; ++i) qx = xv(i) > qx ? xv(i) : qx;
+  const V qv = s64(qx), mant = s64(s.mant), nclip = s64(-clip);
+  const int64_t sh = int64_t{s.exp} - 16;
+  auto tvec = [&](int64_t i) {
+    return sm_tvec(_mm256_mul_epi32(_mm256_sub_epi64(sm_load4(a, base + i), qv), mant), sh, nclip);
+  };
+  V zs = _mm256_setzero_si256();
+  for (int64_t i = 0; i < V4; i += 4) {
+    const V ev = vexpq16(tvec(i));
+    _mm256_storeu_si256(reinterpret_cast<V*>(e + i), ev);
+    zs = _mm256_add_epi64(zs, ev);
+  }
+  int64_t Z = hsum64(zs);
+  for (int64_t i = V4; i < V_; ++i) Z += e[i] = expq(sm_t(xv(i) - qx, s, clip), 16);
+  const bool lg = a.out == kLogSoftmaxI16;
+  const int64_t F = kSat62 / Z, lnZ = lg ? lnq16(uint64_t(Z)) : 0;
+  const V Fv = s64(F), lv = s64(lnZ);
+  for (int64_t i = 0; i < V4; i += 4)
+    sm_store4(a, base + i, sm_outvec(a.out, _mm256_loadu_si256(reinterpret_cast<const V*>(e + i)),
+                                     lg ? tvec(i) : _mm256_setzero_si256(), Fv, lv));
+  for (int64_t i = V4; i < V_; ++i) sm_store(a, base + i, sm_out(a.out, e[i], lg ? sm_t(xv(i) - qx, s, clip) : 0, F, lnZ));
+}
 
 void x_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch) {
   const int64_t clip = sm_clip(a), n = a.n;
   for (int64_t m = m0; m < m1; ++m) {
     const int64_t V_ = sm_valid(a, m), base = m * n;
     if (a.in_bits != 8 || V_ < 128) {
-      ref_softmax(a, m, m + 1, scratch);
+      for (int64_t i = V_; i < n; ++i) sm_store(a, base + i, sm_masked(a.out));
+      if (V_ > 0) sm_row_generic(a, m, V_, a.xs[m * a.xs_stride], clip, reinterpret_cast<int64_t*>(align64(scratch)));
       continue;
     }
     const RowScale s = a.xs[m * a.xs_stride];
@@ -385,8 +540,87 @@ void x_softmax(const SoftmaxArgs& a, int64_t m0, int64_t m1, void* scratch) {
   }
 }
 
+// ---- layernorm ----------------------------------------------------------------------------------
+// Row min / max in int32 (A0 = max(max - x0, x0 - min)), x' and the sums in int64 lanes (x' kept in
+// scratch), then z, the affine step and the quantizer in int64 lanes (x_layernorm of avx512.cc).
+
+// 8 elements of a row as int32; a partial block is padded with `pad` (the anchor x0: x' = 0).
+inline V ln_load8(const LayernormArgs& a, int64_t k, int64_t left, int32_t pad) {
+  if (left >= 8) {
+    if (a.in_bits == 8) return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(static_cast<const int8_t*>(a.x) + k)));
+    if (a.in_bits == 16) return _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const int16_t*>(a.x) + k)));
+    return _mm256_loadu_si256(reinterpret_cast<const V*>(static_cast<const int32_t*>(a.x) + k));
+  }
+  alignas(32) int32_t b[8];
+  for (int64_t j = 0; j < 8; ++j) b[j] = j < left ? int32_t(ln_x(a, k + j)) : pad;
+  return _mm256_load_si256(reinterpret_cast<const V*>(b));
+}
+
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  ref_layernorm(a, m0, m1, scratch);
+  int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));  // pad16(D) + 16 entries
+  const int64_t D = a.d, inner = a.inner < 1 ? 1 : a.inner;
+  const V lane = _mm256_setr_epi64x(0, 1, 2, 3);
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t base = m * D;
+    const int32_t x0 = int32_t(ln_x(a, base));
+    V mx = _mm256_set1_epi32(x0), mn = mx;
+    for (int64_t i = 0; i < D; i += 8) {
+      const V v = ln_load8(a, base + i, D - i, x0);
+      mx = _mm256_max_epi32(mx, v), mn = _mm256_min_epi32(mn, v);
+    }
+    alignas(32) int32_t bx[8], bn[8];
+    _mm256_store_si256(reinterpret_cast<V*>(bx), mx);
+    _mm256_store_si256(reinterpret_cast<V*>(bn), mn);
+    int64_t hi = x0, lo = x0;
+    for (int j = 0; j < 8; ++j) hi = bx[j] > hi ? bx[j] : hi, lo = bn[j] < lo ? bn[j] : lo;
+    const int c = bitlen64(uint64_t(hi - x0 > x0 - lo ? hi - x0 : x0 - lo)) - ln_P(D);
+    const V x0v = s64(x0);
+    V sv = _mm256_setzero_si256(), qv = sv;
+    for (int64_t i = 0; i < D; i += 8) {
+      const V v = ln_load8(a, base + i, D - i, x0);
+      for (int h = 0; h < 2; ++h) {
+        const V x = vshift_uniform(_mm256_sub_epi64(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)), x0v), c);
+        _mm256_storeu_si256(reinterpret_cast<V*>(w + i + 4 * h), x);  // |x'| <= 2^22
+        sv = _mm256_add_epi64(sv, x);
+        qv = _mm256_add_epi64(qv, _mm256_mul_epi32(x, x));
+      }
+    }
+    const int64_t S = hsum64(sv), Q = hsum64(qv), mu = ln_mu(S, D);
+    const int64_t ms = Q - 2 * mu * S + D * mu * mu;  // = sum (x' - mu)^2, exact (each term < 2^61)
+    const LnRow r = ln_row(a, a.xs[m * a.xs_stride], c, mu, ms);
+    ln_stats(a, m, x0, c, r);
+    const V muv = s64(r.mu), Rv = s64(r.R);
+    V wm = _mm256_setzero_si256();
+    // w[i, min(i + 4, end)) from x' (the other lanes keep their value: channel runs need not align)
+    auto body = [&](int64_t i, int64_t end, V gmv, V bov) {
+      V z = r.sh > 62 ? _mm256_setzero_si256()
+                      : vshift_uniform(_mm256_mul_epi32(_mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const V*>(w + i)), muv), Rv), r.sh);
+      if (a.gm) z = _mm256_add_epi64(_mm256_mul_epi32(gmv, z), _mm256_slli_epi64(bov, 16));
+      const V k = _mm256_cmpgt_epi64(s64(end - i), lane);
+      _mm256_maskstore_epi64(reinterpret_cast<long long*>(w + i), k, z);
+      wm = max64(wm, abs64(_mm256_and_si256(z, k)));
+    };
+    if (!a.gm) {
+      for (int64_t i = 0; i < D; i += 4) body(i, D, _mm256_setzero_si256(), _mm256_setzero_si256());
+    } else if (inner == 1) {
+      const int64_t c0 = ln_ch(a, m, 0);
+      for (int64_t i = 0; i < D; i += 4) {
+        const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(int32_t(D - i < 4 ? D - i : 4)), _mm_setr_epi32(0, 1, 2, 3));
+        body(i, D, _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.gm + c0 + i, k)),
+             _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.bo + c0 + i, k)));
+      }
+    } else {
+      for (int64_t s0 = 0; s0 < D; s0 += inner) {
+        const int64_t ch = ln_ch(a, m, s0), e0 = s0 + inner < D ? s0 + inner : D;
+        for (int64_t i = s0; i < e0; i += 4) body(i, e0, s64(a.gm[ch]), s64(a.bo[ch]));
+      }
+    }
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + base : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + base;
+    int d = 0;
+    const int64_t A = vquant(w, D, a.qmax, y8, y16, &d, uint64_t(hmax64(wm)));
+    a.ys[m] = scale_of_i(A, a.qmax, d, 1, int64_t{a.ae} + 16);
+  }
 }
 
 }  // namespace
