@@ -65,6 +65,62 @@ struct Avx2Ops {
     }
     ScalarOps::write(s + j, n - j, kk, u + j, sh);
   }
+  // shift_s(p, sh) for 1 <= sh <= 62: (p >> sh) + bit sh-1 of p.
+  static __m256i shr_round(__m256i p, __m128i n1, __m128i n0) {
+    return _mm256_add_epi64(sra64(p, n1), _mm256_and_si256(_mm256_srl_epi64(p, n0), _mm256_set1_epi64x(1)));
+  }
+  static __m256i clamp(__m256i x, __m256i lo, __m256i hi) {
+    x = _mm256_blendv_epi8(x, hi, _mm256_cmpgt_epi64(x, hi));
+    return _mm256_blendv_epi8(x, lo, _mm256_cmpgt_epi64(lo, x));
+  }
+  // 1 <= sh <= 62. X = shift_s(kk * u, sh); s = sat32(s + X); bt = rshift_round(U * sat32(X), 16).
+  static void write_bonus(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh, int64_t U, int64_t* bt) {
+    const __m256i k = _mm256_set1_epi64x(kk), uu = _mm256_set1_epi64x(U);
+    const __m256i lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
+    // |U * sat32(X)| <= 2^51: (p + 2^15 + 2^52) >>> 16 - 2^36 = floor((p + 2^15) / 2^16) = rshift_round(p, 16).
+    const __m256i bias = _mm256_set1_epi64x((int64_t{1} << 52) + (int64_t{1} << 15));
+    const __m256i unbias = _mm256_set1_epi64x(int64_t{1} << 36);
+    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const __m256i x = shr_round(_mm256_mul_epi32(load4x32(u + j), k), n1, n0);
+      store4x32(s + j, clamp(_mm256_add_epi64(load4x32(s + j), x), lo, hi));
+      const __m256i p = _mm256_mul_epi32(clamp(x, lo, hi), uu);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(bt + j),
+                          _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(p, bias), 16), unbias));
+    }
+    ScalarOps::write_bonus(s + j, n - j, kk, u + j, sh, U, bt + j);
+  }
+  // o += q * bt: |bt| <= 2^35 + 1, so bt + 2^40 = h 2^16 + l with 0 <= h < 2^25, 0 <= l < 2^16 and
+  // q bt = (q h) 2^16 + q l - q 2^40 (vpmuldq on 32-bit halves, exact).
+  static void axpy(int64_t* o, int64_t n, int64_t q, const int64_t* bt) {
+    const __m256i qv = _mm256_set1_epi64x(q), off = _mm256_set1_epi64x(int64_t{1} << 40);
+    const __m256i qoff = _mm256_set1_epi64x(q * (int64_t{1} << 40)), m16 = _mm256_set1_epi64x(0xFFFF);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const __m256i b = _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bt + j)), off);
+      const __m256i ph = _mm256_slli_epi64(_mm256_mul_epi32(_mm256_srli_epi64(b, 16), qv), 16);
+      const __m256i pl = _mm256_mul_epi32(_mm256_and_si256(b, m16), qv);
+      __m256i* op = reinterpret_cast<__m256i*>(o + j);
+      _mm256_storeu_si256(op, _mm256_add_epi64(_mm256_loadu_si256(op), _mm256_sub_epi64(_mm256_add_epi64(ph, pl), qoff)));
+    }
+    ScalarOps::axpy(o + j, n - j, q, bt + j);
+  }
+  // 1 <= sh, shb <= 62. s = sat32(s + clamp(shift_s(kk * u, sh), +-2^40) + clamp(shift_s(bb * w, shb), +-2^40)).
+  static void write2(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh, int64_t bb, const int32_t* w, int shb) {
+    const __m256i k = _mm256_set1_epi64x(kk), b = _mm256_set1_epi64x(bb);
+    const __m256i lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
+    const __m256i l40 = _mm256_set1_epi64x(-kL40), h40 = _mm256_set1_epi64x(kL40);
+    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    const __m128i m1 = _mm_cvtsi32_si128(shb), m0 = _mm_cvtsi32_si128(shb - 1);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const __m256i x = clamp(shr_round(_mm256_mul_epi32(load4x32(u + j), k), n1, n0), l40, h40);
+      const __m256i y = clamp(shr_round(_mm256_mul_epi32(load4x32(w + j), b), m1, m0), l40, h40);
+      store4x32(s + j, clamp(_mm256_add_epi64(_mm256_add_epi64(load4x32(s + j), x), y), lo, hi));
+    }
+    ScalarOps::write2(s + j, n - j, kk, u + j, sh, bb, w + j, shb);
+  }
 };
 
 }  // namespace

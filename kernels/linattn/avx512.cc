@@ -67,6 +67,51 @@ struct Avx512Ops {
     }
     ScalarOps::write(s + j, n - j, kk, u + j, sh);
   }
+  // shift_s(p, sh) for 1 <= sh <= 62: (p >> sh) + bit sh-1 of p.
+  static __m512i shr_round(__m512i p, __m128i n1, __m128i n0) {
+    return _mm512_add_epi64(_mm512_sra_epi64(p, n1), _mm512_and_si512(_mm512_srl_epi64(p, n0), _mm512_set1_epi64(1)));
+  }
+  // 1 <= sh <= 62. X = shift_s(kk * u, sh); s = sat32(s + X); bt = rshift_round(U * sat32(X), 16).
+  static void write_bonus(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh, int64_t U, int64_t* bt) {
+    const __m512i k = _mm512_set1_epi64(kk), uu = _mm512_set1_epi64(U), one = _mm512_set1_epi64(1);
+    const __m512i lo = _mm512_set1_epi64(INT32_MIN), hi = _mm512_set1_epi64(INT32_MAX);
+    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m512i x = shr_round(_mm512_mul_epi32(load8x32(u + j), k), n1, n0);
+      store8x32(s + j, _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(load8x32(s + j), x), lo), hi));
+      const __m512i p = _mm512_mul_epi32(_mm512_min_epi64(_mm512_max_epi64(x, lo), hi), uu);
+      _mm512_storeu_si512(bt + j, _mm512_add_epi64(_mm512_srai_epi64(p, 16),
+                                                   _mm512_and_si512(_mm512_srli_epi64(p, 15), one)));
+    }
+    ScalarOps::write_bonus(s + j, n - j, kk, u + j, sh, U, bt + j);
+  }
+  // o += q * bt (vpmullq: |q * bt| <= 2^51).
+  static void axpy(int64_t* o, int64_t n, int64_t q, const int64_t* bt) {
+    const __m512i qv = _mm512_set1_epi64(q);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+      _mm512_storeu_si512(o + j, _mm512_add_epi64(_mm512_loadu_si512(o + j),
+                                                  _mm512_mullo_epi64(_mm512_loadu_si512(bt + j), qv)));
+    ScalarOps::axpy(o + j, n - j, q, bt + j);
+  }
+  // 1 <= sh, shb <= 62. s = sat32(s + clamp(shift_s(kk * u, sh), +-2^40) + clamp(shift_s(bb * w, shb), +-2^40)).
+  static void write2(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh, int64_t bb, const int32_t* w, int shb) {
+    const __m512i k = _mm512_set1_epi64(kk), b = _mm512_set1_epi64(bb);
+    const __m512i lo = _mm512_set1_epi64(INT32_MIN), hi = _mm512_set1_epi64(INT32_MAX);
+    const __m512i l40 = _mm512_set1_epi64(-kL40), h40 = _mm512_set1_epi64(kL40);
+    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    const __m128i m1 = _mm_cvtsi32_si128(shb), m0 = _mm_cvtsi32_si128(shb - 1);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+      const __m512i x = shr_round(_mm512_mul_epi32(load8x32(u + j), k), n1, n0);
+      const __m512i y = shr_round(_mm512_mul_epi32(load8x32(w + j), b), m1, m0);
+      const __m512i r = _mm512_add_epi64(_mm512_add_epi64(load8x32(s + j), _mm512_min_epi64(_mm512_max_epi64(x, l40), h40)),
+                                         _mm512_min_epi64(_mm512_max_epi64(y, l40), h40));
+      store8x32(s + j, _mm512_min_epi64(_mm512_max_epi64(r, lo), hi));
+    }
+    ScalarOps::write2(s + j, n - j, kk, u + j, sh, bb, w + j, shb);
+  }
 };
 
 }  // namespace

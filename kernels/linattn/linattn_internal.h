@@ -1,7 +1,8 @@
 // Internal helpers of the linattn family (fq/kernels/linattn.h), shared by ref.cc and the ISA
-// variants: the token / head driver of the contract, written once as a template over three row
-// primitives (gate a state row, accumulate x^T S, write k (x) u into a state row) that each variant
-// supplies. Internal linkage (anonymous namespace), as llm_internal.h, whose helpers it uses.
+// variants: the token / head driver of the contract, written once as a template over the row
+// primitives each variant supplies: gate a state row, accumulate x^T S, write k (x) u into a state
+// row, and for the RWKV extensions write_bonus (the write plus output_first's bonus row), axpy
+// (o += q * bonus row) and write2 (v7's two clamped write terms). Internal linkage (anonymous namespace), as llm_internal.h, whose helpers it uses.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,6 +22,8 @@ using llm::shs;
 constexpr int kMaxDim = 1024;
 constexpr int64_t kL61 = int64_t{1} << 61;
 constexpr int64_t kL16 = int64_t{1} << 16;
+constexpr int64_t kL20 = int64_t{1} << 20;
+using llm::kL40;
 
 // Scalar row primitives (the definitions; SIMD variants use them for tails).
 struct ScalarOps {
@@ -43,6 +46,27 @@ struct ScalarOps {
   // s[j] = sat32(s[j] + shift_s(kk * u[j], sh)), any sh.
   static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int64_t sh) {
     for (int64_t j = 0; j < n; ++j) s[j] = saturate<int32_t>(int64_t{s[j]} + shs(kk * u[j], sh));
+  }
+  // output_first with a bonus: X = shift_s(kk * u[j], sh); s[j] = sat32(s[j] + X);
+  // bt[j] = rshift_round(U * sat32(X), 16) (|U| <= 2^20, |bt| <= 2^35 + 1), any sh.
+  static void write_bonus(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int64_t sh, int64_t U, int64_t* bt) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t x = shs(kk * u[j], sh);
+      s[j] = saturate<int32_t>(int64_t{s[j]} + x);
+      bt[j] = rshift_round(U * saturate<int32_t>(x), 16);
+    }
+  }
+  // o[j] += q * bt[j] (|q| <= 2^15, |bt| <= 2^35 + 1).
+  static void axpy(int64_t* o, int64_t n, int64_t q, const int64_t* bt) {
+    for (int64_t j = 0; j < n; ++j) o[j] += q * bt[j];
+  }
+  // RWKV v7: s[j] = sat32(s[j] + clamp(shift_s(kk * u[j], sh), +-2^40) + clamp(shift_s(bb * w[j], shb), +-2^40)),
+  // any sh, shb.
+  static void write2(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int64_t sh, int64_t bb, const int32_t* w,
+                     int64_t shb) {
+    for (int64_t j = 0; j < n; ++j)
+      s[j] = saturate<int32_t>(int64_t{s[j]} + clamp64(shs(kk * u[j], sh), -kL40, kL40) +
+                               clamp64(shs(bb * w[j], shb), -kL40, kL40));
   }
 };
 
@@ -79,37 +103,86 @@ inline int64_t make_u(const LinattnArgs& a, int64_t t, int g, const int64_t* r, 
   return c1 + c2;
 }
 
-// One head unit range [g0, g1): every token in order (steps 1-4 of the contract).
+// RWKV v7's second write value (contract "RWKV extensions", b != nullptr): from the retrieval r,
+// s_j = clamp(shift_s(shift_s(r_j, 15) * A.mant, A.exp - 31), +-2^61), c3 = max(0, bitlen(max |s|) - 30),
+// s'_j = shift_s(s_j, c3) (int32). Returns c3.
+inline int64_t make_s(const LinattnArgs& a, int64_t t, const int64_t* r, int32_t* sp) {
+  const RowScale A = a.as[t];
+  int64_t s[kMaxDim];
+  uint64_t mx = 0;
+  for (int j = 0; j < a.dv; ++j) {
+    s[j] = clamp64(shs(shs(r[j], 15) * A.mant, int64_t{A.exp} - 31), -kL61, kL61);
+    const uint64_t m = mag64(s[j]);
+    if (m > mx) mx = m;
+  }
+  const int64_t c3 = bitlen64(mx) > 30 ? bitlen64(mx) - 30 : 0;
+  for (int j = 0; j < a.dv; ++j) sp[j] = int32_t(shs(s[j], c3));
+  return c3;
+}
+
+// One head unit range [g0, g1): every token in order (steps 1-4 of the contract, with the RWKV
+// extensions). Every step after the retrieval / output-first reads is row-local (row i of the
+// state: gate, then write), so the gate runs over all rows before the writes.
 template <class Ops>
 void heads_impl(const LinattnArgs& a, int64_t g0, int64_t g1) {
   if (!linattn_valid(a)) return;
-  const int dk = a.dk, dv = a.dv, Hk = a.kv_heads, grp = a.q_heads / a.kv_heads;
+  const int dk = a.dk, dv = a.dv, Hk = a.kv_heads, Hq = a.q_heads, grp = a.q_heads / a.kv_heads;
   const int F = a.decay_frac < 8 ? 8 : a.decay_frac > 24 ? 24 : a.decay_frac;
+  const bool retrieve = a.beta || a.b;
+  const bool bonus = a.output_first && a.bonus;
   alignas(64) int64_t r[kMaxDim];
   alignas(64) int32_t up[kMaxDim];
+  alignas(64) int32_t sp[kMaxDim];
+  alignas(64) int64_t bt[kMaxDim];
   for (int64_t t = 0; t < a.rows; ++t) {
     const RowScale K = a.ks[t];
+    const int64_t td = a.decay_const ? 0 : t;   // the decay's row
     for (int64_t g = g0; g < g1; ++g) {
       int32_t* S = a.state + g * dk * dv;
       const int16_t* kr = a.k + (t * Hk + g) * dk;
       const int16_t* ar = a.a ? a.a + (t * Hk + g) * dk : kr;
-      if (a.beta && a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
+      const int16_t* qg = a.q + (t * Hq + g * grp) * dk;   // the group's query heads, [grp][dk]
+      int64_t* og = a.work + (t * Hq + g * grp) * dv;      // their work rows, [grp][dv]
+      if (a.output_first)
+        for (int h = 0; h < grp; ++h) Ops::acc(S, dk, dv, qg + h * dk, og + h * dv);
+      if (retrieve && a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
       if (a.decay) {
         for (int i = 0; i < dk; ++i) {
-          const int64_t x = a.decay_per_key ? a.decay[(t * Hk + g) * dk + i] : a.decay[t * Hk + g];
+          const int64_t x = a.decay_per_key ? a.decay[(td * Hk + g) * dk + i] : a.decay[td * Hk + g];
           Ops::gate(S + i * dv, dv, expq(x < 0 ? x : 0, F));
         }
       }
-      if (a.beta && !a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
+      if (retrieve && !a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
       const int64_t c = make_u(a, t, int(g), a.beta ? r : nullptr, up);
       const int64_t sh = int64_t{K.exp} + 16 - c;
-      for (int i = 0; i < dk; ++i) {
-        const int64_t kk = int64_t{kr[i]} * K.mant;
-        if (sh >= 1 && sh <= 62) Ops::write(S + i * dv, dv, kk, up, int(sh));
-        else ScalarOps::write(S + i * dv, dv, kk, up, sh);
+      const bool fast = sh >= 1 && sh <= 62;
+      if (a.b) {
+        const RowScale B = a.bs[t];
+        const int16_t* br = a.b + (t * Hk + g) * dk;
+        const int64_t shb = int64_t{B.exp} + 16 - make_s(a, t, r, sp);
+        const bool fast2 = fast && shb >= 1 && shb <= 62;
+        for (int i = 0; i < dk; ++i) {
+          const int64_t kk = int64_t{kr[i]} * K.mant, bb = int64_t{br[i]} * B.mant;
+          if (fast2) Ops::write2(S + i * dv, dv, kk, up, int(sh), bb, sp, int(shb));
+          else ScalarOps::write2(S + i * dv, dv, kk, up, sh, bb, sp, shb);
+        }
+      } else if (bonus) {
+        for (int i = 0; i < dk; ++i) {
+          const int64_t kk = int64_t{kr[i]} * K.mant;
+          const int64_t U = clamp64(a.bonus[g * dk + i], -kL20, kL20);
+          if (fast) Ops::write_bonus(S + i * dv, dv, kk, up, int(sh), U, bt);
+          else ScalarOps::write_bonus(S + i * dv, dv, kk, up, sh, U, bt);
+          for (int h = 0; h < grp; ++h) Ops::axpy(og + h * dv, dv, qg[h * dk + i], bt);
+        }
+      } else {
+        for (int i = 0; i < dk; ++i) {
+          const int64_t kk = int64_t{kr[i]} * K.mant;
+          if (fast) Ops::write(S + i * dv, dv, kk, up, int(sh));
+          else ScalarOps::write(S + i * dv, dv, kk, up, sh);
+        }
       }
-      for (int64_t h = g * grp; h < (g + 1) * grp; ++h)
-        Ops::acc(S, dk, dv, a.q + (t * a.q_heads + h) * dk, a.work + (t * a.q_heads + h) * dv);
+      if (!a.output_first)
+        for (int h = 0; h < grp; ++h) Ops::acc(S, dk, dv, qg + h * dk, og + h * dv);
     }
   }
 }

@@ -5,12 +5,16 @@
 //  (2) every compiled variant this machine may run (test::runnable) writes the same bytes as the
 //      scalar reference (state, work, y, ys) over random shapes, head splits and extreme values;
 //  (3) T tokens in one call == T calls of one token (the prefill / decode identity);
-//  (4) invalid arguments leave the state untouched and give y = 0, ys = {0, 0}.
+//  (4) invalid arguments leave the state untouched and give y = 0, ys = {0, 0};
+//  (5) the RWKV extensions (decay_const, output_first + bonus, the second write key b): (2), (3) and
+//      (4) for each, hand-computed cases, and the scalar reference against double-precision RWKV v5,
+//      v6 and v7 WKV models over 256 tokens (relative L2 bounds kRwkvOutRel, kRwkvStateRel).
 #include "fq/kernels/linattn.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <vector>
 
 #include "kernel_test_util.h"
@@ -49,11 +53,14 @@ struct Problem {
   int64_t T = 1;
   int Hq = 1, Hk = 1, dk = 1, dv = 1;
   bool gate = false, per_key = false, delta = false, sep_a = false, pre = false;
+  bool dconst = false, ofirst = false, use_bonus = false, v7 = false;   // RWKV extensions
   int F = 16, Es = 20;
   RowScale scale{16384, 14};
   std::vector<int16_t> q, k, v, a;
   std::vector<RowScale> qs, ks, vs, as;
-  std::vector<int32_t> decay, beta, state0;
+  std::vector<int32_t> decay, beta, state0, bonus;
+  std::vector<int16_t> b;
+  std::vector<RowScale> bs;
 
   LinattnArgs args(int32_t* state, int16_t* y, RowScale* ys, int64_t* work, int64_t t0 = 0, int64_t rows = -1) const {
     LinattnArgs A{};
@@ -62,12 +69,15 @@ struct Problem {
     A.k = k.data() + t0 * Hk * dk, A.ks = ks.data() + t0;
     A.v = v.data() + t0 * Hk * dv, A.vs = vs.data() + t0;
     A.a = sep_a ? a.data() + t0 * Hk * dk : nullptr, A.as = sep_a ? as.data() + t0 : nullptr;
-    A.decay = gate ? decay.data() + t0 * Hk * (per_key ? dk : 1) : nullptr;
+    A.decay = gate ? decay.data() + (dconst ? 0 : t0 * Hk * (per_key ? dk : 1)) : nullptr;
     A.decay_per_key = per_key, A.decay_frac = F;
     A.beta = delta ? beta.data() + t0 * Hk : nullptr;
     A.retrieve_pre_decay = pre;
     A.rows = R, A.q_heads = Hq, A.kv_heads = Hk, A.dk = dk, A.dv = dv, A.state_exp = Es, A.scale = scale;
     A.state = state, A.y = y, A.ys = ys, A.work = work;
+    A.decay_const = dconst, A.output_first = ofirst;
+    A.bonus = ofirst && use_bonus ? bonus.data() : nullptr;
+    A.b = v7 ? b.data() + t0 * Hk * dk : nullptr, A.bs = v7 ? bs.data() + t0 : nullptr;
     return A;
   }
 };
@@ -99,13 +109,17 @@ Result run(const LinattnKernel& K, const Problem& P, int split = 0, int64_t chun
   return r;
 }
 
-Problem random_problem(Rng& r, bool extreme) {
+// tmax, dmax: the ranges of T and dk, dv; fdk, fdv > 0 force dk, dv (the defaults keep the draws
+// of the plain tests).
+Problem random_problem(Rng& r, bool extreme, int64_t tmax = 6, int dmax = 40, int fdk = 0, int fdv = 0) {
   Problem P;
-  P.T = uniform(r, 1, 6);
+  P.T = uniform(r, 1, tmax);
   P.Hk = int(uniform(r, 1, 3));
   P.Hq = P.Hk * int(uniform(r, 1, 3));
-  P.dk = int(uniform(r, 1, 40));
-  P.dv = int(uniform(r, 1, 40));
+  P.dk = int(uniform(r, 1, dmax));
+  P.dv = int(uniform(r, 1, dmax));
+  if (fdk > 0) P.dk = fdk;
+  if (fdv > 0) P.dv = fdv;
   P.gate = uniform(r, 0, 1), P.per_key = uniform(r, 0, 1), P.delta = uniform(r, 0, 1);
   P.sep_a = P.delta && uniform(r, 0, 3) == 0, P.pre = uniform(r, 0, 3) == 0;
   P.F = int(uniform(r, 4, 28));
@@ -335,6 +349,369 @@ TEST_CASE("linattn invalid arguments", "[linattn]") {
     ks[v]->heads(A, 0, P.Hk);
     ks[v]->out(A, 0, P.T);
     CHECK(R.state == P.state0);
+    for (int16_t y : R.y) CHECK(y == 0);
+    for (RowScale s : R.ys) CHECK((s.mant == 0 && s.exp == 0));
+  }
+}
+
+// ---- RWKV extensions (decay_const, output_first + bonus, the second write key b) ----------------
+
+enum Ext { kDecayConst, kOutputFirst, kV7, kExtCount };
+const char* const kExtName[] = {"decay_const", "output_first", "v7 (b)"};
+
+// A random problem with extension `ext` on: dk, dv in 1..72 (8 and 64 half of the time), T up to
+// 40, GQA where the extension allows it (all of them), extreme values when asked.
+Problem random_rwkv(Rng& r, bool extreme, int ext) {
+  const auto dim = [&] { const int m = int(uniform(r, 0, 3)); return m == 0 ? 8 : m == 1 ? 64 : 0; };
+  const int fdk = dim(), fdv = dim();
+  Problem P = random_problem(r, extreme, 40, 72, fdk, fdv);
+  switch (ext) {
+    case kDecayConst: P.gate = true, P.dconst = true; break;   // with any rule
+    case kOutputFirst:
+      P.ofirst = true, P.delta = false, P.dconst = P.gate && uniform(r, 0, 1);
+      P.use_bonus = uniform(r, 0, 3) != 0;
+      break;
+    default:
+      P.v7 = true, P.delta = false, P.sep_a = true, P.pre = true, P.dconst = P.gate && uniform(r, 0, 3) == 0;
+      break;
+  }
+  P.bonus.resize(size_t(P.Hk * P.dk));
+  for (auto& u : P.bonus)
+    u = int32_t(extreme ? (uniform(r, 0, 3) == 0 ? uniform(r, INT32_MIN, INT32_MAX) : uniform(r, -(1 << 21), 1 << 21))
+                        : uniform(r, -(1 << 17), 1 << 17));
+  const int64_t lim = extreme ? 32768 : 2000;
+  P.b.resize(size_t(P.T * P.Hk * P.dk));
+  for (auto& e : P.b) e = int16_t(uniform(r, -lim, lim - 1));
+  P.bs.resize(size_t(P.T));
+  for (auto& e : P.bs) {
+    e = extreme ? rscale(r, -30, 70) : rscale(r, 25, 32);
+    if (extreme && uniform(r, 0, 6) == 0) e = uniform(r, 0, 1) ? RowScale{} : RowScale{32768, int32_t(uniform(r, -30, 70))};
+  }
+  return P;
+}
+
+bool valid(const Problem& P) {
+  std::vector<int32_t> st(P.state0);
+  return linattn_valid(P.args(st.data(), nullptr, nullptr, nullptr));
+}
+
+bool differ(const Result& a, const Result& b) { return a.state != b.state || a.work != b.work; }
+
+TEST_CASE("linattn RWKV extensions: variants bit-exact to scalar", "[linattn][rwkv]") {
+  size_t n = 0;
+  const LinattnKernel* const* ks = linattn_kernels(&n);
+  Rng r(20260501);
+  for (int ext = 0; ext < kExtCount; ++ext) {
+    int changed = 0, iters = 240;
+    for (int iter = 0; iter < iters; ++iter) {
+      const Problem P = random_rwkv(r, iter % 2 == 1, ext);
+      REQUIRE(valid(P));
+      const Result want = run(scalar(), P);
+      // the extension is not ignored: off, the bytes differ (for most problems)
+      Problem off = P;
+      if (ext == kDecayConst) off.dconst = false;
+      if (ext == kOutputFirst) off.ofirst = false;
+      if (ext == kV7) off.v7 = false;
+      changed += differ(run(scalar(), off), want);
+      const int split = int(uniform(r, 0, P.Hk));
+      for (size_t v = 0; v < n; ++v) {
+        if (!test::runnable(ks[v]->isa, ks[v]->name)) continue;
+        INFO("ext " << kExtName[ext] << " variant " << ks[v]->name << " iter " << iter << " T " << P.T << " Hq " << P.Hq
+             << " Hk " << P.Hk << " dk " << P.dk << " dv " << P.dv << " gate " << P.gate << " bonus " << P.use_bonus);
+        same(run(*ks[v], P, split), want);
+      }
+    }
+    INFO("ext " << kExtName[ext]);
+    CHECK(changed > iters / 2);
+  }
+}
+
+TEST_CASE("linattn RWKV extensions: T tokens in one call == T one-token calls", "[linattn][rwkv]") {
+  size_t n = 0;
+  const LinattnKernel* const* ks = linattn_kernels(&n);
+  Rng r(4242);
+  for (int ext = 0; ext < kExtCount; ++ext)
+    for (int iter = 0; iter < 60; ++iter) {
+      const Problem P = random_rwkv(r, iter % 2 == 1, ext);
+      for (size_t v = 0; v < n; ++v) {
+        if (!test::runnable(ks[v]->isa, ks[v]->name)) continue;
+        INFO("ext " << kExtName[ext] << " variant " << ks[v]->name << " iter " << iter << " T " << P.T);
+        const Result all = run(*ks[v], P);
+        same(run(*ks[v], P, 0, 1), all);
+        same(run(*ks[v], P, 0, 3), all);
+      }
+    }
+}
+
+TEST_CASE("linattn RWKV extensions: special cases", "[linattn][rwkv]") {
+  Rng r(99);
+  for (int iter = 0; iter < 100; ++iter) {
+    const bool extreme = iter % 2 == 1;
+    {  // decay_const: every token uses row 0 == the rows all equal to row 0
+      Problem P = random_rwkv(r, extreme, kDecayConst), Q = P;
+      const size_t w = size_t(P.Hk * (P.per_key ? P.dk : 1));
+      Q.dconst = false;
+      for (size_t i = w; i < Q.decay.size(); ++i) Q.decay[i] = Q.decay[i % w];
+      same(run(scalar(), Q), run(scalar(), P));
+    }
+    {  // output_first: a zero bonus == no bonus
+      Problem P = random_rwkv(r, extreme, kOutputFirst);
+      P.use_bonus = true;
+      std::fill(P.bonus.begin(), P.bonus.end(), 0);
+      Problem Q = P;
+      Q.use_bonus = false;
+      same(run(scalar(), Q), run(scalar(), P));
+    }
+    if (!extreme) {  // b = 0: the plain rule (the write term never reaches the 2^40 clamp here)
+      Problem P = random_rwkv(r, false, kV7);
+      std::fill(P.b.begin(), P.b.end(), 0);
+      Problem Q = P;
+      Q.v7 = false;
+      same(run(scalar(), Q), run(scalar(), P));
+    }
+  }
+  // output_first, dk = dv = 1, by hand: S = 1000, k v write X = 2^(Es) * 0.5 * 0.25, bonus 2 (Q16),
+  // q = 1: o = S + 2 X (the state before the token plus the bonus), then S = 1000 + X.
+  Problem P;
+  P.T = 1, P.Hq = P.Hk = 1, P.dk = P.dv = 1, P.Es = 20, P.ofirst = true, P.use_bonus = true;
+  P.q = {16384}, P.k = {16384}, P.v = {16384}, P.a = {0};
+  P.qs = {RowScale{16384, 28}}, P.ks = {RowScale{16384, 29}}, P.vs = {RowScale{16384, 30}}, P.as = {RowScale{}};
+  P.state0 = {1000}, P.bonus = {2 << 16};
+  const Result R = run(scalar(), P);
+  const int64_t X = int64_t{1} << 17;   // 0.5 * 0.25 * 2^20
+  CHECK(R.state[0] == 1000 + X);
+  CHECK(R.work[0] == 16384 * (1000 + 2 * X));
+
+  // v7 by hand (dk = 1, dv = 16 so the SIMD bodies run, Es = 0, no gate), every variant:
+  //  (1) S = 1000, a = 0.5, b = 0.5, k = 0: the retrieval 500 written back along b: S = 1250;
+  //  (2) S = 2^30, a = 1, b = -2^11, k v = 3 2^40: X = 3 2^40, Y = -2^41 clamp to +-2^40 and cancel,
+  //      S stays 2^30 (unclamped, 2^30 + 2^40 would saturate to INT32_MAX).
+  size_t nk = 0;
+  const LinattnKernel* const* ks = linattn_kernels(&nk);
+  for (int c = 0; c < 2; ++c) {
+    Problem V;
+    V.T = 1, V.Hq = V.Hk = 1, V.dk = 1, V.dv = 16, V.Es = 0, V.v7 = true, V.sep_a = true, V.pre = true;
+    V.q = {16384}, V.qs = {RowScale{16384, 28}};
+    V.a = {16384}, V.b = {int16_t(c == 0 ? 16384 : -16384)}, V.bs = {RowScale{16384, c == 0 ? 29 : 17}};
+    V.as = {RowScale{16384, c == 0 ? 29 : 28}};
+    V.k = {int16_t(c == 0 ? 0 : 24576)}, V.ks = {RowScale{16384, -1}};
+    V.v.assign(16, 16384), V.vs = {RowScale{16384, 16}};
+    V.state0.assign(16, c == 0 ? 1000 : 1 << 30);
+    REQUIRE(valid(V));
+    for (size_t v = 0; v < nk; ++v) {
+      if (!test::runnable(ks[v]->isa, ks[v]->name)) continue;
+      INFO("case " << c << " variant " << ks[v]->name);
+      const Result H = run(*ks[v], V);
+      for (int j = 0; j < 16; ++j) {
+        CHECK(H.state[size_t(j)] == (c == 0 ? 1250 : 1 << 30));
+        CHECK(H.work[size_t(j)] == int64_t{16384} * H.state[size_t(j)]);
+      }
+    }
+  }
+}
+
+// ---- RWKV accuracy against double ------------------------------------------------------------------
+// Realistic RWKV magnitudes: r, k, v ~ N(0, 1) (one int16 row scale per token), per-key decays
+// w in [0.5, 0.999] (log w in Q16), 2 heads of 64, 256 tokens, the state unit Es calibrated so that
+// max |S| 2^Es is in [2^26, 2^27). The double models are written in RWKV's own form and layout and
+// consume the same (dequantized) inputs, so the error measured is the kernel's alone: the state and
+// gate roundings and exp_q (relative ~1e-6 per token, accumulated over the ~1 / (1 - w) tokens a
+// state entry remembers), then the int16 output. Documented bounds (relative L2 over every token's
+// output / the final state):
+constexpr double kRwkvOutRel = 1e-3;
+constexpr double kRwkvStateRel = 1e-3;
+
+RowScale quant_row(const double* x, size_t n, int16_t* q) {
+  double m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+  if (m == 0) {
+    std::fill(q, q + n, int16_t{0});
+    return RowScale{};
+  }
+  int e = 0;
+  const double fr = std::frexp(m / 32767, &e);   // step = fr 2^e, fr in [0.5, 1)
+  RowScale s{int32_t(std::lround(fr * 32768)), 15 - e};
+  if (s.mant == 32768) s.mant = 16384, s.exp -= 1;
+  const double step = real(1, s);
+  for (size_t i = 0; i < n; ++i) q[i] = int16_t(std::max<long>(-32767, std::min<long>(32767, std::lround(x[i] / step))));
+  return s;
+}
+
+struct RwkvCase {
+  Problem P;
+  std::vector<double> y;       // [T][H*N] the double model's outputs
+  std::vector<double> S;       // the final state in linattn's [H][key][value] layout
+  double smax = 0;
+};
+
+// version 5 (static decay: decay_const), 6 (per-token decay) or 7.
+RwkvCase rwkv_case(int version, uint64_t seed) {
+  const int H = 2, N = 64, T = 256, F = 16;
+  Rng r(seed);
+  std::normal_distribution<double> nd(0, 1);
+  std::uniform_real_distribution<double> ud(0, 1);
+  RwkvCase C;
+  Problem& P = C.P;
+  P.T = T, P.Hq = P.Hk = H, P.dk = P.dv = N, P.F = F, P.scale = RowScale{16384, 14};
+  P.gate = true, P.per_key = true, P.dconst = version == 5;
+  const size_t W = size_t(H * N);
+  auto rows = [&](std::vector<int16_t>* q, std::vector<RowScale>* s, const std::vector<double>& x) {
+    q->resize(x.size()), s->resize(size_t(T));
+    for (int t = 0; t < T; ++t) (*s)[size_t(t)] = quant_row(&x[size_t(t) * W], W, q->data() + size_t(t) * W);
+  };
+  auto normal = [&] { std::vector<double> x(size_t(T) * W); for (auto& e : x) e = nd(r); return x; };
+  rows(&P.q, &P.qs, normal()), rows(&P.k, &P.ks, normal()), rows(&P.v, &P.vs, normal());
+  P.decay.resize(size_t(version == 5 ? 1 : T) * W);
+  for (auto& d : P.decay) d = int32_t(std::lround(std::log(0.5 + 0.499 * ud(r)) * 65536));
+  if (version == 7) {
+    std::vector<double> a(size_t(T) * W), b(size_t(T) * W);
+    for (size_t t = 0; t < size_t(T); ++t)
+      for (size_t h = 0; h < size_t(H); ++h) {
+        double* kk = &a[t * W + h * N];
+        double nrm = 0;
+        for (int i = 0; i < N; ++i) kk[i] = nd(r), nrm += kk[i] * kk[i];
+        for (int i = 0; i < N; ++i) {
+          kk[i] /= std::sqrt(nrm);
+          b[t * W + h * N + size_t(i)] = kk[i] * ud(r);   // b = kk * a_gate, a_gate in (0, 1)
+          kk[i] = -kk[i];                                 // a = -kk
+        }
+      }
+    rows(&P.a, &P.as, a), rows(&P.b, &P.bs, b);
+    P.v7 = true, P.sep_a = true, P.pre = true;
+  } else {
+    P.ofirst = true, P.use_bonus = true;
+    P.bonus.resize(W);
+    for (auto& u : P.bonus) u = int32_t(std::lround((3 * ud(r) - 1) * 65536));   // u in [-1, 2]
+  }
+  P.state0.assign(size_t(H) * N * N, 0);
+  // the models, on the dequantized inputs
+  auto at = [&](const std::vector<int16_t>& q, const std::vector<RowScale>& s, int t, int h, int i) {
+    return real(q[size_t(t) * W + size_t(h * N + i)], s[size_t(t)]);
+  };
+  auto w_of = [&](int t, int h, int i) {
+    return std::exp(std::ldexp(double(P.decay[size_t(version == 5 ? 0 : t) * W + size_t(h * N + i)]), -F));
+  };
+  C.y.assign(size_t(T) * W, 0);
+  C.S.assign(size_t(H) * N * N, 0);
+  for (int h = 0; h < H; ++h) {
+    std::vector<double> S(size_t(N) * N, 0);   // v5/v6: [key i][value j]; v7: RWKV's [value j][key i]
+    for (int t = 0; t < T; ++t) {
+      double* y = &C.y[size_t(t) * W + size_t(h * N)];
+      if (version != 7) {
+        // y = r . (S + u k v^T);  S = diag(w) S + k v^T
+        for (int j = 0; j < N; ++j) {
+          double s = 0;
+          for (int i = 0; i < N; ++i)
+            s += at(P.q, P.qs, t, h, i) *
+                 (S[size_t(i * N + j)] + std::ldexp(double(P.bonus[size_t(h * N + i)]), -16) * at(P.k, P.ks, t, h, i) * at(P.v, P.vs, t, h, j));
+          y[j] = s;
+        }
+        for (int i = 0; i < N; ++i)
+          for (int j = 0; j < N; ++j)
+            S[size_t(i * N + j)] = w_of(t, h, i) * S[size_t(i * N + j)] + at(P.k, P.ks, t, h, i) * at(P.v, P.vs, t, h, j);
+      } else {
+        // S = S diag(w) + (S a) b^T + v k^T;  y = S r   (S [value][key])
+        std::vector<double> sa(size_t(N), 0);
+        for (int j = 0; j < N; ++j)
+          for (int i = 0; i < N; ++i) sa[size_t(j)] += S[size_t(j * N + i)] * at(P.a, P.as, t, h, i);
+        for (int j = 0; j < N; ++j)
+          for (int i = 0; i < N; ++i)
+            S[size_t(j * N + i)] = S[size_t(j * N + i)] * w_of(t, h, i) + sa[size_t(j)] * at(P.b, P.bs, t, h, i) +
+                                   at(P.v, P.vs, t, h, j) * at(P.k, P.ks, t, h, i);
+        for (int j = 0; j < N; ++j) {
+          double s = 0;
+          for (int i = 0; i < N; ++i) s += S[size_t(j * N + i)] * at(P.q, P.qs, t, h, i);
+          y[j] = s;
+        }
+      }
+      for (double e : S) C.smax = std::max(C.smax, std::fabs(e));
+    }
+    for (int i = 0; i < N; ++i)   // to linattn's [key][value]
+      for (int j = 0; j < N; ++j)
+        C.S[size_t(h * N * N + i * N + j)] = version == 7 ? S[size_t(j * N + i)] : S[size_t(i * N + j)];
+  }
+  int e = 0;
+  std::frexp(C.smax, &e);
+  P.Es = 27 - e;   // max |S| 2^Es in [2^26, 2^27)
+  return C;
+}
+
+TEST_CASE("linattn RWKV v5 / v6 / v7 vs double", "[linattn][rwkv]") {
+  for (int version : {5, 6, 7}) {
+    double worst_out = 0, worst_state = 0, worst_tok = 0;
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+      const RwkvCase C = rwkv_case(version, seed * 1000 + uint64_t(version));
+      const Problem& P = C.P;
+      REQUIRE(valid(P));
+      const Result R = run(scalar(), P);
+      const int64_t n = int64_t(P.Hq) * P.dv;
+      double num = 0, den = 0;
+      for (int64_t t = 0; t < P.T; ++t) {
+        double tn = 0, td = 0;
+        for (int64_t j = 0; j < n; ++j) {
+          const double d = real(R.y[size_t(t * n + j)], R.ys[size_t(t)]) - C.y[size_t(t * n + j)];
+          tn += d * d, td += C.y[size_t(t * n + j)] * C.y[size_t(t * n + j)];
+        }
+        num += tn, den += td;
+        worst_tok = std::max(worst_tok, std::sqrt(tn / td));
+      }
+      double sn = 0, sd = 0;
+      for (size_t i = 0; i < C.S.size(); ++i) {
+        const double d = std::ldexp(double(R.state[i]), -P.Es) - C.S[i];
+        sn += d * d, sd += C.S[i] * C.S[i];
+      }
+      const double out_rel = std::sqrt(num / den), state_rel = std::sqrt(sn / sd);
+      INFO("RWKV v" << version << " seed " << seed << " Es " << P.Es << " max|S| " << C.smax << " output rel L2 "
+                    << out_rel << " state rel L2 " << state_rel);
+      CHECK(out_rel <= kRwkvOutRel);
+      CHECK(state_rel <= kRwkvStateRel);
+      worst_out = std::max(worst_out, out_rel), worst_state = std::max(worst_state, state_rel);
+    }
+    WARN("linattn RWKV v" << version << " vs double (256 tokens, 2 x 64): output rel L2 " << worst_out
+                          << " (worst token " << worst_tok << "), final state rel L2 " << worst_state);
+  }
+}
+
+TEST_CASE("linattn RWKV extensions: invalid combinations", "[linattn][rwkv]") {
+  Rng r(5);
+  Problem P = random_rwkv(r, false, kV7);
+  REQUIRE(valid(P));
+  {
+    Problem Q = P; Q.delta = true; CHECK_FALSE(valid(Q));          // b with beta
+  }
+  {
+    Problem Q = P; Q.sep_a = false; CHECK_FALSE(valid(Q));         // b without a
+  }
+  {
+    Problem Q = P; Q.pre = false; CHECK_FALSE(valid(Q));           // b with the ONNX order
+  }
+  {
+    Problem Q = P; Q.ofirst = true; CHECK_FALSE(valid(Q));         // b with output_first
+  }
+  {
+    std::vector<int32_t> st(P.state0);
+    LinattnArgs A = P.args(st.data(), nullptr, nullptr, nullptr);
+    A.bs = nullptr;
+    CHECK_FALSE(linattn_valid(A));                                 // b without its scales
+  }
+  Problem O = random_rwkv(r, false, kOutputFirst);
+  O.use_bonus = true;
+  REQUIRE(valid(O));
+  {
+    Problem Q = O; Q.delta = true; CHECK_FALSE(valid(Q));          // output_first with beta
+  }
+  {
+    Problem Q = O; Q.delta = true; Q.pre = true; Q.ofirst = false; CHECK(valid(Q));   // the bonus alone is ignored
+  }
+  // an invalid call leaves the state untouched and gives y = 0, ys = {0, 0}, in every variant
+  Problem Q = O;
+  Q.delta = true;
+  size_t n = 0;
+  const LinattnKernel* const* ks = linattn_kernels(&n);
+  for (size_t v = 0; v < n; ++v) {
+    if (!test::runnable(ks[v]->isa, ks[v]->name)) continue;
+    const Result R = run(*ks[v], Q);
+    CHECK(R.state == Q.state0);
     for (int16_t y : R.y) CHECK(y == 0);
     for (RowScale s : R.ys) CHECK((s.mant == 0 && s.exp == 0));
   }

@@ -35,7 +35,7 @@
 //   2. update value u_j (unit 2^-(Es+16) * 2^c1):
 //        e_j  = clamp(shift_s(v[t][g*dv + j] * V.mant, V.exp - Es - 16), -2^61, 2^61)   (|v*mant| <= 2^30)
 //      delta (beta != nullptr): subtract the retrieval
-//        r_j  = sum_i a[t][g*dk + i] * S[i][j]                             (int64, |r| < 2^56)
+//        r_j  = sum_i a[t][g*dk + i] * S[i][j]                             (int64, |r| <= 2^56)
 //        e_j -= clamp(shift_s(shift_s(r_j, 15) * A.mant, A.exp - 31), -2^61, 2^61)
 //        c1 = max(0, bitlen(max_j |e_j|) - 46);  b = clamp(beta[t][g], -2^16, 2^16)
 //        u_j  = rshift_round(shift_s(e_j, c1) * b, 15)                     (|u| <= 2^47)
@@ -45,10 +45,35 @@
 //        S[i][j] = sat32(S[i][j] + shift_s(kk_i * u'_j, K.exp + 16 - c))   (|kk * u'| <= 2^60)
 //      (c1, c2 keep the products in int64 whatever the ratio of v's range to the state's unit.)
 //   4. output, for each query head h of g: o[t][h*dv + j] = sum_i q[t][h*dk + i] * S[i][j]
-//      (int64 into work [T][Hq*dv], |o| < 2^56; unit Q.mant * 2^-(Q.exp + Es)).
+//      (int64 into work [T][Hq*dv], |o| <= 2^56; unit Q.mant * 2^-(Q.exp + Es)).
 // out (per row t, after every head unit is done): qv, d, Am = quantize_row(o[t], 32767);
 //   (mu, eu) = normalize(Q.mant * scale.mant, Q.exp + scale.exp + Es);
 //   y[t] = qv (int16 [Hq*dv]); ys[t] = scale_of(Am, 32767, d, mu, eu).
+//
+// RWKV extensions (all off by default; docs/rwkv.md "Integer graphs"):
+//   decay_const = 1: the decay has no row dimension ([Hkv*dk] or [Hkv]); every token uses row 0
+//     (RWKV v5's static per-channel decay).
+//   output_first = 1 (RWKV v5 / v6 order; requires beta == nullptr and b == nullptr): per token and
+//     kv head, with u'_j, c and kk_i of steps 2-3 (no delta) and X_ij = shift_s(kk_i * u'_j,
+//     K.exp + 16 - c) (the write term):
+//       4'. output first, from the state before this token:
+//             o[t][h*dv + j] = sum_i q[t][h*dk + i] * (S[i][j] + (bonus ? rshift_round(U_i * sat32(X_ij), 16) : 0))
+//           with U_i = clamp(bonus[g*dk + i], -2^20, 2^20) (the bonus u, Q16 [Hkv*dk]; |S + U X / 2^16|
+//           <= 2^31 + 2^35, times |q| <= 2^15, dk terms: < 2^61)
+//       1. gate as above;  3. S[i][j] = sat32(S[i][j] + X_ij).
+//     (RWKV v5: y = r . (S + u k v^T), S = w S + k v^T.)
+//   b != nullptr (RWKV v7's second write key; requires a != nullptr, bs != nullptr, beta == nullptr,
+//     retrieve_pre_decay = 1): the retrieval r_j = sum_i a[t][g*dk + i] * S[i][j] (step 2's form,
+//     before the gate) is written back along b. With
+//       s_j  = clamp(shift_s(shift_s(r_j, 15) * A.mant, A.exp - 31), -2^61, 2^61)   (unit 2^-(Es+16))
+//       c3   = max(0, bitlen(max_j |s_j|) - 30);  s'_j = shift_s(s_j, c3);  bb_i = b[t][g*dk + i] * B.mant
+//       Y_ij = shift_s(bb_i * s'_j, B.exp + 16 - c3)        (B = bs[t]; |bb * s'| <= 2^60)
+//     step 3 becomes S[i][j] = sat32(S[i][j] + clamp(X_ij, -2^40, 2^40) + clamp(Y_ij, -2^40, 2^40))
+//     (the clamps are part of the definition: X and Y each reach +-(2^62 - 1), so S + X + Y could
+//     overflow int64; clamped, |sum| <= 2^31 + 2^41. They change the result only when a term exceeds
+//     2^40 and the other one cancels it, far beyond any calibrated state unit), and e_j
+//     of step 2 is v's alone (no beta). (RWKV v7: S = S diag(w) + (S a) b^T + v k^T with a = -kk,
+//     b = kk * a_gate, in its [dv][dk] layout; the output is step 4 after the update.)
 // Rows are a strict recurrence, so T rows in one call give the same bytes as T calls of one row
 // (the prefill / decode identity). Variants vectorize over j (dv) with exact int64 sums, never
 // reassociating anything that rounds.
@@ -86,6 +111,12 @@ struct LinattnArgs {
   int32_t* state;                             // [Hkv][dk][dv] in/out
   int16_t* y; RowScale* ys;                   // [T][Hq*dv], [T]
   int64_t* work;                              // o [T][Hq*dv] (heads -> out)
+  // RWKV extensions (see above); the defaults keep the plain contract.
+  int decay_const = 0;                        // 1: decay has no row dimension
+  int output_first = 0;                       // 1: RWKV v5 / v6 order
+  const int32_t* bonus = nullptr;             // [Hkv*dk] Q16 (output_first only), or nullptr
+  const int16_t* b = nullptr;                 // [T][Hkv*dk] second write key (v7), or nullptr
+  const RowScale* bs = nullptr;               // [T]
 };
 
 bool linattn_valid(const LinattnArgs& a);
