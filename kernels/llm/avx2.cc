@@ -557,6 +557,7 @@ inline V ln_load8(const LayernormArgs& a, int64_t k, int64_t left, int32_t pad) 
 }
 
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  if (a.segments > 1) return ref_layernorm(a, m0, m1, scratch);  // RWKV GroupNorm: not vectorized yet
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));  // pad16(D) + 16 entries
   const int64_t D = a.d, inner = a.inner < 1 ? 1 : a.inner;
   const V lane = _mm256_setr_epi64x(0, 1, 2, 3);

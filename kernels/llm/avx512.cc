@@ -1374,6 +1374,7 @@ inline V ln_load8(const LayernormArgs& a, int64_t k, __mmask8 msk) {
 }
 
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  if (a.segments > 1) return ref_layernorm(a, m0, m1, scratch);  // RWKV GroupNorm: not vectorized yet
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
   const int64_t D = a.d;
   const int64_t inner = a.inner < 1 ? 1 : a.inner;

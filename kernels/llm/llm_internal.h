@@ -298,7 +298,10 @@ inline int64_t ln_mu(int64_t S, int64_t d) {
   if (num % den != 0 && num < 0) q -= 1;
   return q;
 }
-inline LnRow ln_row(const LayernormArgs& a, const RowScale& xs, int c, int64_t mu, int64_t ms) {
+// d: the length of the statistics' run (0: the whole row, a.d; layernorm segments).
+inline LnRow ln_row(const LayernormArgs& a, const RowScale& xs, int c, int64_t mu, int64_t ms,
+                    int64_t d = 0) {
+  if (d <= 0) d = a.d;
   int64_t q = 0, e2 = 0, k = 0;
   const int64_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
   if (xs.mant != 0 && eps_m != 0) {
@@ -307,7 +310,7 @@ inline LnRow ln_row(const LayernormArgs& a, const RowScale& xs, int c, int64_t m
     const int64_t over = bitlen64(uint64_t(q)) + e2 - 60;
     if (q > 0 && over > 0) k = (over + 1) / 2;
   }
-  const uint64_t v = uint64_t(shs(ms / a.d, 2 * k)) + uint64_t(shs(q, 2 * k - e2));
+  const uint64_t v = uint64_t(shs(ms / d, 2 * k)) + uint64_t(shs(q, 2 * k - e2));
   LnRow r;
   r.mu = mu;
   int64_t rr, j;

@@ -887,6 +887,7 @@ struct LnLoad {
 };
 
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  if (a.segments > 1) return ref_layernorm(a, m0, m1, scratch);  // RWKV GroupNorm: not vectorized yet
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));  // int64 [pad16(d) + 16]
   const int64_t D = a.d;
   const int64_t inner = a.inner < 1 ? 1 : a.inner;

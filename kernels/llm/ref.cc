@@ -327,28 +327,32 @@ void ref_exp(const ExpArgs& a, int64_t i0, int64_t i1) {
 
 void ref_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
-  const int64_t D = a.d;
+  const int64_t D = a.d, runs = a.segments < 1 ? 1 : a.segments, L = D / runs;
   for (int64_t m = m0; m < m1; ++m) {
     const int64_t base = m * D;
     const RowScale xs = a.xs[m * a.xs_stride];
-    const int64_t x0 = ln_x(a, base);
-    uint64_t A0 = 0;
-    for (int64_t i = 0; i < D; ++i) {
-      const uint64_t v = mag64(ln_x(a, base + i) - x0);
-      if (v > A0) A0 = v;
+    for (int64_t s0 = 0; s0 < D; s0 += L) {  // one run of statistics (the whole row unless segments)
+      const int64_t b = base + s0;
+      const int64_t x0 = ln_x(a, b);
+      uint64_t A0 = 0;
+      for (int64_t i = 0; i < L; ++i) {
+        const uint64_t v = mag64(ln_x(a, b + i) - x0);
+        if (v > A0) A0 = v;
+      }
+      const int c = bitlen64(A0) - ln_P(L);
+      int64_t S = 0;
+      for (int64_t i = 0; i < L; ++i) S += shs(ln_x(a, b + i) - x0, c);
+      const int64_t mu = ln_mu(S, L);
+      int64_t ms = 0;
+      for (int64_t i = 0; i < L; ++i) {
+        const int64_t dd = shs(ln_x(a, b + i) - x0, c) - mu;
+        ms += dd * dd;
+      }
+      const LnRow r = ln_row(a, xs, c, mu, ms, L);
+      if (runs == 1) ln_stats(a, m, x0, c, r);
+      for (int64_t i = 0; i < L; ++i)
+        w[s0 + i] = ln_w(a, shs(ln_x(a, b + i) - x0, c), r, ln_ch(a, m, s0 + i));
     }
-    const int c = bitlen64(A0) - ln_P(D);
-    int64_t S = 0;
-    for (int64_t i = 0; i < D; ++i) S += shs(ln_x(a, base + i) - x0, c);
-    const int64_t mu = ln_mu(S, D);
-    int64_t ms = 0;
-    for (int64_t i = 0; i < D; ++i) {
-      const int64_t dd = shs(ln_x(a, base + i) - x0, c) - mu;
-      ms += dd * dd;
-    }
-    const LnRow r = ln_row(a, xs, c, mu, ms);
-    ln_stats(a, m, x0, c, r);
-    for (int64_t i = 0; i < D; ++i) w[i] = ln_w(a, shs(ln_x(a, base + i) - x0, c), r, ln_ch(a, m, i));
     int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + base : nullptr;
     int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + base;
     int d = 0;

@@ -1298,6 +1298,7 @@ struct LnCase {
   int64_t stride;
   int32_t eps_m; int eps_e;
   std::vector<int32_t> gm, bo; int ae;
+  int64_t segments = 1;  // statistics per run of d / segments (RWKV GroupNorm over heads)
 };
 
 LnCase make_ln(Rng& r, int in_bits, int64_t M, int64_t d, int64_t groups, int64_t inner, bool affine, int fill) {
@@ -1339,7 +1340,7 @@ LnOut run_ln(const LlmKernel& k, const LnCase& c, int qmax, int64_t m0, int64_t 
   a.in_bits = c.in_bits, a.d = c.d, a.xs = c.xs.data(), a.xs_stride = c.stride;
   a.eps_m = c.eps_m, a.eps_e = c.eps_e;
   a.gm = c.gm.empty() ? nullptr : c.gm.data(), a.bo = c.bo.empty() ? nullptr : c.bo.data(), a.ae = c.ae;
-  a.groups = c.groups, a.inner = c.inner, a.qmax = qmax;
+  a.groups = c.groups, a.inner = c.inner, a.qmax = qmax, a.segments = c.segments;
   std::vector<int8_t> y8(static_cast<size_t>(c.M * c.d));
   std::vector<int16_t> y16(static_cast<size_t>(c.M * c.d));
   std::vector<RowScale> ys(static_cast<size_t>(c.M));
@@ -1359,25 +1360,29 @@ TEST_CASE("llm: layernorm / groupnorm accuracy vs double", "[llm][accuracy][laye
   int64_t cnt[2] = {0, 0};
   for (int in_bits : {8, 16, 32})
     for (int64_t d : {int64_t{2}, int64_t{7}, int64_t{64}, int64_t{768}, int64_t{4096}})
-      for (int rep = 0; rep < 4; ++rep) {
+      for (int rep = 0; rep < 5; ++rep) {
         const bool gn = rep == 3 && d % 2 == 0;
         const int64_t groups = gn ? 3 : 1, inner = gn ? 2 : 1;
-        const LnCase c = make_ln(r, in_bits, 3, d, groups, inner, rep >= 2, rep == 1 ? 1 : 0);
+        LnCase c = make_ln(r, in_bits, 3, d, groups, inner, rep >= 2, rep == 1 ? 1 : 0);
+        if (rep == 4) c.segments = d % 8 == 0 ? 8 : d % 2 == 0 ? 2 : 1;  // per-head statistics
+        const int64_t run = d / c.segments;
         for (int qmax : {127, 32767}) {
           const LnOut o = run_ln(scalar(), c, qmax, 0, c.M, buf);
           for (int64_t m = 0; m < c.M; ++m) {
             const RowScale s = c.xs[size_t(m * c.stride)];
-            // in input units relative to the first element (exact in double), then scaled
             const double u = lsb(s);
-            const int64_t x0 = c.x[size_t(m * d)];
-            double mean = 0, var = 0;
-            for (int64_t i = 0; i < d; ++i) mean += double(c.x[size_t(m * d + i)] - x0);
-            mean /= double(d);
-            for (int64_t i = 0; i < d; ++i) var += std::pow(double(c.x[size_t(m * d + i)] - x0) - mean, 2);
-            var = var / double(d) * u * u;
             const double eps = std::ldexp(double(c.eps_m), -c.eps_e);
-            const double L = lsb(o.ys[size_t(m)]);
-            for (int64_t i = 0; i < d; ++i) {
+            const double Lsb = lsb(o.ys[size_t(m)]);
+            for (int64_t seg = 0; seg < c.segments; ++seg) {
+            // in input units relative to the run's first element (exact in double), then scaled
+            const int64_t x0 = c.x[size_t(m * d + seg * run)];
+            double mean = 0, var = 0;
+            for (int64_t j = seg * run; j < (seg + 1) * run; ++j) mean += double(c.x[size_t(m * d + j)] - x0);
+            mean /= double(run);
+            for (int64_t j = seg * run; j < (seg + 1) * run; ++j) var += std::pow(double(c.x[size_t(m * d + j)] - x0) - mean, 2);
+            var = var / double(run) * u * u;
+            for (int64_t i = seg * run; i < (seg + 1) * run; ++i) {
+              const double L = Lsb;
               double want = (double(c.x[size_t(m * d + i)] - x0) - mean) * u / std::sqrt(var + eps);
               if (!c.gm.empty()) {
                 const int64_t ch = (m % groups) * (d / inner) + i / inner;
@@ -1388,12 +1393,13 @@ TEST_CASE("llm: layernorm / groupnorm accuracy vs double", "[llm][accuracy][laye
               // + the Q16 rounding of z (2^-17, times |gamma|): visible in int16 rows whose |z| << 1 (eps-dominated)
               const double g = c.gm.empty() ? 1.0 : std::fabs(std::ldexp(c.gm[size_t((m % groups) * (d / inner) + i / inner)], -c.ae));
               const double e = std::max(0.0, std::fabs(got - want) - std::ldexp(g, -17)) / L;
-              INFO("in_bits=" << in_bits << " d=" << d << " rep=" << rep << " qmax=" << qmax << " i=" << i << " got=" << got << " want=" << want
+              INFO("in_bits=" << in_bits << " d=" << d << " rep=" << rep << " segments=" << c.segments << " qmax=" << qmax << " i=" << i << " got=" << got << " want=" << want
                    << " x=" << c.x[size_t(m * d + i)] << " x0=" << c.x[size_t(m * d)] << " scale=" << s.mant << "/" << s.exp
                    << " eps=" << c.eps_m << "/" << c.eps_e << " var=" << var << " ys=" << o.ys[size_t(m)].mant << "/" << o.ys[size_t(m)].exp);
               REQUIRE(e <= (qmax == 127 ? kLnErrLsb8 : kLnErrLsb16));
               const int w = qmax == 127 ? 0 : 1;
               worst[w] = std::max(worst[w], e), sum[w] += e, ++cnt[w];
+            }
             }
           }
         }
@@ -1411,7 +1417,8 @@ TEST_CASE("llm: layernorm variants bit-exact", "[llm][variants][layernorm]") {
         for (int fill = 0; fill < 4; ++fill) {
           const int64_t inner = (fill == 3 && d % 5 == 0) ? 5 : (d % 3 == 0 && fill == 2) ? 3 : 1;
           const int64_t groups = inner > 1 ? 2 : 1;
-          const LnCase c = make_ln(r, in_bits, uniform(r, 1, 4), d, groups, inner, fill != 0, fill);
+          LnCase c = make_ln(r, in_bits, uniform(r, 1, 4), d, groups, inner, fill != 0, fill);
+          if (fill == 1 && inner == 1) c.segments = d % 4 == 0 ? 4 : d % 2 == 0 ? 2 : 1;
           for (int qmax : {127, 32767, 300}) {
             const int64_t mid = c.M / 2;
             const LnOut a = run_ln(scalar(), c, qmax, 0, c.M, b1);
@@ -1419,7 +1426,7 @@ TEST_CASE("llm: layernorm variants bit-exact", "[llm][variants][layernorm]") {
             const LnOut y = run_ln(k, c, qmax, mid, c.M, b2);
             x.y.insert(x.y.end(), y.y.begin(), y.y.end());
             x.ys.insert(x.ys.end(), y.ys.begin(), y.ys.end());
-            INFO("in_bits=" << in_bits << " d=" << d << " fill=" << fill << " qmax=" << qmax);
+            INFO("in_bits=" << in_bits << " d=" << d << " fill=" << fill << " segments=" << c.segments << " qmax=" << qmax);
             REQUIRE(a.y == x.y);
             REQUIRE(same_scales(a.ys, x.ys));
           }

@@ -209,6 +209,10 @@
 //   y int8 (qmax <= 127) or int16; ys [M]. A row whose w is all zero gets ys = {0, 0}.
 //   stats (optional): {x0, mu, r, c, k - j}: mean = (x0 + mu 2^c) and sqrt(var + eps) = r 2^(c + k - j)
 //   in input units (the float boundary derives ONNX's Mean / InvStdDev outputs from them).
+//   segments (default 1, divides d): the row is `segments` equal runs of d / segments elements
+//   (RWKV's GroupNorm over the heads of a token): every statistic above (x0, A0, P, c, S, mu, ms,
+//   k, j, r, R) is taken per run, with the run length in place of d; w is the whole row's, and
+//   one quantize_row over the row gives one row scale. stats must be nullptr when segments > 1.
 //
 // ---- Variants ----------------------------------------------------------------------------------
 // Each variant implements every operator; a variant may forward an operator to the scalar one.
@@ -334,6 +338,7 @@ struct LayernormArgs {
   int qmax;                                   // int8 if <= 127 else int16
   void* y; RowScale* ys;
   LnStats* stats;                             // [M] or nullptr: x0, mu, c, r, e = k - j of each row
+  int64_t segments = 1;                       // statistics per run of d / segments (stats == nullptr)
 };
 
 // One variant of the family. Row ranges [m0, m1); attention_rows: units are m * heads + h.
