@@ -1,0 +1,252 @@
+// AVX2 variant of the rwkv family: the same bytes as ref.cc for every input the contract allows.
+// The structure of avx512.cc on 4 64-bit lanes per ymm (the row maxima of relu_sq and mul on 16-bit
+// / 32-bit lanes); each row's last n % 4 elements take the scalar formulas of rwkv_internal.h. AVX2
+// has no 64-bit arithmetic shift, min / max, abs or low multiply: they are built from logical
+// shifts, vpcmpgtq blends and vpmuldq / vpmuludq products of at most 32-bit halves (every product
+// below is exact in 64 bits).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "rwkv_internal.h"
+
+namespace fq::k {
+namespace rwkv {
+namespace {
+
+using V = __m256i;
+
+inline V s64(int64_t x) { return _mm256_set1_epi64x(x); }
+inline V zero() { return _mm256_setzero_si256(); }
+inline V neg_mask(V x) { return _mm256_cmpgt_epi64(zero(), x); }      // all ones where x < 0
+inline V blend(V a, V b, V m) { return _mm256_blendv_epi8(a, b, m); }  // m ? b : a
+inline V minv(V a, V b) { return blend(a, b, _mm256_cmpgt_epi64(a, b)); }
+inline V maxv(V a, V b) { return blend(a, b, _mm256_cmpgt_epi64(b, a)); }
+inline V clampv(V x, int64_t lo, int64_t hi) { return maxv(minv(x, s64(hi)), s64(lo)); }
+inline V absv(V x) { return blend(x, _mm256_sub_epi64(zero(), x), neg_mask(x)); }
+// Arithmetic right shift by 0 < s < 64.
+inline V sra(V x, int64_t s) {
+  return _mm256_or_si256(_mm256_srl_epi64(x, _mm_cvtsi64_si128(s)),
+                         _mm256_sll_epi64(neg_mask(x), _mm_cvtsi64_si128(64 - s)));
+}
+inline V load_i16(const int16_t* p) { return _mm256_cvtepi16_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline V load_i32(const int32_t* p) { return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline V load_i64(const int64_t* p) { return _mm256_loadu_si256(reinterpret_cast<const V*>(p)); }
+// The low dwords of the 4 lanes (values in int32 range).
+inline __m128i low_dwords(V x) {
+  return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(x, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
+}
+inline uint64_t hmax_u64(V x) {  // lanes >= 0
+  alignas(32) int64_t t[4];
+  _mm256_store_si256(reinterpret_cast<V*>(t), x);
+  int64_t m = t[0];
+  for (int l = 1; l < 4; ++l) m = t[l] > m ? t[l] : m;
+  return uint64_t(m);
+}
+
+// shift_s(x, s) per lane, one s for every lane (as avx512.cc).
+inline V vshs(V x, int64_t s) {
+  if (s == 0) return x;
+  if (s > 62) return zero();
+  if (s > 0)  // (x >> s) + bit s-1 of x
+    return _mm256_add_epi64(sra(x, s), _mm256_and_si256(_mm256_srl_epi64(x, _mm_cvtsi64_si128(s - 1)), s64(1)));
+  const int64_t l = -s;
+  const V sat = blend(s64(llm::kSat62), s64(-llm::kSat62), neg_mask(x));
+  const V nz = _mm256_xor_si256(_mm256_cmpeq_epi64(x, zero()), s64(-1));
+  if (l >= 62) return _mm256_and_si256(sat, nz);
+  const V mag = absv(x);  // INT64_MIN stays negative: counted as big
+  const V big = _mm256_or_si256(_mm256_cmpgt_epi64(mag, s64((int64_t{1} << (62 - l)) - 1)), neg_mask(mag));
+  return blend(_mm256_sll_epi64(x, _mm_cvtsi64_si128(l)), sat, big);
+}
+
+// A 16-entry uint32 table lookup by the low 4 bits of each dword's index: vpermd reads the low 3,
+// bit 3 (spread over the dword by a shift up and an arithmetic shift down) picks the half.
+inline V lookup16(const uint32_t* tab, V idx) {
+  const V lo = _mm256_loadu_si256(reinterpret_cast<const V*>(tab));
+  const V hi = _mm256_loadu_si256(reinterpret_cast<const V*>(tab + 8));
+  return blend(_mm256_permutevar8x32_epi32(lo, idx), _mm256_permutevar8x32_epi32(hi, idx),
+               _mm256_srai_epi32(_mm256_slli_epi32(idx, 28), 31));
+}
+
+// exp_q(-nx, F) per lane for 0 <= nx (avx512.cc's vexpq).
+template <int F>
+inline V vexpq(V nx) {
+  nx = minv(nx, s64(int64_t{1} << (F + 5)));
+  const V u = _mm256_add_epi64(_mm256_mul_epu32(nx, s64(llm::kLog2eQ16)), s64(1 << 15));  // t = u >> 16
+  const V n = _mm256_srli_epi64(u, 16 + F);
+  const V a = lookup16(kExp2HiQ30, _mm256_srli_epi64(u, 12 + F));
+  const V b = lookup16(kExp2LoQ30, _mm256_srli_epi64(u, 8 + F));
+  const V P = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(a, b), s64(int64_t{1} << 29)), 30);
+  const V r16 = _mm256_and_si256(u, s64(((int64_t{1} << (F - 8)) - 1) << 16));
+  const V rc = _mm256_srli_epi64(
+      _mm256_add_epi64(_mm256_mul_epu32(r16, s64(kExp2ChordQ32)), s64(int64_t{1} << (F + 7))), F + 8);
+  const V v = _mm256_sub_epi64(
+      P, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
+  const V half = _mm256_sllv_epi64(s64(1), _mm256_sub_epi64(n, s64(1)));
+  return _mm256_srlv_epi64(_mm256_add_epi64(v, half), n);
+}
+
+// quantize_row of the int64 row whose lanes i..i+3 are gen(i) (element i alone: gen1(i)), given
+// A0 = max |v|. x' * F with |x'| <= 2^23 and F < 2^34 as two vpmuldq of 17-bit halves of F.
+template <class Gen, class Gen1>
+int64_t vquant(int64_t n, int qmax, const QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
+  *dout = 0;
+  if (A0 == 0) {
+    zero_row(n, o);
+    return 0;
+  }
+  const llm::QParams p = llm::qparams(A0, qmax);
+  const V F0 = s64(p.F & 0x1FFFF), F1 = s64(p.F >> 17), rnd = s64(int64_t{1} << 39);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const V x = vshs(gen(i), p.d);
+    const V prod = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(x, F1), 17), _mm256_mul_epi32(x, F0));
+    const __m128i q32 = low_dwords(clampv(sra(_mm256_add_epi64(prod, rnd), 40), -qmax, qmax));
+    const __m128i q16 = _mm_packs_epi32(q32, q32);
+    if (o.q8) {
+      const int32_t w = _mm_cvtsi128_si32(_mm_packs_epi16(q16, q16));
+      std::memcpy(o.q8 + i, &w, 4);
+    } else {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(o.q16 + i), q16);
+    }
+  }
+  quant_tail(i, n, p, qmax, o, gen1);
+  *dout = p.d;
+  return p.A;
+}
+
+void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const MixRow r = mix_row(a, m);
+    const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
+    const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm), lo22 = s64((1 << 22) - 1);
+    V mx = zero();
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const V A = vshs(_mm256_mul_epi32(load_i16(ap + i), ma), r.sa);   // |A|, |P| <= 2^42
+      const V P = vshs(_mm256_mul_epi32(load_i16(pp + i), mp), r.sp);
+      V mu = a.mu_c ? load_i32(a.mu_c + i) : zero();
+      if (mdp) mu = _mm256_add_epi64(mu, clampv(vshs(_mm256_mul_epi32(load_i16(mdp + i), mdm), r.sd), -kL40, kL40));
+      mu = clampv(mu, -kL18, kL18);
+      // (P - A) mu with |P - A| <= 2^43 split at bit 22: the high part (P - A) >> 22 is the low
+      // dword of a logical shift, the low part is below 2^22; both products fit vpmuldq
+      const V D = _mm256_sub_epi64(P, A);
+      const V Dmu = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(_mm256_srli_epi64(D, 22), mu), 22),
+                                     _mm256_mul_epi32(_mm256_and_si256(D, lo22), mu));
+      const V x = _mm256_add_epi64(_mm256_slli_epi64(A, 16), Dmu);
+      _mm256_storeu_si256(reinterpret_cast<V*>(v + i), x);
+      mx = maxv(mx, absv(x));
+    }
+    uint64_t A0 = hmax_u64(mx);
+    for (; i < n; ++i) {
+      v[i] = mix_v(a, r, m, i);
+      A0 = llm::mag64(v[i]) > A0 ? llm::mag64(v[i]) : A0;
+    }
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d, [v](int64_t j) { return load_i64(v + j); },
+                             [v](int64_t j) { return v[j]; });
+    a.ys[m] = mix_scale(A, a.qmax, d, r);
+  }
+}
+
+void x_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n, lo = fixed_lo(a), hi = fixed_hi(a);
+  for (int64_t m = m0; m < m1; ++m) {
+    const RowScale s = a.xs[m];
+    const V mant = s64(s.mant);
+    const int64_t sh = int64_t{s.exp} - a.frac;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      V z = clampv(vshs(_mm256_mul_epi32(load_i16(a.x + m * n + i), mant), sh), -kL40, kL40);
+      if (a.bias) z = _mm256_add_epi64(z, load_i32(a.bias + i));
+      const __m128i z32 = low_dwords(clampv(z, lo, hi));
+      if (a.out_bits == 16)
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(static_cast<int16_t*>(a.y) + m * n + i), _mm_packs_epi32(z32, z32));
+      else
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<int32_t*>(a.y) + m * n + i), z32);
+    }
+    for (; i < n; ++i) fixed_store(a, m * n + i, fixed_z(a, m, i));
+  }
+}
+
+void x_neg_exp(const RwkvNegExpArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const RowScale s = a.xs[m];
+    const V mant = s64(s.mant);
+    const int64_t sh = int64_t{s.exp} - 24;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      V z = clampv(vshs(_mm256_mul_epi32(load_i16(a.x + m * n + i), mant), sh), -kL40, kL40);
+      if (a.bias) z = _mm256_add_epi64(z, load_i32(a.bias + i));
+      const V t = _mm256_sub_epi64(z, s64(kRwkvExpShiftQ24));
+      const V e = vexpq<24>(maxv(_mm256_sub_epi64(zero(), t), zero()));   // capped as in avx512.cc
+      const V y = blend(_mm256_sub_epi64(zero(), _mm256_add_epi64(e, e)), s64(kNegExpFloor), _mm256_cmpgt_epi64(t, zero()));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(a.y + m * n + i), low_dwords(y));
+    }
+    for (; i < n; ++i) a.y[m * n + i] = neg_exp_y(neg_exp_t(a, m, i));
+  }
+}
+
+void x_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t* x = a.x + m * n;
+    // max v = max(0, max x)^2: the row maximum on 16 int16 lanes, no squares
+    V mx = zero();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) mx = _mm256_max_epi16(mx, _mm256_loadu_si256(reinterpret_cast<const V*>(x + i)));
+    __m128i h = _mm_max_epi16(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+    h = _mm_max_epi16(h, _mm_srli_si128(h, 8));
+    h = _mm_max_epi16(h, _mm_srli_si128(h, 4));
+    h = _mm_max_epi16(h, _mm_srli_si128(h, 2));
+    int64_t xm = int16_t(_mm_extract_epi16(h, 0));
+    for (; i < n; ++i) xm = x[i] > xm ? x[i] : xm;
+    int d = 0;
+    const int64_t A = vquant(
+        n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d,
+        [x](int64_t j) {
+          const V xj = _mm256_cvtepi16_epi64(
+              _mm_max_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + j)), _mm_setzero_si128()));
+          return _mm256_mul_epi32(xj, xj);
+        },
+        [x](int64_t j) { return relu_sq_v(x[j]); });
+    a.ys[m] = unit_scale(A, a.qmax, d, relu_sq_unit(a.xs[m]));
+  }
+}
+
+void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t *pa = a.a + m * n, *pb = a.b + m * n;
+    // max |a b| on 8 int32 lanes (|a b| <= 2^30)
+    V mx = zero();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const V ab = _mm256_mullo_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + i))),
+                                      _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + i))));
+      mx = _mm256_max_epu32(mx, _mm256_abs_epi32(ab));
+    }
+    __m128i h = _mm_max_epu32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+    h = _mm_max_epu32(h, _mm_srli_si128(h, 8));
+    h = _mm_max_epu32(h, _mm_srli_si128(h, 4));
+    uint64_t A0 = uint32_t(_mm_cvtsi128_si32(h));
+    for (; i < n; ++i) A0 = std::max<uint64_t>(A0, llm::mag64(int64_t{pa[i]} * pb[i]));
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
+                             [pa, pb](int64_t j) { return _mm256_mul_epi32(load_i16(pa + j), load_i16(pb + j)); },
+                             [pa, pb](int64_t j) { return int64_t{pa[j]} * pb[j]; });
+    a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
+  }
+}
+
+}  // namespace
+}  // namespace rwkv
+
+extern const RwkvKernel kRwkvAvx2 = {Isa::avx2,       "avx2",          rwkv::x_mix, rwkv::x_fixed,
+                                     rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul};
+
+}  // namespace fq::k

@@ -1,0 +1,193 @@
+// AVX-512 (F/BW/DQ/VL) variant of the rwkv family: the same bytes as ref.cc for every input the
+// contract allows. Elements run in 64-bit lanes (8 per zmm), which every intermediate of the
+// contract fits (|v| < 2^62); only the row maxima of relu_sq and mul, whose products are at most
+// 2^30, are taken on 16-bit / 32-bit lanes. The quantizer gets A0 = max |v| from the first pass, so
+// relu_sq and mul recompute their products instead of storing the row (mix, with its shifts and
+// 64-bit product, stores it in the scratch).
+#include <immintrin.h>
+
+// GCC 12 warns inside its own AVX-512 headers (the "undefined" pass-through operand).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "rwkv_internal.h"
+
+namespace fq::k {
+namespace rwkv {
+namespace {
+
+using V = __m512i;
+
+inline V s64(int64_t x) { return _mm512_set1_epi64(x); }
+inline V zero() { return _mm512_setzero_si512(); }
+inline __mmask8 tail8(int64_t left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
+inline __mmask16 tail16(int64_t left) { return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1); }
+inline __mmask32 tail32(int64_t left) { return left >= 32 ? ~__mmask32(0) : __mmask32((1u << left) - 1); }
+inline V clampv(V x, int64_t lo, int64_t hi) { return _mm512_max_epi64(_mm512_min_epi64(x, s64(hi)), s64(lo)); }
+inline V load_i16(const int16_t* p, __mmask8 k) { return _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, p)); }
+inline V load_i32(const int32_t* p, __mmask8 k) { return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, p)); }
+
+// shift_s(x, s) per lane for one shift s of every lane (llm.h: rounding right shift, saturating
+// left shift to +-(2^62 - 1), 0 beyond 62).
+inline V vshs(V x, int64_t s) {
+  if (s == 0) return x;
+  if (s > 62) return zero();
+  if (s > 0) {  // (x >> s) + bit s-1 of x: no overflow of the rounding add
+    const V r = _mm512_sra_epi64(x, _mm_cvtsi64_si128(s));
+    return _mm512_add_epi64(r, _mm512_and_si512(_mm512_sra_epi64(x, _mm_cvtsi64_si128(s - 1)), s64(1)));
+  }
+  const int64_t l = -s;
+  const V sat = _mm512_mask_blend_epi64(_mm512_movepi64_mask(x), s64(llm::kSat62), s64(-llm::kSat62));
+  const __mmask8 nz = _mm512_test_epi64_mask(x, x);
+  if (l >= 62) return _mm512_maskz_mov_epi64(nz, sat);
+  const __mmask8 big = _mm512_cmpge_epu64_mask(_mm512_abs_epi64(x), s64(int64_t{1} << (62 - l)));
+  return _mm512_mask_blend_epi64(big, _mm512_sll_epi64(x, _mm_cvtsi64_si128(l)), sat);
+}
+
+// exp_q(-nx, F) per lane for 0 <= nx (llm.h). Beyond 2^(F+5) the result is 0 either way, so nx is
+// capped there: then t = rshift_round(nx log2e, 16) = u >> 16 with u < 2^46 from one vpmuludq, and
+// its fields are read from u directly (n = t >> F; the table indices are the low 4 bits of two
+// shifts of u, which is all vpermd reads; r << 16 is a field of u).
+template <int F>
+inline V vexpq(V nx) {
+  nx = _mm512_min_epi64(nx, s64(int64_t{1} << (F + 5)));
+  const V u = _mm512_add_epi64(_mm512_mul_epu32(nx, s64(llm::kLog2eQ16)), s64(1 << 15));
+  const V n = _mm512_srli_epi64(u, 16 + F);
+  const V th = _mm512_loadu_si512(kExp2HiQ30), tl = _mm512_loadu_si512(kExp2LoQ30);
+  const V a = _mm512_permutexvar_epi32(_mm512_srli_epi64(u, 12 + F), th);
+  const V b = _mm512_permutexvar_epi32(_mm512_srli_epi64(u, 8 + F), tl);
+  const V P = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(a, b), s64(int64_t{1} << 29)), 30);
+  const V r16 = _mm512_and_si512(u, s64(((int64_t{1} << (F - 8)) - 1) << 16));   // < 2^32
+  const V rc = _mm512_srli_epi64(
+      _mm512_add_epi64(_mm512_mul_epu32(r16, s64(kExp2ChordQ32)), s64(int64_t{1} << (F + 7))), F + 8);
+  const V v = _mm512_sub_epi64(
+      P, _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
+  const V half = _mm512_sllv_epi64(s64(1), _mm512_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
+  return _mm512_srlv_epi64(_mm512_add_epi64(v, half), n);
+}
+
+// quantize_row of the int64 row whose 8 lanes at i (mask k) are gen(i, k), given A0 = max |v|.
+template <class Gen>
+int64_t vquant(int64_t n, int qmax, const QRow& o, uint64_t A0, int* dout, Gen gen) {
+  *dout = 0;
+  if (A0 == 0) {
+    zero_row(n, o);
+    return 0;
+  }
+  const llm::QParams p = llm::qparams(A0, qmax);
+  const V F = s64(p.F), rnd = s64(int64_t{1} << 39);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __mmask8 k = tail8(n - i);
+    const V x = vshs(gen(i, k), p.d);  // |x| <= 2^23, F < 2^34
+    const V q = clampv(_mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, F), rnd), 40), -qmax, qmax);
+    if (o.q8) _mm512_mask_cvtepi64_storeu_epi8(o.q8 + i, k, q);
+    else _mm512_mask_cvtepi64_storeu_epi16(o.q16 + i, k, q);
+  }
+  *dout = p.d;
+  return p.A;
+}
+
+void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const MixRow r = mix_row(a, m);
+    const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
+    const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm);
+    V mx = zero();
+    for (int64_t i = 0; i < n; i += 8) {
+      const __mmask8 k = tail8(n - i);
+      const V A = vshs(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa);   // |a * mant| <= 2^30
+      const V P = vshs(_mm512_mul_epi32(load_i16(pp + i, k), mp), r.sp);
+      V mu = a.mu_c ? load_i32(a.mu_c + i, k) : zero();
+      if (mdp) mu = _mm512_add_epi64(mu, clampv(vshs(_mm512_mul_epi32(load_i16(mdp + i, k), mdm), r.sd), -kL40, kL40));
+      mu = clampv(mu, -kL18, kL18);
+      const V x = _mm512_add_epi64(_mm512_slli_epi64(A, 16), _mm512_mullo_epi64(_mm512_sub_epi64(P, A), mu));
+      _mm512_mask_storeu_epi64(v + i, k, x);
+      mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));
+    }
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), _mm512_reduce_max_epu64(mx), &d,
+                             [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
+    a.ys[m] = mix_scale(A, a.qmax, d, r);
+  }
+}
+
+void x_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n, lo = fixed_lo(a), hi = fixed_hi(a);
+  for (int64_t m = m0; m < m1; ++m) {
+    const RowScale s = a.xs[m];
+    const int64_t sh = int64_t{s.exp} - a.frac;
+    for (int64_t i = 0; i < n; i += 8) {
+      const __mmask8 k = tail8(n - i);
+      V z = clampv(vshs(_mm512_mul_epi32(load_i16(a.x + m * n + i, k), s64(s.mant)), sh), -kL40, kL40);
+      if (a.bias) z = _mm512_add_epi64(z, load_i32(a.bias + i, k));
+      z = clampv(z, lo, hi);
+      if (a.out_bits == 16) _mm512_mask_cvtepi64_storeu_epi16(static_cast<int16_t*>(a.y) + m * n + i, k, z);
+      else _mm512_mask_cvtepi64_storeu_epi32(static_cast<int32_t*>(a.y) + m * n + i, k, z);
+    }
+  }
+}
+
+void x_neg_exp(const RwkvNegExpArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const RowScale s = a.xs[m];
+    const int64_t sh = int64_t{s.exp} - 24;
+    for (int64_t i = 0; i < n; i += 8) {
+      const __mmask8 k = tail8(n - i);
+      V z = clampv(vshs(_mm512_mul_epi32(load_i16(a.x + m * n + i, k), s64(s.mant)), sh), -kL40, kL40);
+      if (a.bias) z = _mm512_add_epi64(z, load_i32(a.bias + i, k));
+      const V t = _mm512_sub_epi64(z, s64(kRwkvExpShiftQ24));
+      // vexpq caps -t far below the contract's 2^40 (exp_q is 0 from there on)
+      const V e = vexpq<24>(_mm512_max_epi64(_mm512_sub_epi64(zero(), t), zero()));
+      const V y = _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(t, zero()), _mm512_sub_epi64(zero(), _mm512_add_epi64(e, e)),
+                                          s64(kNegExpFloor));
+      _mm512_mask_cvtepi64_storeu_epi32(a.y + m * n + i, k, y);
+    }
+  }
+}
+
+void x_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t* x = a.x + m * n;
+    // max v = max(0, max x)^2: the row maximum on 32 int16 lanes, no squares
+    __m512i mx = zero();
+    for (int64_t i = 0; i < n; i += 32) mx = _mm512_max_epi16(mx, _mm512_maskz_loadu_epi16(tail32(n - i), x + i));
+    const int64_t xm = _mm512_reduce_max_epi32(_mm512_max_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(mx)),
+                                                                _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(mx, 1))));
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d, [x](int64_t i, __mmask8 k) {
+      const V xi = _mm512_max_epi64(load_i16(x + i, k), zero());
+      return _mm512_mul_epi32(xi, xi);
+    });
+    a.ys[m] = unit_scale(A, a.qmax, d, relu_sq_unit(a.xs[m]));
+  }
+}
+
+void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t *pa = a.a + m * n, *pb = a.b + m * n;
+    // max |a b| on 16 int32 lanes (|a b| <= 2^30)
+    __m512i mx = zero();
+    for (int64_t i = 0; i < n; i += 16) {
+      const __mmask16 k = tail16(n - i);
+      const __m512i ab = _mm512_mullo_epi32(_mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, pa + i)),
+                                            _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, pb + i)));
+      mx = _mm512_max_epu32(mx, _mm512_abs_epi32(ab));
+    }
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), _mm512_reduce_max_epu32(mx), &d,
+                             [pa, pb](int64_t i, __mmask8 k) { return _mm512_mul_epi32(load_i16(pa + i, k), load_i16(pb + i, k)); });
+    a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
+  }
+}
+
+}  // namespace
+}  // namespace rwkv
+
+extern const RwkvKernel kRwkvAvx512 = {Isa::avx512,     "avx512",         rwkv::x_mix, rwkv::x_fixed,
+                                       rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul};
+
+}  // namespace fq::k

@@ -1,0 +1,239 @@
+// NEON variant of the rwkv family (aarch64): the same bytes as ref.cc for every input the contract
+// allows; sdot has nothing to offer here, so one variant serves neon and neondot. Four elements per
+// step: int32x4 where the values fit (the int16 x mant products, exp_q's index arithmetic and tbl
+// lookups, the narrowed outputs), int64x2 halves for the rest (shift_s, v = A 2^16 + (P - A) mu,
+// the quantizer's x' F). NEON has no 64-bit multiply: (P - A) mu and x' F are sums of vmull_s32
+// products of 32-bit halves; vrshl / vrshr are rshift_round exactly, without the add's overflow.
+// Each row's last n % 4 elements take the scalar formulas of rwkv_internal.h.
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+#include "rwkv_internal.h"
+
+namespace fq::k {
+namespace rwkv {
+namespace {
+
+using I2 = int64x2_t;
+struct I4 {  // four int64 lanes as two halves
+  I2 lo, hi;
+};
+
+inline I2 d64(int64_t x) { return vdupq_n_s64(x); }
+inline I2 minv(I2 a, I2 b) { return vbslq_s64(vcgtq_s64(a, b), b, a); }
+inline I2 maxv(I2 a, I2 b) { return vbslq_s64(vcgtq_s64(b, a), b, a); }
+inline I2 clampv(I2 x, int64_t lo, int64_t hi) { return maxv(minv(x, d64(hi)), d64(lo)); }
+inline I4 clampv(I4 x, int64_t lo, int64_t hi) { return {clampv(x.lo, lo, hi), clampv(x.hi, lo, hi)}; }
+inline I4 add(I4 a, I4 b) { return {vaddq_s64(a.lo, b.lo), vaddq_s64(a.hi, b.hi)}; }
+inline I4 widen(int32x4_t x) { return {vmovl_s32(vget_low_s32(x)), vmovl_high_s32(x)}; }
+// int32x4 of four int64 lanes known to be in int32 range.
+inline int32x4_t narrow(I4 x) { return vcombine_s32(vmovn_s64(x.lo), vmovn_s64(x.hi)); }
+inline int32x4_t load_i16(const int16_t* p) { return vmovl_s16(vld1_s16(p)); }
+// x * m for int32 lanes, exact in 64 bits.
+inline I4 mul(int32x4_t x, int32_t m) { return {vmull_s32(vget_low_s32(x), vdup_n_s32(m)), vmull_high_s32(x, vdupq_n_s32(m))}; }
+inline I4 mul(int32x4_t x, int32x4_t y) { return {vmull_s32(vget_low_s32(x), vget_low_s32(y)), vmull_high_s32(x, y)}; }
+inline uint64x2_t absu(I2 x) { return vreinterpretq_u64_s64(vabsq_s64(x)); }
+inline uint64x2_t maxu(uint64x2_t a, uint64x2_t b) { return vbslq_u64(vcgtq_u64(a, b), a, b); }
+
+// shift_s(x, s) per lane, one s for every lane (llm.h).
+inline I2 vshs(I2 x, int64_t s) {
+  if (s == 0) return x;
+  if (s > 62) return d64(0);
+  if (s > 0) return vrshlq_s64(x, d64(-s));  // (x + 2^(s-1)) >> s without overflow
+  const int64_t l = -s;
+  const I2 sat = vbslq_s64(vcltzq_s64(x), d64(-llm::kSat62), d64(llm::kSat62));
+  const uint64x2_t nz = vtstq_s64(x, x);
+  if (l >= 62) return vbslq_s64(nz, sat, d64(0));
+  const uint64x2_t big = vcgeq_u64(absu(x), vdupq_n_u64(uint64_t{1} << (62 - l)));
+  return vbslq_s64(big, sat, vshlq_s64(x, d64(l)));
+}
+inline I4 vshs(I4 x, int64_t s) { return {vshs(x.lo, s), vshs(x.hi, s)}; }
+
+// A 16-entry uint32 table lookup per lane (index in [0, 15]) by byte shuffle.
+inline uint32x4_t lookup16(const uint8x16x4_t& tab, uint32x4_t idx) {
+  const uint32x4_t bytes = vmlaq_u32(vdupq_n_u32(0x03020100u), idx, vdupq_n_u32(0x04040404u));
+  return vreinterpretq_u32_u8(vqtbl4q_u8(tab, vreinterpretq_u8_u32(bytes)));
+}
+// rshift_round of four uint64 products to uint32 (results < 2^32).
+template <int S>
+inline uint32x4_t rmul_u32(uint32x4_t a, uint32x4_t b) {
+  return vcombine_u32(vmovn_u64(vrshrq_n_u64(vmull_u32(vget_low_u32(a), vget_low_u32(b)), S)),
+                      vmovn_u64(vrshrq_n_u64(vmull_high_u32(a, b), S)));
+}
+
+// exp_q(-nx, 24) for four lanes 0 <= nx (llm.h), Q30 as uint32. Beyond 2^29 the result is 0 either
+// way, so nx is capped there and every field fits 32 bits: t < 2^30, r < 2^16 (r * C < 2^40 is a
+// 64-bit product).
+inline uint32x4_t vexpq24(I4 nx) {
+  constexpr int F = 24;
+  const I2 cap = d64(int64_t{1} << (F + 5));
+  const uint32x4_t x = vreinterpretq_u32_s32(narrow(I4{minv(nx.lo, cap), minv(nx.hi, cap)}));
+  const uint32x4_t t = rmul_u32<16>(x, vdupq_n_u32(uint32_t(llm::kLog2eQ16)));
+  const uint32x4_t n = vshrq_n_u32(t, F);
+  const uint32x4_t i = vandq_u32(vshrq_n_u32(t, F - 8), vdupq_n_u32(255));
+  static const uint8x16x4_t th = vld1q_u8_x4(reinterpret_cast<const uint8_t*>(kExp2HiQ30));
+  static const uint8x16x4_t tl = vld1q_u8_x4(reinterpret_cast<const uint8_t*>(kExp2LoQ30));
+  const uint32x4_t P = rmul_u32<30>(lookup16(th, vshrq_n_u32(i, 4)), lookup16(tl, vandq_u32(i, vdupq_n_u32(15))));
+  const uint32x4_t r = vandq_u32(t, vdupq_n_u32((1u << (F - 8)) - 1));
+  const uint32x4_t rc = rmul_u32<F - 8>(r, vdupq_n_u32(uint32_t(kExp2ChordQ32)));
+  const uint32x4_t v = vsubq_u32(P, rmul_u32<32>(P, rc));
+  const uint32x4_t e = vrshlq_u32(v, vnegq_s32(vreinterpretq_s32_u32(n)));
+  return vbicq_u32(e, vcgtq_u32(n, vdupq_n_u32(31)));
+}
+
+// quantize_row of the int64 row whose lanes i..i+3 are gen(i) (element i alone: gen1(i)), given
+// A0 = max |v|: x' * F with |x'| <= 2^23, F < 2^34 as vmull_s32 of 17-bit halves of F.
+template <class Gen, class Gen1>
+int64_t vquant(int64_t n, int qmax, const QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
+  *dout = 0;
+  if (A0 == 0) {
+    zero_row(n, o);
+    return 0;
+  }
+  const llm::QParams p = llm::qparams(A0, qmax);
+  const int32x2_t F0 = vdup_n_s32(int32_t(p.F & 0x1FFFF)), F1 = vdup_n_s32(int32_t(p.F >> 17));
+  const int32x4_t hi = vdupq_n_s32(qmax), lo = vdupq_n_s32(-qmax);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const int32x4_t x = narrow(vshs(gen(i), p.d));
+    const int32x2_t xl = vget_low_s32(x), xh = vget_high_s32(x);
+    const I2 pl = vaddq_s64(vshlq_n_s64(vmull_s32(xl, F1), 17), vmull_s32(xl, F0));
+    const I2 ph = vaddq_s64(vshlq_n_s64(vmull_s32(xh, F1), 17), vmull_s32(xh, F0));
+    const int32x4_t q = vmaxq_s32(vminq_s32(narrow(I4{vrshrq_n_s64(pl, 40), vrshrq_n_s64(ph, 40)}), hi), lo);
+    const int16x4_t qh = vmovn_s32(q);
+    if (o.q8) vst1_lane_s32(reinterpret_cast<int32_t*>(o.q8 + i), vreinterpret_s32_s8(vmovn_s16(vcombine_s16(qh, qh))), 0);
+    else vst1_s16(o.q16 + i, qh);
+  }
+  quant_tail(i, n, p, qmax, o, gen1);
+  *dout = p.d;
+  return p.A;
+}
+
+void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const MixRow r = mix_row(a, m);
+    const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
+    uint64x2_t mx = vdupq_n_u64(0);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const I4 A = vshs(mul(load_i16(ap + i), int32_t(r.ma)), r.sa);   // |A|, |P| <= 2^42
+      const I4 P = vshs(mul(load_i16(pp + i), int32_t(r.mp)), r.sp);
+      I4 mu = a.mu_c ? widen(vld1q_s32(a.mu_c + i)) : I4{d64(0), d64(0)};
+      if (mdp) mu = add(mu, clampv(vshs(mul(load_i16(mdp + i), int32_t(r.mdm)), r.sd), -kL40, kL40));
+      const int32x4_t mu32 = narrow(clampv(mu, -kL18, kL18));
+      // (P - A) mu with |P - A| <= 2^43 split at bit 22: both parts and mu fit vmull_s32
+      const I2 Dl = vsubq_s64(P.lo, A.lo), Dh = vsubq_s64(P.hi, A.hi);
+      const int32x4_t D22 = narrow(I4{vshrq_n_s64(Dl, 22), vshrq_n_s64(Dh, 22)});
+      const int32x4_t Dlow = narrow(I4{vandq_s64(Dl, d64((1 << 22) - 1)), vandq_s64(Dh, d64((1 << 22) - 1))});
+      const I4 hi = mul(D22, mu32), low = mul(Dlow, mu32);
+      const I2 xl = vaddq_s64(vshlq_n_s64(A.lo, 16), vaddq_s64(vshlq_n_s64(hi.lo, 22), low.lo));
+      const I2 xh = vaddq_s64(vshlq_n_s64(A.hi, 16), vaddq_s64(vshlq_n_s64(hi.hi, 22), low.hi));
+      vst1q_s64(v + i, xl);
+      vst1q_s64(v + i + 2, xh);
+      mx = maxu(mx, maxu(absu(xl), absu(xh)));
+    }
+    uint64_t A0 = vgetq_lane_u64(mx, 0) > vgetq_lane_u64(mx, 1) ? vgetq_lane_u64(mx, 0) : vgetq_lane_u64(mx, 1);
+    for (; i < n; ++i) {
+      v[i] = mix_v(a, r, m, i);
+      A0 = llm::mag64(v[i]) > A0 ? llm::mag64(v[i]) : A0;
+    }
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
+                             [v](int64_t j) { return I4{vld1q_s64(v + j), vld1q_s64(v + j + 2)}; },
+                             [v](int64_t j) { return v[j]; });
+    a.ys[m] = mix_scale(A, a.qmax, d, r);
+  }
+}
+
+void x_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n, lo = fixed_lo(a), hi = fixed_hi(a);
+  for (int64_t m = m0; m < m1; ++m) {
+    const RowScale s = a.xs[m];
+    const int64_t sh = int64_t{s.exp} - a.frac;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      I4 z = clampv(vshs(mul(load_i16(a.x + m * n + i), s.mant), sh), -kL40, kL40);
+      if (a.bias) z = add(z, widen(vld1q_s32(a.bias + i)));
+      const int32x4_t z32 = narrow(clampv(z, lo, hi));
+      if (a.out_bits == 16) vst1_s16(static_cast<int16_t*>(a.y) + m * n + i, vmovn_s32(z32));
+      else vst1q_s32(static_cast<int32_t*>(a.y) + m * n + i, z32);
+    }
+    for (; i < n; ++i) fixed_store(a, m * n + i, fixed_z(a, m, i));
+  }
+}
+
+void x_neg_exp(const RwkvNegExpArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const RowScale s = a.xs[m];
+    const int64_t sh = int64_t{s.exp} - 24;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      I4 z = clampv(vshs(mul(load_i16(a.x + m * n + i), s.mant), sh), -kL40, kL40);
+      if (a.bias) z = add(z, widen(vld1q_s32(a.bias + i)));
+      const I4 t = add(z, I4{d64(-kRwkvExpShiftQ24), d64(-kRwkvExpShiftQ24)});
+      const uint32x4_t e = vexpq24(I4{maxv(vnegq_s64(t.lo), d64(0)), maxv(vnegq_s64(t.hi), d64(0))});
+      // -2 e in uint32 arithmetic: e = 2^30 gives 2^31, whose int32 reading is the floor -2^31 itself
+      const int32x4_t y = vreinterpretq_s32_u32(vsubq_u32(vdupq_n_u32(0), vshlq_n_u32(e, 1)));
+      const uint32x4_t pos = vcombine_u32(vmovn_u64(vcgtzq_s64(t.lo)), vmovn_u64(vcgtzq_s64(t.hi)));
+      vst1q_s32(a.y + m * n + i, vbslq_s32(pos, vdupq_n_s32(int32_t(kNegExpFloor)), y));
+    }
+    for (; i < n; ++i) a.y[m * n + i] = neg_exp_y(neg_exp_t(a, m, i));
+  }
+}
+
+void x_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t* x = a.x + m * n;
+    // max v = max(0, max x)^2: the row maximum on 8 int16 lanes, no squares
+    int16x8_t mx = vdupq_n_s16(0);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) mx = vmaxq_s16(mx, vld1q_s16(x + i));
+    int64_t xm = vmaxvq_s16(mx);
+    for (; i < n; ++i) xm = x[i] > xm ? x[i] : xm;
+    int d = 0;
+    const int64_t A = vquant(
+        n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d,
+        [x](int64_t j) {
+          const int32x4_t xj = vmaxq_s32(load_i16(x + j), vdupq_n_s32(0));
+          return mul(xj, xj);
+        },
+        [x](int64_t j) { return relu_sq_v(x[j]); });
+    a.ys[m] = unit_scale(A, a.qmax, d, relu_sq_unit(a.xs[m]));
+  }
+}
+
+void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  const int64_t n = a.n;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t *pa = a.a + m * n, *pb = a.b + m * n;
+    // max |a b| on 4 int32 lanes (|a b| <= 2^30), 8 products per step
+    uint32x4_t mx = vdupq_n_u32(0);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const int16x8_t x = vld1q_s16(pa + i), y = vld1q_s16(pb + i);
+      const uint32x4_t l = vreinterpretq_u32_s32(vabsq_s32(vmull_s16(vget_low_s16(x), vget_low_s16(y))));
+      const uint32x4_t h = vreinterpretq_u32_s32(vabsq_s32(vmull_high_s16(x, y)));
+      mx = vmaxq_u32(mx, vmaxq_u32(l, h));
+    }
+    uint64_t A0 = vmaxvq_u32(mx);
+    for (; i < n; ++i) A0 = llm::mag64(int64_t{pa[i]} * pb[i]) > A0 ? llm::mag64(int64_t{pa[i]} * pb[i]) : A0;
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
+                             [pa, pb](int64_t j) { return widen(vmull_s16(vld1_s16(pa + j), vld1_s16(pb + j))); },
+                             [pa, pb](int64_t j) { return int64_t{pa[j]} * pb[j]; });
+    a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
+  }
+}
+
+}  // namespace
+}  // namespace rwkv
+
+extern const RwkvKernel kRwkvNeon = {Isa::neon,       "neon",          rwkv::x_mix, rwkv::x_fixed,
+                                     rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul};
+
+}  // namespace fq::k
+#endif  // __aarch64__

@@ -1,0 +1,87 @@
+// Scalar reference of the rwkv family: the executable specification (see fq/kernels/rwkv.h). Every
+// other variant must produce the same bytes. Written for clarity, not speed.
+#include "fq/kernels/rwkv.h"
+
+#include "rwkv_internal.h"
+
+namespace fq::k {
+
+// The int64 row before quantize_row, 64-byte aligned inside the block.
+size_t rwkv_scratch(int64_t n) { return size_t(64 + 8 * (llm::pad16(n < 0 ? 0 : n) + 16)); }
+
+bool decode_mu(const uint8_t* codes, const int8_t* cb, int bits, int64_t group, RowScale s, int64_t n,
+               int32_t* q16) {
+  const bool scalar = bits == 8 && !cb, codebook = bits >= 2 && bits <= 4 && cb;
+  if (!(scalar || codebook) || group < 1 || s.mant < 0 || s.mant > (1 << 15) || n < 0) return false;
+  const int64_t sh = int64_t{s.exp} - 16;
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t value;
+    if (scalar) {
+      value = int8_t(codes[i]);
+    } else {
+      // bits-bit index at bit i * bits, LSB first; it may straddle two bytes (bits 3), and the
+      // second byte is read only when it does (the stream ends at ceil(n * bits / 8) bytes).
+      const int64_t bit = i * bits, byte = bit >> 3;
+      const int off = int(bit & 7);
+      unsigned w = codes[byte];
+      if (off + bits > 8) w |= unsigned{codes[byte + 1]} << 8;
+      const unsigned c = (w >> off) & ((1u << bits) - 1);
+      value = cb[(i / group) * (int64_t{1} << bits) + c];
+    }
+    q16[i] = int32_t(clamp64(llm::shs(value * s.mant, sh), INT32_MIN, INT32_MAX));
+  }
+  return true;
+}
+
+namespace rwkv {
+
+void ref_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  for (int64_t m = m0; m < m1; ++m) {
+    const MixRow r = mix_row(a, m);
+    for (int64_t i = 0; i < a.n; ++i) v[i] = mix_v(a, r, m, i);
+    const QRow o = qrow(a.y, a.qmax, a.n, m);
+    int d = 0;
+    const int64_t A = quantize_row(v, a.n, a.qmax, o.q8, o.q16, &d);
+    a.ys[m] = mix_scale(A, a.qmax, d, r);
+  }
+}
+
+void ref_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1) {
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t i = 0; i < a.n; ++i) fixed_store(a, m * a.n + i, fixed_z(a, m, i));
+}
+
+void ref_neg_exp(const RwkvNegExpArgs& a, int64_t m0, int64_t m1) {
+  for (int64_t m = m0; m < m1; ++m)
+    for (int64_t i = 0; i < a.n; ++i) a.y[m * a.n + i] = neg_exp_y(neg_exp_t(a, m, i));
+}
+
+void ref_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  for (int64_t m = m0; m < m1; ++m) {
+    for (int64_t i = 0; i < a.n; ++i) v[i] = relu_sq_v(a.x[m * a.n + i]);
+    const QRow o = qrow(a.y, a.qmax, a.n, m);
+    int d = 0;
+    const int64_t A = quantize_row(v, a.n, a.qmax, o.q8, o.q16, &d);
+    a.ys[m] = unit_scale(A, a.qmax, d, relu_sq_unit(a.xs[m]));
+  }
+}
+
+void ref_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  for (int64_t m = m0; m < m1; ++m) {
+    for (int64_t i = 0; i < a.n; ++i) v[i] = int64_t{a.a[m * a.n + i]} * a.b[m * a.n + i];
+    const QRow o = qrow(a.y, a.qmax, a.n, m);
+    int d = 0;
+    const int64_t A = quantize_row(v, a.n, a.qmax, o.q8, o.q16, &d);
+    a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
+  }
+}
+
+}  // namespace rwkv
+
+extern const RwkvKernel kRwkvScalar = {Isa::scalar,     "scalar",         rwkv::ref_mix, rwkv::ref_fixed,
+                                       rwkv::ref_neg_exp, rwkv::ref_relu_sq, rwkv::ref_mul};
+
+}  // namespace fq::k

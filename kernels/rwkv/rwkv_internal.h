@@ -1,0 +1,134 @@
+// Internal helpers of the rwkv family (fq/kernels/rwkv.h), shared by ref.cc and the ISA variants:
+// the per-row constants and per-element formulas of the contract, written once (the SIMD variants
+// use them for their row set-up and their scalar tails). Internal linkage (anonymous namespace) as
+// in llm_internal.h, whose helpers (shs, expq, qparams, qelem, normalize, scale_of_i) these build on.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../llm/llm_internal.h"
+#include "fq/kernels/fixed_point.h"
+#include "fq/kernels/rwkv.h"
+
+namespace fq::k::rwkv {
+namespace {
+
+using llm::expq;
+using llm::shs;
+
+constexpr int64_t kL18 = int64_t{1} << 18;
+constexpr int64_t kL40 = int64_t{1} << 40;
+constexpr int64_t kNegExpFloor = INT32_MIN;   // neg_exp's -2^31 (e^z >= 128)
+
+// The int8 / int16 destination of row m of a quantized output (int8 when qmax <= 127).
+struct QRow {
+  int8_t* q8;
+  int16_t* q16;
+};
+inline QRow qrow(void* y, int qmax, int64_t n, int64_t m) {
+  if (qmax <= 127) return {static_cast<int8_t*>(y) + m * n, nullptr};
+  return {nullptr, static_cast<int16_t*>(y) + m * n};
+}
+
+// ---- mix ----------------------------------------------------------------------------------------
+
+// The row constants of mix: A = shs(a * ma, sa), P = shs(p * mp, sp), u = shs(md * mdm, sd)
+// (clamped), all in the common unit 2^-e (Q16 for mu).
+struct MixRow {
+  int64_t ma, sa, mp, sp, mdm, sd, e;
+};
+inline MixRow mix_row(const RwkvMixArgs& a, int64_t m) {
+  const RowScale as = a.as[m], ps = a.ps[m];
+  int64_t ea = as.exp, ep = ps.exp;
+  if (as.mant == 0) ea = ep;  // a zero row takes the other's unit, so it costs no precision
+  if (ps.mant == 0) ep = ea;
+  const int64_t lo = ea < ep ? ea : ep, hi = ea < ep ? ep : ea;
+  MixRow r;
+  r.e = hi < lo + 12 ? hi : lo + 12;
+  r.ma = as.mant, r.sa = ea - r.e;
+  r.mp = ps.mant, r.sp = ep - r.e;
+  r.mdm = a.md ? a.mds[m].mant : 0;
+  r.sd = a.md ? int64_t{a.mds[m].exp} - 16 : 0;
+  return r;
+}
+// mu of element i of row m (Q16, |mu| <= 2^18).
+inline int64_t mix_mu(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t i) {
+  const int64_t u = a.md ? clamp64(shs(int64_t{a.md[m * a.n + i]} * r.mdm, r.sd), -kL40, kL40) : 0;
+  return clamp64((a.mu_c ? int64_t{a.mu_c[i]} : 0) + u, -kL18, kL18);
+}
+// v = A * 2^16 + (P - A) * mu of element i of row m (|v| < 2^62).
+inline int64_t mix_v(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t i) {
+  const int64_t k = m * a.n + i;
+  const int64_t A = shs(int64_t{a.a[k]} * r.ma, r.sa), P = shs(int64_t{a.p[k]} * r.mp, r.sp);
+  return A * 65536 + (P - A) * mix_mu(a, r, m, i);
+}
+inline RowScale mix_scale(int64_t A, int qmax, int d, const MixRow& r) {
+  return llm::scale_of_i(A, qmax, d, 1, r.e + 16);
+}
+
+// ---- fixed --------------------------------------------------------------------------------------
+
+inline int64_t fixed_lo(const RwkvFixedArgs& a) { return a.out_bits == 16 ? INT16_MIN : INT32_MIN; }
+inline int64_t fixed_hi(const RwkvFixedArgs& a) { return a.out_bits == 16 ? INT16_MAX : INT32_MAX; }
+// z of element i of row m.
+inline int64_t fixed_z(const RwkvFixedArgs& a, int64_t m, int64_t i) {
+  const RowScale s = a.xs[m];
+  const int64_t z = clamp64(shs(int64_t{a.x[m * a.n + i]} * s.mant, int64_t{s.exp} - a.frac), -kL40, kL40);
+  return clamp64(z + (a.bias ? a.bias[i] : 0), fixed_lo(a), fixed_hi(a));
+}
+inline void fixed_store(const RwkvFixedArgs& a, int64_t k, int64_t z) {
+  if (a.out_bits == 16) static_cast<int16_t*>(a.y)[k] = int16_t(z);
+  else static_cast<int32_t*>(a.y)[k] = int32_t(z);
+}
+
+// ---- neg_exp ------------------------------------------------------------------------------------
+
+// t = z - L of element i of row m (|t| < 2^41).
+inline int64_t neg_exp_t(const RwkvNegExpArgs& a, int64_t m, int64_t i) {
+  const RowScale s = a.xs[m];
+  const int64_t z = clamp64(shs(int64_t{a.x[m * a.n + i]} * s.mant, int64_t{s.exp} - 24), -kL40, kL40);
+  return z + (a.bias ? a.bias[i] : 0) - kRwkvExpShiftQ24;
+}
+inline int32_t neg_exp_y(int64_t t) {
+  return int32_t(t > 0 ? kNegExpFloor : -2 * expq(t < -kL40 ? -kL40 : t, 24));
+}
+
+// ---- relu_sq, mul -------------------------------------------------------------------------------
+
+inline int64_t relu_sq_v(int64_t x) { return x > 0 ? x * x : 0; }
+inline RowScale relu_sq_unit(const RowScale& s) {
+  return llm::normalize(uint64_t(int64_t{s.mant} * s.mant), 2 * int64_t{s.exp});
+}
+inline RowScale mul_unit(const RowScale& a, const RowScale& b) {
+  return llm::normalize(uint64_t(int64_t{a.mant} * b.mant), int64_t{a.exp} + b.exp);
+}
+// The row scale of quantize_row's (A, d) in the unit u.
+inline RowScale unit_scale(int64_t A, int qmax, int d, const RowScale& u) {
+  return llm::scale_of_i(A, qmax, d, u.mant, u.exp);
+}
+
+// Elements [i, n) of a row by the scalar quantize_row element (a SIMD loop's tail); v(i) gives
+// element i of the int64 row.
+template <class Gen>
+void quant_tail(int64_t i, int64_t n, const llm::QParams& p, int qmax, const QRow& o, Gen v) {
+  for (; i < n; ++i) {
+    const int64_t q = llm::qelem(v(i), p, qmax);
+    if (o.q8) o.q8[i] = int8_t(q); else o.q16[i] = int16_t(q);
+  }
+}
+inline void zero_row(int64_t n, const QRow& o) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (o.q8) o.q8[i] = 0; else o.q16[i] = 0;
+  }
+}
+
+}  // namespace
+
+// The scalar operators (ref.cc), for variants that forward one.
+void ref_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1);
+void ref_neg_exp(const RwkvNegExpArgs& a, int64_t m0, int64_t m1);
+void ref_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* scratch);
+
+}  // namespace fq::k::rwkv
