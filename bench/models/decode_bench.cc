@@ -7,6 +7,9 @@
 // sequence/<graph>/<isa>/threads:<t>: 2048 teacher-forced tokens from the zero state through the
 // decode graph (one token per run) or the prefill graph (-prefill64: 64 tokens per run; the same
 // bytes), items_per_second = tokens/s.
+// RWKV (docs/rwkv.md): decode rows for rwkv-{5v1-730K,5v2-730K,6v0-3m}-{f32,w8a8} and sequence
+// rows over 512 bytes (rwkv.cpp's eval_sequence figure) through the token graph or the 64-row
+// sequence-mode graph (-seq64).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -57,26 +60,24 @@ void decode(benchmark::State& state, std::shared_ptr<fq::Graph> g, std::string i
   state.SetItemsProcessed(state.iterations() * kPositions);
 }
 
-constexpr int kSequence = 2048;
-
-void sequence(benchmark::State& state, std::shared_ptr<fq::Graph> g, std::string isa, int threads) {
+void sequence(benchmark::State& state, std::shared_ptr<fq::Graph> g, std::string isa, int threads, int n_tokens) {
   fq::Session s(*g, {threads, isa, false});
   fq::TensorView in = s.input("tokens");
   int32_t* tok = static_cast<int32_t*>(in.data);
   int32_t* pos = static_cast<int32_t*>(s.input("pos").data);
   const int64_t rows = in.shape[0], vocab = s.output("logits").shape.back();
   uint64_t r = 12345;
-  std::vector<int32_t> text(kSequence);
+  std::vector<int32_t> text(static_cast<size_t>(n_tokens));
   for (int32_t& t : text) r = r * 6364136223846793005ull + 1442695040888963407ull, t = int32_t((r >> 33) % uint64_t(vocab));
   for (auto _ : state) {
     s.reset_state();
-    for (int p = 0; p < kSequence; p += int(rows)) {
+    for (int p = 0; p < n_tokens; p += int(rows)) {
       std::memcpy(tok, text.data() + p, sizeof(int32_t) * size_t(rows));
       *pos = p;
       s.run();
     }
   }
-  state.SetItemsProcessed(state.iterations() * kSequence);
+  state.SetItemsProcessed(state.iterations() * n_tokens);
 }
 
 std::vector<std::string> int_isas() {
@@ -100,7 +101,9 @@ std::shared_ptr<fq::Graph> load(const std::string& dir, const char* name) {
 void register_all() {
   const std::string dir = std::string(FQ_BINARY_DIR) + "/models/";
   for (const char* name : {"stories260K-f32", "stories260K-w8a8", "stories260K-w4a8", "stories260K-w4a4",
-                           "mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w4a8"}) {
+                           "mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w4a8", "rwkv-5v1-730K-f32",
+                           "rwkv-5v1-730K-w8a8", "rwkv-5v2-730K-f32", "rwkv-5v2-730K-w8a8", "rwkv-6v0-3m-f32",
+                           "rwkv-6v0-3m-w8a8"}) {
     const std::shared_ptr<fq::Graph> g = load(dir, name);
     if (!g) continue;
     const bool is_float = std::string(name).find("f32") != std::string::npos;
@@ -116,14 +119,17 @@ void register_all() {
             ->UseRealTime();
   }
   for (const char* name : {"mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w8a8-prefill64",
-                           "mamba-tiny-w4a8", "mamba-tiny-w4a8-prefill64"}) {
+                           "mamba-tiny-w4a8", "mamba-tiny-w4a8-prefill64", "rwkv-5v2-730K-f32",
+                           "rwkv-5v2-730K-w8a8", "rwkv-5v2-730K-w8a8-seq64", "rwkv-6v0-3m-f32",
+                           "rwkv-6v0-3m-w8a8", "rwkv-6v0-3m-w8a8-seq64"}) {
     const std::shared_ptr<fq::Graph> g = load(dir, name);
     if (!g) continue;
+    const int n = std::string(name).rfind("rwkv", 0) == 0 ? 512 : 2048;
     const bool is_float = std::string(name).find("f32") != std::string::npos;
     for (const std::string& isa : is_float ? std::vector<std::string>{""} : int_isas())
       benchmark::RegisterBenchmark(
           ("sequence/" + std::string(name) + "/" + (isa.empty() ? "ref" : isa) + "/threads:1").c_str(),
-          sequence, g, isa, 1)
+          sequence, g, isa, 1, n)
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
   }

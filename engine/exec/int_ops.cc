@@ -1,5 +1,7 @@
 #include "int_ops.h"
 
+#include <cstring>
+
 namespace fq::exec {
 
 void conv_step(const void* params, int64_t begin, int64_t end, void* scratch) {
@@ -68,6 +70,11 @@ void softmax_step(const void* params, int64_t begin, int64_t end, void* scratch)
   p.kernel->softmax(p.a, begin, end, scratch);
 }
 
+void layernorm_step(const void* params, int64_t begin, int64_t end, void* scratch) {
+  const auto& p = llm<k::LayernormArgs>(params);
+  p.kernel->layernorm(p.a, begin, end, scratch);
+}
+
 // The kernels handle positions outside the table or cache themselves (llm.h): zero outputs, the
 // caches untouched.
 void rope_step(const void* params, int64_t begin, int64_t end, void*) {
@@ -127,6 +134,68 @@ void ssm_scan_out_step(const void* params, int64_t begin, int64_t end, void*) {
 void requant_step(const void* params, int64_t begin, int64_t end, void* scratch) {
   const auto& p = ssm<k::RequantArgs>(params);
   p.kernel->requant(p.a, begin, end, scratch);
+}
+
+// ---- integer RWKV ops ----
+namespace {
+template <class Args>
+const RwkvParams<Args>& rwkv(const void* params) {
+  return *static_cast<const RwkvParams<Args>*>(params);
+}
+}  // namespace
+
+void rwkv_mix_step(const void* params, int64_t begin, int64_t end, void* scratch) {
+  const auto& p = rwkv<k::RwkvMixArgs>(params);
+  p.kernel->mix(p.a, begin, end, scratch);
+}
+void rwkv_relu_sq_step(const void* params, int64_t begin, int64_t end, void* scratch) {
+  const auto& p = rwkv<k::RwkvUnaryArgs>(params);
+  p.kernel->relu_sq(p.a, begin, end, scratch);
+}
+void rwkv_mul_step(const void* params, int64_t begin, int64_t end, void* scratch) {
+  const auto& p = rwkv<k::RwkvMulArgs>(params);
+  p.kernel->mul(p.a, begin, end, scratch);
+}
+void rwkv_decay_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = rwkv<k::RwkvNegExpArgs>(params);
+  p.kernel->neg_exp(p.a, begin, end);
+}
+
+void act_step(const void* params, int64_t begin, int64_t end, void* scratch) {
+  const auto& p = *static_cast<const ActParams*>(params);
+  k::RwkvFixedArgs row = p.a;  // one row at a time into the per-worker scratch, then the table
+  row.y = scratch;
+  for (int64_t m = begin; m < end; ++m) {
+    row.x = p.a.x + m * p.a.n;
+    row.xs = p.a.xs + m;
+    p.front->fixed(row, 0, 1);
+    p.lut->run(*p.table, scratch, p.a.n, p.y + m * p.a.n);
+    p.ys[m] = p.out_scale;
+  }
+}
+
+void token_shift_step(const void* params, int64_t, int64_t, void*) {
+  const auto& p = *static_cast<const TokenShiftParams*>(params);
+  const size_t row = sizeof(int16_t) * size_t(p.n);
+  if (p.rows < 1) return;
+  // y[0] = state; y[m] = x[m-1]; state = x[M-1] (x and y never alias: they are distinct tensors)
+  std::memcpy(p.y, p.state, row);
+  p.ys[0] = *p.state_scale;
+  if (p.rows > 1) {
+    std::memcpy(p.y + p.n, p.x, row * size_t(p.rows - 1));
+    std::memcpy(p.ys + 1, p.xs, sizeof(k::RowScale) * size_t(p.rows - 1));
+  }
+  std::memcpy(p.state, p.x + (p.rows - 1) * p.n, row);
+  *p.state_scale = p.xs[p.rows - 1];
+}
+
+void linattn_heads_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = *static_cast<const LinattnParams*>(params);
+  p.kernel->heads(p.a, begin, end);
+}
+void linattn_out_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = *static_cast<const LinattnParams*>(params);
+  p.kernel->out(p.a, begin, end);
 }
 
 }  // namespace fq::exec

@@ -6,9 +6,12 @@
 #include "executor.h"
 #include "fq/kernels/conv.h"
 #include "fq/kernels/dwconv.h"
+#include "fq/kernels/linattn.h"
 #include "fq/kernels/llm.h"
+#include "fq/kernels/lut.h"
 #include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
+#include "fq/kernels/rwkv.h"
 #include "fq/kernels/ssm.h"
 
 namespace fq::exec {
@@ -81,6 +84,8 @@ void embedding_step(const void* params, int64_t begin, int64_t end, void* scratc
 void hadamard_step(const void* params, int64_t begin, int64_t end, void* scratch);
 // The graph op `softmax` (integer form): LlmParams<k::SoftmaxArgs>, units are rows.
 void softmax_step(const void* params, int64_t begin, int64_t end, void* scratch);
+// The graph op `layernorm` (integer form): LlmParams<k::LayernormArgs>, units are rows.
+void layernorm_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
 // Ops that read the runtime position `pos` (a graph tensor) when they run. Positions outside the
 // table or cache give zero outputs and scales and leave the caches untouched (the kernels' rule).
@@ -113,5 +118,48 @@ void ssm_conv_out_step(const void* params, int64_t begin, int64_t end, void* scr
 void ssm_scan_step(const void* params, int64_t begin, int64_t end, void* scratch);      // channels
 void ssm_scan_out_step(const void* params, int64_t begin, int64_t end, void* scratch);  // rows
 void requant_step(const void* params, int64_t begin, int64_t end, void* scratch);       // rows
+
+// ---- integer RWKV ops (fq/kernels/rwkv.h, linattn.h, lut.h) --------------------------------------
+template <class Args>
+struct RwkvParams {
+  const k::RwkvKernel* kernel;
+  Args a;
+};
+void rwkv_mix_step(const void* params, int64_t begin, int64_t end, void* scratch);      // rows
+void rwkv_relu_sq_step(const void* params, int64_t begin, int64_t end, void* scratch);  // rows
+void rwkv_mul_step(const void* params, int64_t begin, int64_t end, void* scratch);      // rows
+void rwkv_decay_step(const void* params, int64_t begin, int64_t end, void* scratch);    // rows
+
+// A DULUT activation of a dynamic int16 input: the rwkv fixed-point front (input + bias in the
+// table's input format, int16 codes into scratch) then the lut kernel; every output row gets the
+// table's constant output scale. Units are rows; scratch 2 * n bytes.
+struct ActParams {
+  const k::RwkvKernel* front;
+  const k::LutKernel* lut;
+  const k::LutTable* table;
+  k::RwkvFixedArgs a;                         // a.y unused (scratch)
+  int16_t* y;
+  k::RowScale out_scale;
+  k::RowScale* ys;
+};
+void act_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// Token shift of a dynamic activation: y = (state, x[0], .., x[M-2]) with their row scales; the
+// state becomes x[M-1]. One unit.
+struct TokenShiftParams {
+  const int16_t* x; const k::RowScale* xs;
+  int64_t rows, n;
+  int16_t* state; k::RowScale* state_scale;
+  int16_t* y; k::RowScale* ys;
+};
+void token_shift_step(const void* params, int64_t begin, int64_t end, void* scratch);
+
+// linattn: heads (units: kv heads), then out (units: rows).
+struct LinattnParams {
+  const k::LinattnKernel* kernel;
+  k::LinattnArgs a;
+};
+void linattn_heads_step(const void* params, int64_t begin, int64_t end, void* scratch);
+void linattn_out_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
 }  // namespace fq::exec

@@ -12,7 +12,10 @@
 #include "blob.h"
 #include "fq/kernels/conv.h"
 #include "fq/kernels/dwconv.h"
+#include "fq/kernels/linattn.h"
 #include "fq/kernels/llm.h"
+#include "fq/kernels/lut.h"
+#include "fq/kernels/rwkv.h"
 #include "fq/kernels/matmul.h"
 #include "fq/kernels/pool.h"
 #include "fq/reference/ops.h"
@@ -1183,6 +1186,306 @@ void bind_swiglu(BindCtx& ctx, const NodeDef& n) {
   ctx.step(ref_swiglu_step, ctx.make(p), 1);
 }
 
+// ---- integer RWKV ops (docs/rwkv.md "Integer graphs"; kernels: fq/kernels/rwkv.h, linattn.h,
+// lut.h and llm.h's layernorm). The float forms below dispatch here by input dtype.
+
+constexpr int64_t kMaxRwkvLn = int64_t{1} << 24;   // llm layernorm: d <= 2^24
+
+const k::RwkvKernel* rwkv_kernel(BindCtx& ctx, const NodeDef& n) {
+  const k::RwkvKernel* kern = k::rwkv_kernel(ctx.isa);
+  ctx.kernel[ctx.node] = n.op + "_int/" + kern->name;
+  return kern;
+}
+
+template <class Args>
+void rwkv_rows_step(BindCtx& ctx, const NodeDef& n, exec::StepFn fn, const Args& a, int64_t rows,
+                    size_t scratch, int64_t work) {
+  ctx.step(fn, ctx.make(exec::RwkvParams<Args>{rwkv_kernel(ctx, n), a}), rows, scratch, work);
+}
+
+// attr `groups` (default 1) dividing the width d.
+int64_t int_groups(const Check& c, int64_t d) {
+  const int64_t g = c.n.attrs.count("groups") ? c.positive("groups") : 1;
+  if (d % g != 0)
+    c.error("attribute 'groups' = " + std::to_string(g) + " does not divide the width " + std::to_string(d));
+  return g;
+}
+
+// layernorm (integer form): x i32 [M, D] (the residual, unit 2^-exp) or x i16 [M, D] + x_scale;
+// gamma, beta i32 [D] constants (gamma = g 2^-ae with |g| <= 2^15, beta = b 2^-ae); attrs ae,
+// eps_m / eps_e (eps = eps_m 2^-eps_e in real units), groups (statistics per run of D / groups:
+// RWKV's GroupNorm over the heads of a token; one row scale per token), qmax -> y i8/i16 + y_scale.
+void check_layernorm_int(const Check& c) {
+  const bool res = c.in(0).dtype == DType::i32;
+  c.arity(res ? 3 : 4, res ? 3 : 4, 2);
+  const TensorDef& x = res ? c.in(0) : dynamic_input(c, 0, DType::i16);
+  c.rank(x, 2);
+  c.not_const(x);
+  if (res) c.attr("exp", 0, kMaxResidualExp);
+  const int64_t d = x.shape[1];
+  if (d > kMaxRwkvLn) c.error("tensor '" + x.name + "' is wider than 2^24");
+  const size_t gi = res ? 1 : 2;
+  c.range(c.in(gi), c.param<int32_t>(gi, DType::i32, {d}), -32768, 32768);
+  c.param<int32_t>(gi + 1, DType::i32, {d});
+  c.attr("ae", -kMaxResidualExp, kMaxResidualExp);
+  c.attr("eps_m", 0, std::numeric_limits<int32_t>::max());
+  c.attr("eps_e", -62, 124);
+  int_groups(c, d);
+  dynamic_output(c, {DType::i8, DType::i16}, x.shape);
+}
+
+void bind_layernorm_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  const bool res = x.dtype == DType::i32;
+  const size_t gi = res ? 1 : 2;
+  k::LayernormArgs a{};
+  a.x = ctx.tensor(n.inputs[0]);
+  a.in_bits = res ? 32 : 16;
+  a.d = x.shape[1];
+  if (res) {  // the residual's static unit 2^-E as a row scale shared by every row
+    a.xs = ctx.make(k::RowScale{1 << 14, attr_of(n, "exp") + 14});
+    a.xs_stride = 0;
+  } else {
+    a.xs = row_scale_ptr(ctx, n.inputs[1]);
+    a.xs_stride = 1;
+  }
+  a.eps_m = int32_t(n.attr_int("eps_m", 0)), a.eps_e = attr_of(n, "eps_e");
+  a.gm = ctx.g.tensor(n.inputs[gi]).as<int32_t>();
+  a.bo = ctx.g.tensor(n.inputs[gi + 1]).as<int32_t>();
+  a.ae = attr_of(n, "ae");
+  a.groups = 1, a.inner = 1;
+  a.segments = n.attr_int("groups", 1);
+  a.qmax = attr_of(n, "qmax");
+  a.y = ctx.tensor(n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  a.stats = nullptr;
+  llm_rows(ctx, n, exec::layernorm_step, a, x.shape[0], k::layernorm_scratch(a.d), 8 * x.numel());
+}
+
+// token_shift (integer form): x i16 [M, D] + x_scale; state i16 [1, D] and state_scale i32 [1, 2]
+// (state tensors) -> y i16 [M, D] + y_scale = (state, x[0], .., x[M-2]); the state becomes x[M-1].
+void check_token_shift_int(const Check& c) {
+  c.arity(4, 4, 2);
+  const TensorDef& x = dynamic_input(c, 0, DType::i16);
+  c.not_const(x);
+  for (size_t i : {size_t(2), size_t(3)}) {
+    const TensorDef& s = c.in(i);
+    c.state(s);
+    c.dtype(s, {i == 2 ? DType::i16 : DType::i32});
+    c.shape(s, {1, i == 2 ? x.shape[1] : 2});
+  }
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), x.shape);
+  row_scales(c, c.out(1), x.shape[0]);
+}
+
+void bind_token_shift_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  exec::TokenShiftParams p{ptr_of<const int16_t>(ctx, n.inputs[0]), row_scale_ptr(ctx, n.inputs[1]),
+                           x.shape[0], x.shape[1], ptr_of<int16_t>(ctx, n.inputs[2]),
+                           row_scale_ptr(ctx, n.inputs[3]), ptr_of<int16_t>(ctx, n.outputs[0]),
+                           row_scale_ptr(ctx, n.outputs[1])};
+  ctx.kernel[ctx.node] = "token_shift_int";
+  ctx.step(exec::token_shift_step, ctx.make(p), 1);
+}
+
+// rwkv_mix: a, a_scale (this token), p, p_scale (the previous token: token_shift of a), mu i32 [D]
+// (constant, Q16) [, md i16 [M, D] + md_scale: the data-dependent part of mu (v6)] -> y i8/i16 +
+// y_scale = a + (p - a) * (mu + md).
+void check_rwkv_mix(const Check& c) {
+  c.arity(5, 7, 2);
+  if (c.n.inputs.size() == 6) c.error("takes a, a_scale, p, p_scale, mu [, md, md_scale]");
+  const TensorDef& a = dynamic_input(c, 0, DType::i16);
+  c.shape(dynamic_input(c, 2, DType::i16), a.shape);
+  c.param<int32_t>(4, DType::i32, {a.shape[1]});
+  if (c.n.inputs.size() == 7) c.shape(dynamic_input(c, 5, DType::i16), a.shape);
+  dynamic_output(c, {DType::i8, DType::i16}, a.shape);
+}
+
+void bind_rwkv_mix(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  k::RwkvMixArgs a{};
+  a.a = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.as = row_scale_ptr(ctx, n.inputs[1]);
+  a.p = ptr_of<const int16_t>(ctx, n.inputs[2]);
+  a.ps = row_scale_ptr(ctx, n.inputs[3]);
+  a.mu_c = ctx.g.tensor(n.inputs[4]).as<int32_t>();
+  if (n.inputs.size() == 7) {
+    a.md = ptr_of<const int16_t>(ctx, n.inputs[5]);
+    a.mds = row_scale_ptr(ctx, n.inputs[6]);
+  }
+  a.n = x.shape[1], a.qmax = attr_of(n, "qmax");
+  a.y = ctx.tensor(n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  rwkv_rows_step(ctx, n, exec::rwkv_mix_step, a, x.shape[0], k::rwkv_scratch(a.n), 4 * x.numel());
+}
+
+// dulut: x i16 [M, D] + x_scale, table i16 [4, 64] (constant: b1, d1, b2, d2 of a DULUT table with
+// int16 input and output, lut.h) [, bias i32 [D] constant in Q(frac)]; attrs k1, k2, g (the table
+// format), frac (the table's input code is x + bias in Q(frac), saturated to int16), out_exp (the
+// output code's unit 2^-out_exp) -> y i16 [M, D] + y_scale (every row (2^14, out_exp + 14)).
+k::LutTable dulut_table(const NodeDef& n, const TensorDef& t) {
+  k::LutTable lt;
+  lt.in_bits = 16, lt.out_bits = 16;
+  lt.k1 = uint8_t(n.attr_int("k1", 0)), lt.k2 = uint8_t(n.attr_int("k2", 0));
+  lt.g = uint8_t(n.attr_int("g", 0));
+  const int16_t* v = t.as<int16_t>();
+  for (int i = 0; i < k::kLutMaxEntries; ++i) {
+    lt.b1[i] = uint16_t(v[i]);
+    lt.d1[i] = uint16_t(v[64 + i]);
+    lt.b2[i] = v[128 + i];
+    lt.d2[i] = v[192 + i];
+  }
+  return lt;
+}
+
+void check_dulut(const Check& c) {
+  c.arity(3, 4, 2);
+  const TensorDef& x = dynamic_input(c, 0, DType::i16);
+  const int16_t* tv = c.param<int16_t>(2, DType::i16, {4, k::kLutMaxEntries});
+  if (c.n.inputs.size() == 4) c.param<int32_t>(3, DType::i32, {x.shape[1]});
+  c.attr("k1", 1, k::kLutMaxLog2);
+  c.attr("k2", 1, k::kLutMaxLog2);
+  c.attr("g", 0, 14);
+  c.attr("frac", 0, 30);
+  c.attr("out_exp", -kMaxExp + 14, kMaxExp - 14);
+  if (tv && !k::lut_valid(dulut_table(c.n, c.in(2))))
+    c.error("tensor '" + c.in(2).name + "' is not a valid DULUT table for k1, k2, g (fq/kernels/lut.h)");
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), x.shape);
+  row_scales(c, c.out(1), x.shape[0]);
+}
+
+void bind_dulut(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  exec::ActParams p{};
+  p.front = rwkv_kernel(ctx, n);
+  p.lut = k::lut_kernel(ctx.isa);
+  ctx.kernel[ctx.node] = std::string("dulut/") + p.front->name + "+" + p.lut->name;
+  p.table = ctx.make(dulut_table(n, ctx.g.tensor(n.inputs[2])));
+  p.a.x = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  p.a.xs = row_scale_ptr(ctx, n.inputs[1]);
+  p.a.bias = n.inputs.size() == 4 ? ctx.g.tensor(n.inputs[3]).as<int32_t>() : nullptr;
+  p.a.n = x.shape[1], p.a.frac = attr_of(n, "frac"), p.a.out_bits = 16;
+  p.y = ptr_of<int16_t>(ctx, n.outputs[0]);
+  p.out_scale = k::RowScale{1 << 14, attr_of(n, "out_exp") + 14};
+  p.ys = row_scale_ptr(ctx, n.outputs[1]);
+  ctx.step(exec::act_step, ctx.make(p), x.shape[0], sizeof(int16_t) * size_t(p.a.n) + 64, 4 * x.numel());
+}
+
+// rwkv_decay (v6): x i16 [M, D] + x_scale, bias i32 [D] (constant, Q24) -> y i32 [M, D]: the
+// log-decay -exp(x + bias) in Q24 (fq/kernels/rwkv.h neg_exp), for rwkv_wkv5's decay input.
+void check_rwkv_decay(const Check& c) {
+  c.arity(3, 3, 1);
+  const TensorDef& x = dynamic_input(c, 0, DType::i16);
+  c.param<int32_t>(2, DType::i32, {x.shape[1]});
+  c.dtype(c.out(0), {DType::i32});
+  c.shape(c.out(0), x.shape);
+}
+
+void bind_rwkv_decay(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  k::RwkvNegExpArgs a{};
+  a.x = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.xs = row_scale_ptr(ctx, n.inputs[1]);
+  a.bias = ctx.g.tensor(n.inputs[2]).as<int32_t>();
+  a.n = x.shape[1];
+  a.y = ptr_of<int32_t>(ctx, n.outputs[0]);
+  rwkv_rows_step(ctx, n, exec::rwkv_decay_step, a, x.shape[0], 0, 16 * x.numel());
+}
+
+// relu_squared (integer form): x i16 [M, D] + x_scale -> y i8/i16 + y_scale = max(x, 0)^2.
+void check_relu_squared_int(const Check& c) {
+  c.arity(2, 2, 2);
+  dynamic_output(c, {DType::i8, DType::i16}, dynamic_input(c, 0, DType::i16).shape);
+}
+
+void bind_relu_squared_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  k::RwkvUnaryArgs a{ptr_of<const int16_t>(ctx, n.inputs[0]), row_scale_ptr(ctx, n.inputs[1]),
+                     x.shape[1], attr_of(n, "qmax"), ctx.tensor(n.outputs[0]),
+                     row_scale_ptr(ctx, n.outputs[1])};
+  rwkv_rows_step(ctx, n, exec::rwkv_relu_sq_step, a, x.shape[0], k::rwkv_scratch(a.n), 4 * x.numel());
+}
+
+// mul (integer form): a, a_scale, b, b_scale (i16 [M, D] dynamic) -> y i8/i16 + y_scale = a * b.
+void check_mul_int(const Check& c) {
+  if (c.n.op != "mul") c.error("has no integer form (only mul does)");
+  c.arity(4, 4, 2);
+  const TensorDef& a = dynamic_input(c, 0, DType::i16);
+  c.shape(dynamic_input(c, 2, DType::i16), a.shape);
+  dynamic_output(c, {DType::i8, DType::i16}, a.shape);
+}
+
+void bind_mul_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  k::RwkvMulArgs a{ptr_of<const int16_t>(ctx, n.inputs[0]), row_scale_ptr(ctx, n.inputs[1]),
+                   ptr_of<const int16_t>(ctx, n.inputs[2]), row_scale_ptr(ctx, n.inputs[3]),
+                   x.shape[1], attr_of(n, "qmax"), ctx.tensor(n.outputs[0]),
+                   row_scale_ptr(ctx, n.outputs[1])};
+  rwkv_rows_step(ctx, n, exec::rwkv_mul_step, a, x.shape[0], k::rwkv_scratch(a.n), 4 * x.numel());
+}
+
+// rwkv_wkv5 (integer form, v5 / v6 on the linattn kernel): r, r_scale, k, k_scale, v, v_scale
+// (i16 [M, C] dynamic), w i32 (log-decay in Q(decay_frac): constant [C] (v5) or [M, C] (v6, from
+// rwkv_decay)), u i32 [C] (constant bonus, Q16), state i32 [H, N, N] (state tensor, unit
+// 2^-state_exp) -> y i16 [M, C] + y_scale. y = r . (S + u k v^T), S = diag(e^w) S + k v^T per head.
+constexpr int kMaxLinattnDim = 1024;
+
+void check_rwkv_wkv5_int(const Check& c) {
+  c.arity(9, 9, 2);
+  const TensorDef& r = dynamic_input(c, 0, DType::i16);
+  for (size_t i : {size_t(2), size_t(4)}) c.shape(dynamic_input(c, i, DType::i16), r.shape);
+  const int64_t ch = r.shape[1];
+  const TensorDef& w = c.in(6);
+  c.dtype(w, {DType::i32});
+  c.shape(w, w.is_const ? std::vector<int64_t>{ch} : r.shape);
+  c.param<int32_t>(7, DType::i32, {ch});
+  const TensorDef& s = c.in(8);
+  c.state(s);
+  c.dtype(s, {DType::i32});
+  if (s.shape.size() != 3 || s.shape[1] != s.shape[2] || s.shape[0] * s.shape[1] != ch)
+    c.error("tensor '" + s.name + "' has shape " + shape_str(s.shape) +
+            ", expected [heads, head_size, head_size] with heads * head_size = " + std::to_string(ch));
+  if (s.shape[1] > kMaxLinattnDim) c.error("head size " + std::to_string(s.shape[1]) + " exceeds 1024");
+  c.attr("state_exp", -kMaxExp, kMaxExp);
+  c.attr("decay_frac", 8, 24);
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), r.shape);
+  row_scales(c, c.out(1), r.shape[0]);
+}
+
+void bind_rwkv_wkv5_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &r = ctx.g.tensor(n.inputs[0]), &w = ctx.g.tensor(n.inputs[6]),
+                  &s = ctx.g.tensor(n.inputs[8]);
+  exec::LinattnParams p{k::linattn_kernel(ctx.isa), {}};
+  ctx.kernel[ctx.node] = "rwkv_wkv5_int/linattn_" + std::string(p.kernel->name);
+  k::LinattnArgs& a = p.a;
+  a.q = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.qs = row_scale_ptr(ctx, n.inputs[1]);
+  a.k = ptr_of<const int16_t>(ctx, n.inputs[2]);
+  a.ks = row_scale_ptr(ctx, n.inputs[3]);
+  a.v = ptr_of<const int16_t>(ctx, n.inputs[4]);
+  a.vs = row_scale_ptr(ctx, n.inputs[5]);
+  a.decay = ptr_of<const int32_t>(ctx, n.inputs[6]);
+  a.decay_per_key = 1, a.decay_const = w.is_const ? 1 : 0;
+  a.decay_frac = attr_of(n, "decay_frac");
+  a.rows = r.shape[0];
+  a.q_heads = a.kv_heads = int(s.shape[0]);
+  a.dk = a.dv = int(s.shape[1]);
+  a.state_exp = attr_of(n, "state_exp");
+  a.scale = k::RowScale{1 << 14, 14};  // 1.0
+  a.state = ptr_of<int32_t>(ctx, n.inputs[8]);
+  a.y = ptr_of<int16_t>(ctx, n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  a.work = static_cast<int64_t*>(ctx.alloc(sizeof(int64_t) * size_t(r.numel())));
+  a.output_first = 1;
+  a.bonus = ctx.g.tensor(n.inputs[7]).as<int32_t>();
+  const auto* params = ctx.make(p);
+  ctx.step(exec::linattn_heads_step, params, a.kv_heads, 0, 4 * r.numel() * a.dk);
+  ctx.step(exec::linattn_out_step, params, a.rows, 0, 4 * r.numel());
+}
+
 // ---- RWKV float ops (docs/rwkv.md; reference: fq/reference/rwkv_ops.h) -------------------------
 // Activations are [T, C] rows (tokens); recurrent states are state tensors updated in place, row
 // by row. Float only for now; the integer forms will dispatch from these checks and binds.
@@ -1216,6 +1519,7 @@ double rwkv_eps(const Check& c, double fallback) {
 
 // layernorm: x [T, D], w [D], b [D] (constants); attrs eps (1e-5), groups (1; > 1 is GroupNorm).
 void check_layernorm(const Check& c) {
+  if (!c.n.inputs.empty() && c.in(0).dtype != DType::f32) return check_layernorm_int(c);
   c.arity(3, 3, 1);
   const TensorDef &x = c.in(0), &y = c.out(0);
   rwkv_rows(c, x);
@@ -1241,6 +1545,7 @@ void ref_layernorm_step(const void* p, int64_t, int64_t, void*) {
 
 void bind_layernorm(BindCtx& ctx, const NodeDef& n) {
   const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  if (x.dtype != DType::f32) return bind_layernorm_int(ctx, n);
   RefLayernormParams p{ptr_of<const float>(ctx, n.inputs[0]), ctx.g.tensor(n.inputs[1]).as<float>(),
                        ctx.g.tensor(n.inputs[2]).as<float>(), int(x.shape[0]), int(x.shape[1]),
                        int(n.attr_int("groups", 1)), float(n.attr_float("eps", 1e-5)),
@@ -1251,6 +1556,7 @@ void bind_layernorm(BindCtx& ctx, const NodeDef& n) {
 
 // token_shift: x [T, D], state [1, D] -> y [T, D] = (state, x[0], .., x[T-2]); state = x[T-1].
 void check_token_shift(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_token_shift_int(c);
   c.arity(2, 2, 1);
   const TensorDef &x = c.in(0), &y = c.out(0);
   rwkv_rows(c, x);
@@ -1273,6 +1579,7 @@ void ref_token_shift_step(const void* p, int64_t, int64_t, void*) {
 
 void bind_token_shift(BindCtx& ctx, const NodeDef& n) {
   const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  if (x.dtype != DType::f32) return bind_token_shift_int(ctx, n);
   RefTokenShiftParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<float>(ctx, n.inputs[1]),
                         int(x.shape[0]), int(x.shape[1]), ptr_of<float>(ctx, n.outputs[0])};
   ctx.kernel[ctx.node] = "ref_token_shift_f32";
@@ -1282,6 +1589,7 @@ void bind_token_shift(BindCtx& ctx, const NodeDef& n) {
 // mul, sub: x1 op x2, x2 of x1's shape or a vector [D] / [1, D] of x1's last dimension D
 // (repeated over the rows).
 void check_binary(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_mul_int(c);
   c.arity(2, 2, 1);
   const TensorDef &a = c.in(0), &b = c.in(1), &y = c.out(0);
   c.dtype(a, {DType::f32});
@@ -1318,11 +1626,15 @@ void bind_binary(BindCtx& ctx, const NodeDef& n, exec::StepFn fn) {
   ctx.kernel[ctx.node] = "ref_" + n.op + "_f32";
   ctx.step(fn, ctx.make(p), 1);
 }
-void bind_mul(BindCtx& ctx, const NodeDef& n) { bind_binary(ctx, n, ref_mul_step); }
+void bind_mul(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_mul_int(ctx, n);
+  bind_binary(ctx, n, ref_mul_step);
+}
 void bind_sub(BindCtx& ctx, const NodeDef& n) { bind_binary(ctx, n, ref_sub_step); }
 
 // Element-wise unary ops: sigmoid, tanh, silu, exp, relu_squared, scale (attr `scale`).
 void check_unary(const Check& c) {
+  if (c.n.op == "relu_squared" && int_form(c, 0, DType::i16)) return check_relu_squared_int(c);
   c.arity(1, 1, 1);
   c.dtype(c.in(0), {DType::f32});
   c.dtype(c.out(0), {DType::f32});
@@ -1347,6 +1659,7 @@ void ref_unary_step(const void* p, int64_t, int64_t, void*) {
 }
 
 void bind_unary(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_relu_squared_int(ctx, n);
   static const std::pair<const char*, ref::Unary> kinds[] = {
       {"sigmoid", ref::Unary::sigmoid}, {"tanh", ref::Unary::tanh},
       {"silu", ref::Unary::silu},       {"exp", ref::Unary::exp},
@@ -1442,6 +1755,7 @@ void rwkv_heads(const Check& c, const TensorDef& s, int64_t ch) {
 // rwkv_wkv5: r, k, v [T, C], w (decay factors: constant [C] or [T, C]), u [C] (constant),
 // state [H, N, N] -> y [T, C].
 void check_rwkv_wkv5(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_rwkv_wkv5_int(c);
   c.arity(6, 6, 1);
   const TensorDef &r = c.in(0), &w = c.in(3), &y = c.out(0);
   rwkv_rows(c, r);
@@ -1476,6 +1790,7 @@ void ref_wkv5_step(const void* p, int64_t, int64_t, void*) {
 }
 
 void bind_rwkv_wkv5(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_rwkv_wkv5_int(ctx, n);
   const TensorDef &r = ctx.g.tensor(n.inputs[0]), &w = ctx.g.tensor(n.inputs[3]),
                   &s = ctx.g.tensor(n.inputs[5]);
   RefWkv5Params p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),
@@ -1856,6 +2171,9 @@ constexpr OpDef kOps[] = {
     {"rwkv_wkv5", 1, check_rwkv_wkv5, bind_rwkv_wkv5},
     {"rwkv_wkv7", 1, check_rwkv_wkv7, bind_rwkv_wkv7},
     {"rwkv7_bonus", 1, check_rwkv7_bonus, bind_rwkv7_bonus},
+    {"rwkv_mix", 1, check_rwkv_mix, bind_rwkv_mix},
+    {"rwkv_decay", 1, check_rwkv_decay, bind_rwkv_decay},
+    {"dulut", 1, check_dulut, bind_dulut},
     // Mamba float ops (docs/mamba.md)
     {"causal_conv1d", 1, check_causal_conv1d, bind_causal_conv1d},
     {"selective_scan", 1, check_selective_scan, bind_selective_scan},

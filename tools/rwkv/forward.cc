@@ -185,7 +185,10 @@ void State::reset() {
     for (Vec& v : *group) std::fill(v.begin(), v.end(), 0.f);
 }
 
-std::vector<float> forward(const Model& m, State& s, int token) {
+std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
+  auto see = [&](int l, const char* what, const Vec& v) {
+    if (obs) obs->see(l, what, v);
+  };
   if (token < 0 || token >= m.n_vocab)
     throw Error(m.path + ": token " + std::to_string(token) + " outside the vocabulary [0, " +
                 std::to_string(m.n_vocab) + ")");
@@ -197,6 +200,7 @@ std::vector<float> forward(const Model& m, State& s, int token) {
   Vec v_first;
   for (int l = 0; l < m.n_layer; ++l) {
     auto w = [&](const char* name) -> const Vec& { return m.lv(l, name); };
+    see(l, "x", x);
     // ---- time mix ----
     const Vec xa = norm(x, w("ln1.weight"), w("ln1.bias"), 1, 1e-5f);
     const Vec xp = shift(s.att_shift[size_t(l)], xa);
@@ -235,6 +239,9 @@ std::vector<float> forward(const Model& m, State& s, int token) {
       const Vec xk = mix_v4(xa, xp, w("att.time_mix_k"));
       const Vec xv = mix_v4(xa, xp, w("att.time_mix_v"));
       const Vec xr = mix_v4(xa, xp, w("att.time_mix_r"));
+      see(l, "att.receptance.weight", xr);
+      see(l, "att.key.weight", xk);
+      see(l, "att.value.weight", xv);
       const Vec r = matvec(w("att.receptance.weight"), xr);
       const Vec k = matvec(w("att.key.weight"), xk);
       const Vec v = matvec(w("att.value.weight"), xv);
@@ -242,11 +249,14 @@ std::vector<float> forward(const Model& m, State& s, int token) {
       const Vec u = v52 ? w("att.time_faaaa") : per_head(w("att.time_first"), H, N);
       const Vec td = v52 ? w("att.time_decay") : per_head(w("att.time_decay"), H, N);
       Vec y = wkv5(r, k, v, td, u, H, N, s.wkv[size_t(l)]);
+      see(l, "wkv", s.wkv[size_t(l)]);
       y = norm(y, w("att.ln_x.weight"), w("att.ln_x.bias"), H, 1e-5f);
       if (v52) {
         const Vec xg = mix_v4(xa, xp, w("att.time_mix_g"));
+        see(l, "att.gate.weight", xg);
         y = mul(y, silu(matvec(w("att.gate.weight"), xg)));
       }
+      see(l, "att.output.weight", y);
       att = matvec(w("att.output.weight"), y);
     } else if (major == 6) {
       const Vec sx = sub(xp, xa);
@@ -257,22 +267,37 @@ std::vector<float> forward(const Model& m, State& s, int token) {
       const char* maa[5] = {"att.time_maa_w", "att.time_maa_k", "att.time_maa_v", "att.time_maa_r",
                             "att.time_maa_g"};
       Vec xs[5];  // xw, xk, xv, xr, xg
+      static const char* const w1n[5] = {"att.time_maa_w1.w", "att.time_maa_w1.k", "att.time_maa_w1.v",
+                                         "att.time_maa_w1.r", "att.time_maa_w1.g"};
+      static const char* const w2n[5] = {"att.time_maa_w2.w", "att.time_maa_w2.k", "att.time_maa_w2.v",
+                                         "att.time_maa_w2.r", "att.time_maa_w2.g"};
       for (size_t g = 0; g < 5; ++g) {
+        see(l, w1n[g], xxx);
         const Vec h = tanh_(matvec_rows(w1, xxx, g * D, D));
+        see(l, w2n[g], h);
         const Vec w2g(w2.begin() + int64_t(g * E * D), w2.begin() + int64_t((g + 1) * E * D));
         const Vec mg = matvec(w2g, h, &w(maa[g]));  // time_maa_c + LoRA_c
         xs[g] = mix_v6(xa, sx, mg);
       }
+      see(l, "att.receptance.weight", xs[3]);
+      see(l, "att.key.weight", xs[1]);
+      see(l, "att.value.weight", xs[2]);
+      see(l, "att.gate.weight", xs[4]);
+      see(l, "att.time_decay_w1", xs[0]);
       const Vec r = matvec(w("att.receptance.weight"), xs[3]);
       const Vec k = matvec(w("att.key.weight"), xs[1]);
       const Vec v = matvec(w("att.value.weight"), xs[2]);
       const Vec g = silu(matvec(w("att.gate.weight"), xs[4]));
-      Vec dw = matvec(w("att.time_decay_w2"), tanh_(matvec(w("att.time_decay_w1"), xs[0])),
-                      &w("att.time_decay"));
+      const Vec dh = tanh_(matvec(w("att.time_decay_w1"), xs[0]));
+      see(l, "att.time_decay_w2", dh);
+      Vec dw = matvec(w("att.time_decay_w2"), dh, &w("att.time_decay"));
       dw = exp_(scale(exp_(dw), -1.0f));  // exp(-exp(w))
       Vec y = wkv5(r, k, v, dw, w("att.time_faaaa"), H, N, s.wkv[size_t(l)]);
+      see(l, "wkv", s.wkv[size_t(l)]);
       y = norm(y, w("att.ln_x.weight"), w("att.ln_x.bias"), H, 64e-5f);
-      att = matvec(w("att.output.weight"), mul(y, g));
+      const Vec yg = mul(y, g);
+      see(l, "att.output.weight", yg);
+      att = matvec(w("att.output.weight"), yg);
     } else {  // 7
       const Vec sx = sub(xp, xa);
       const Vec& mu = w("att.x_rwkvag");  // r, w, k, v, a, g
@@ -337,8 +362,11 @@ std::vector<float> forward(const Model& m, State& s, int token) {
         xk = mix_v6(xf, sx, w("ffn.time_maa_k"));
         xr = mix_v6(xf, sx, w("ffn.time_maa_r"));
       }
+      see(l, "ffn.receptance.weight", xr);
+      see(l, "ffn.key.weight", xk);
       const Vec r = sigmoid(matvec(w("ffn.receptance.weight"), xr));
       const Vec k = relu_squared(matvec(w("ffn.key.weight"), xk));
+      see(l, "ffn.value.weight", k);
       ffn = mul(r, matvec(w("ffn.value.weight"), k));
     } else {
       const Vec xk = mix_v6(xf, sub(fp, xf), w("ffn.x_k"));
@@ -346,7 +374,9 @@ std::vector<float> forward(const Model& m, State& s, int token) {
     }
     x = add(x, ffn);
   }
+  see(m.n_layer, "x", x);
   x = norm(x, m.v("ln_out.weight"), m.v("ln_out.bias"), 1, 1e-5f);
+  see(-1, "head.weight", x);
   return matvec(m.v("head.weight"), x);
 }
 

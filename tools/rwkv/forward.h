@@ -3,6 +3,7 @@
 // rwkv.cpp's serial graph (rwkv_graph.inc), built without floating-point contraction; the FQ float
 // graphs (graph.h) reproduce it bit for bit.
 #pragma once
+#include <string>
 #include <vector>
 
 #include "model.h"
@@ -17,7 +18,17 @@ struct State {
   void reset();
 };
 
+// Calibration hook (quant.h): forward() reports named vectors of each layer: the input of every
+// matrix under the matrix's graph name (rwkv.cpp's name; v6 LoRA parts "att.time_maa_w1.<c>" /
+// "att.time_maa_w2.<c>" for c in w, k, v, r, g), "x" (the residual entering the layer; layer
+// n_layer: the one entering ln_out), "wkv" (v5+: the state after the update) and, with layer -1,
+// "head.weight".
+struct Observer {
+  virtual ~Observer() = default;
+  virtual void see(int layer, const std::string& what, const std::vector<float>& v) = 0;
+};
+
 // Runs token `token` (0 <= token < n_vocab) and returns the logits [n_vocab].
-std::vector<float> forward(const Model& m, State& s, int token);
+std::vector<float> forward(const Model& m, State& s, int token, Observer* obs = nullptr);
 
 }  // namespace fq::rwkv

@@ -1,0 +1,219 @@
+// The integer RWKV graph (quant.h, docs/rwkv.md "Integer graphs").
+#include <cmath>
+
+#include "graph_builder.h"
+#include "quant.h"
+#include "quantize.h"
+
+namespace fq::rwkv {
+
+namespace {
+
+using Dyn = std::pair<std::string, std::string>;
+using Attrs = std::map<std::string, Attr>;
+
+// A row scale (mant in [2^14, 2^15), exp) of a positive real.
+std::pair<int32_t, int32_t> row_scale(double s) {
+  if (!(s > 0)) return {0, 0};
+  int e = 14 - int(std::floor(std::log2(s)));
+  int64_t mant = std::llround(std::ldexp(s, e));
+  if (mant >= 32768) mant /= 2, --e;
+  return {int32_t(mant), e};
+}
+
+}  // namespace
+
+Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
+  const Model& m = *q.m;
+  const int64_t E = m.n_embed, V = m.n_vocab, H = m.head_count, N = m.head_size, F = m.ffn_size, M = rows;
+  const int major = m.version.major;
+  const bool v52 = major == 5 && m.version.minor >= 2;
+  const int RE = q.residual_exp;
+  if (rows < 1) throw Error(name + ": rows must be >= 1");
+  tools::GraphBuilder b;
+  Graph& g = b.g;
+  g.name = name;
+  g.meta["model"] = "rwkv";
+  g.meta["version"] = m.version.str();
+  g.meta["n_embed"] = std::to_string(E);
+  g.meta["n_layer"] = std::to_string(m.n_layer);
+  g.meta["n_vocab"] = std::to_string(V);
+  g.meta["ffn_size"] = std::to_string(F);
+  g.meta["head_count"] = std::to_string(H);
+  g.meta["head_size"] = std::to_string(N);
+  g.meta["rows"] = std::to_string(M);
+  g.meta["weight_bits"] = std::to_string(q.r.weight_bits);
+  g.meta["activation_bits"] = "8";
+  g.meta["residual_exp"] = std::to_string(RE);
+  g.meta["source"] = m.path.substr(m.path.find_last_of('/') + 1);
+  if (!q.r.path.empty()) g.meta["quant_recipe"] = q.r.path.substr(q.r.path.find_last_of('/') + 1);
+  if (V == 256) g.meta["tokenizer"] = "bytes";
+  g.inputs = {"tokens", "pos"};
+  g.outputs = {"logits", "logits_scale"};
+  b.tensor("tokens", DType::i32, {M});
+  b.tensor("pos", DType::i32, {1});
+
+  // constants
+  auto vec32 = [&](const std::string& n, const std::vector<int32_t>& v) {
+    return b.constant(n, DType::i32, {int64_t(v.size())}, v.data());
+  };
+  auto lut = [&](const std::string& n, const k::LutTable& t) {
+    std::vector<int16_t> v(4 * size_t(k::kLutMaxEntries));
+    for (int i = 0; i < k::kLutMaxEntries; ++i) {
+      v[size_t(i)] = int16_t(t.b1[i]);
+      v[size_t(64 + i)] = int16_t(t.d1[i]);
+      v[size_t(128 + i)] = t.b2[i];
+      v[size_t(192 + i)] = t.d2[i];
+    }
+    return b.constant(n, DType::i16, {4, k::kLutMaxEntries}, v.data());
+  };
+  const std::string sig_t = lut("dulut.sigmoid", q.sigmoid), tanh_t = lut("dulut.tanh", q.tanh);
+
+  // embedding (LN0 folded): int8 rows with their scales -> the residual (unit 2^-RE)
+  std::vector<int32_t> ts(size_t(V) * 2, 0);
+  for (int64_t v = 0; v < V; ++v) {
+    const auto rs = row_scale(q.emb_scale[size_t(v)]);
+    ts[size_t(v) * 2] = rs.first, ts[size_t(v) * 2 + 1] = rs.second;
+  }
+  b.constant("embedding", DType::i8, {V, E}, q.emb_q.data());
+  b.constant("embedding.scale", DType::i32, {V, 2}, ts.data());
+  std::string x = b.tensor("embed", DType::i32, {M, E});
+  b.op("embed", "embedding", {"tokens", "embedding", "embedding.scale"}, {x}, {{"exp", int64_t(RE)}});
+
+  for (int l = 0; l < m.n_layer; ++l) {
+    const QLayer& L = q.layers[size_t(l)];
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    auto norm = [&](const std::string& n, const std::string& in, const std::string& in_scale, const QNorm& qn,
+                    int64_t groups, int qmax) {
+      const auto y = b.dyn(p + n, qmax <= 127 ? DType::i8 : DType::i16, M, E);
+      const std::string gm = vec32(p + n + ".gamma", qn.gm), bo = vec32(p + n + ".beta", qn.bo);
+      Attrs a{{"ae", int64_t(qn.ae)}, {"eps_m", int64_t(qn.eps_m)}, {"eps_e", int64_t(qn.eps_e)},
+              {"qmax", int64_t(qmax)}};
+      if (groups > 1) a["groups"] = groups;
+      if (in_scale.empty()) {
+        a["exp"] = int64_t(RE);
+        b.op(p + n, "layernorm", {in, gm, bo}, {y.first, y.second}, a);
+      } else {
+        b.op(p + n, "layernorm", {in, in_scale, gm, bo}, {y.first, y.second}, a);
+      }
+      return y;
+    };
+    auto mm = [&](const std::string& out, const std::string& w, const Dyn& in) {
+      const llama::QLinear& ql = L.w.at(w);
+      const int64_t K = g.tensor(in.first).shape[1];
+      const auto y = b.dyn(p + out, DType::i16, M, int64_t(ql.q.size()) / K);
+      llama::add_dimatmul(b, p + out, p + w, ql, in, y);
+      return y;
+    };
+    auto shift = [&](const std::string& n, const Dyn& a) {
+      const std::string st = b.tensor(p + n + "_state", DType::i16, {1, E}, true);
+      const std::string ss = b.tensor(p + n + "_state_scale", DType::i32, {1, 2}, true);
+      const auto y = b.dyn(p + n, DType::i16, M, E);
+      b.op(p + n, "token_shift", {a.first, a.second, st, ss}, {y.first, y.second});
+      return y;
+    };
+    auto mix = [&](const std::string& n, const Dyn& a, const Dyn& prev, const std::string& mu, const Dyn* md = nullptr) {
+      const auto y = b.dyn(p + n, DType::i8, M, E);
+      std::vector<std::string> ins{a.first, a.second, prev.first, prev.second, vec32(p + n + ".mu", L.q16.at(mu))};
+      if (md) ins.insert(ins.end(), {md->first, md->second});
+      b.op(p + n, "rwkv_mix", ins, {y.first, y.second}, {{"qmax", int64_t(127)}});
+      return y;
+    };
+    auto act = [&](const std::string& n, const Dyn& in, bool sigmoid, int64_t width) {
+      const auto y = b.dyn(p + n, DType::i16, M, width);
+      const k::LutTable& t = sigmoid ? q.sigmoid : q.tanh;
+      b.op(p + n, "dulut", {in.first, in.second, sigmoid ? sig_t : tanh_t}, {y.first, y.second},
+           {{"k1", int64_t(t.k1)}, {"k2", int64_t(t.k2)}, {"g", int64_t(t.g)},
+            {"frac", int64_t(sigmoid ? kSigmoidFrac : kTanhFrac)}, {"out_exp", int64_t(15)}});
+      return y;
+    };
+    auto requant = [&](const std::string& n, const Dyn& in, int64_t width) {
+      const auto y = b.dyn(p + n, DType::i8, M, width);
+      b.op(p + n, "requantize", {in.first, in.second}, {y.first, y.second}, {{"qmax", int64_t(127)}});
+      return y;
+    };
+    auto residual = [&](const std::string& n, const Dyn& o) {
+      const std::string xr = b.tensor(p + n, DType::i32, {M, E});
+      b.op(p + n, "residual_add", {x, o.first, o.second}, {xr}, {{"exp", int64_t(RE)}});
+      x = xr;
+    };
+
+    // ---- time mix ----
+    const auto xa = norm("ln1", x, "", L.ln1, 1, 32767);
+    const auto xp = shift("att.shift", xa);
+    Dyn xr, xk, xv, xg;
+    std::string decay;
+    if (major == 5) {
+      xr = mix("att.xr", xa, xp, "att.mu_r");
+      xk = mix("att.xk", xa, xp, "att.mu_k");
+      xv = mix("att.xv", xa, xp, "att.mu_v");
+      if (v52) xg = mix("att.xg", xa, xp, "att.mu_g");
+      decay = vec32(p + "att.decay", L.decay_q24);
+    } else {  // 6: data-dependent mixing through the LoRA
+      const auto xxx = mix("att.xxx", xa, xp, "att.mu_x");
+      Dyn xs[5];
+      const char* tags[5] = {"w", "k", "v", "r", "g"};
+      for (int c = 0; c < 5; ++c) {
+        const std::string t = tags[c];
+        const auto h1 = mm("att.lora_" + t + ".fc1", "att.time_maa_w1." + t, xxx);
+        const int64_t D = int64_t(L.w.at("att.time_maa_w1." + t).q.size()) / E;
+        const auto h = requant("att.lora_" + t + ".h", act("att.lora_" + t + ".tanh", h1, false, D), D);
+        const auto md = mm("att.lora_" + t, "att.time_maa_w2." + t, h);
+        xs[c] = mix("att.x" + t, xa, xp, "att.mu_" + t, &md);
+      }
+      xk = xs[1], xv = xs[2], xr = xs[3], xg = xs[4];
+      const int64_t Dd = int64_t(L.w.at("att.time_decay_w1").q.size()) / E;
+      const auto d1 = mm("att.decay.fc1", "att.time_decay_w1", xs[0]);
+      const auto dh = requant("att.decay.h", act("att.decay.tanh", d1, false, Dd), Dd);
+      const auto d2 = mm("att.decay.fc2", "att.time_decay_w2", dh);
+      decay = b.tensor(p + "att.decay", DType::i32, {M, E});
+      b.op(p + "att.decay", "rwkv_decay", {d2.first, d2.second, vec32(p + "att.time_decay", L.decay_q24)}, {decay});
+    }
+    const auto r = mm("att.r", "att.receptance.weight", xr);
+    const auto k = mm("att.k", "att.key.weight", xk);
+    const auto v = mm("att.v", "att.value.weight", xv);
+    const std::string wkv_state = b.tensor(p + "wkv", DType::i32, {H, N, N}, true);
+    const auto y = b.dyn(p + "att.wkv", DType::i16, M, E);
+    b.op(p + "att.wkv", "rwkv_wkv5",
+         {r.first, r.second, k.first, k.second, v.first, v.second, decay, vec32(p + "att.u", L.q16.at("att.u")),
+          wkv_state},
+         {y.first, y.second}, {{"state_exp", int64_t(L.state_exp)}, {"decay_frac", int64_t(kDecayFrac)}});
+    Dyn att_in;
+    if (major == 5 && !v52) {
+      att_in = norm("att.ln_x", y.first, y.second, L.ln_x, H, 127);
+    } else {
+      const auto yn = norm("att.ln_x", y.first, y.second, L.ln_x, H, 32767);
+      const auto gpre = mm("att.g", "att.gate.weight", xg);
+      att_in = b.dyn(p + "att.gated", DType::i8, M, E);
+      b.op(p + "att.gated", "swiglu", {gpre.first, gpre.second, yn.first, yn.second}, {att_in.first, att_in.second},
+           {{"qmax", int64_t(127)}});
+    }
+    residual("att_res", mm("att.out", "att.output.weight", att_in));
+
+    // ---- channel mix ----
+    const auto xf = norm("ln2", x, "", L.ln2, 1, 32767);
+    const auto fp = shift("ffn.shift", xf);
+    const auto fk = mix("ffn.xk", xf, fp, "ffn.mu_k");
+    const auto fr = mix("ffn.xr", xf, fp, "ffn.mu_r");
+    const auto kpre = mm("ffn.k_fc", "ffn.key.weight", fk);
+    const auto ksq = b.dyn(p + "ffn.k", DType::i8, M, F);
+    b.op(p + "ffn.k", "relu_squared", {kpre.first, kpre.second}, {ksq.first, ksq.second}, {{"qmax", int64_t(127)}});
+    const auto fv = mm("ffn.v", "ffn.value.weight", ksq);
+    const auto rs = act("ffn.r", mm("ffn.r_fc", "ffn.receptance.weight", fr), true, E);
+    const auto fo = b.dyn(p + "ffn.out", DType::i16, M, E);
+    b.op(p + "ffn.out", "mul", {rs.first, rs.second, fv.first, fv.second}, {fo.first, fo.second},
+         {{"qmax", int64_t(32767)}});
+    residual("ffn_res", fo);
+  }
+  const auto xo = b.dyn("ln_out", DType::i8, M, E);
+  b.op("ln_out", "layernorm", {x, vec32("ln_out.gamma", q.ln_out.gm), vec32("ln_out.beta", q.ln_out.bo)},
+       {xo.first, xo.second},
+       {{"exp", int64_t(RE)}, {"ae", int64_t(q.ln_out.ae)}, {"eps_m", int64_t(q.ln_out.eps_m)},
+        {"eps_e", int64_t(q.ln_out.eps_e)}, {"qmax", int64_t(127)}});
+  b.dyn("logits", DType::i16, M, V);
+  llama::add_dimatmul(b, "logits", "head.weight", q.head, xo, {"logits", "logits_scale"});
+  validate_graph(g);
+  return std::move(g);
+}
+
+}  // namespace fq::rwkv

@@ -1,0 +1,88 @@
+// fqquant-rwkv: an rwkv.cpp model (model.h) + a recipe (configs/rwkv-*.yaml) -> the integer graph
+// of docs/rwkv.md "Integer graphs". All floating-point work (calibration on sequences the float
+// model samples itself, weight quantization through the LLM quantizer's quantize_linear, the DULUT
+// fits, the integer units) happens here, offline; the graph holds integers only.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "fq/graph.h"
+#include "fq/kernels/lut.h"
+#include "forward.h"
+#include "gptq.h"
+#include "model.h"
+
+namespace fq::rwkv {
+
+// A quantization recipe. Every key is optional; unknown keys are errors.
+struct RwkvRecipe {
+  std::string name = "rwkv-w8a8";
+  std::string path;               // the file it was read from
+  int weight_bits = 8;            // 8: per-channel int8; 4: int4 in groups of `group`
+  int group = 32;                 // int4 group size: 32, 64 or 128
+  int head_bits = 8;              // the logits matmul (8 or 4)
+  bool gptq = false;              // GPTQ with calibration Hessians
+  bool clip_search = false;       // per-channel / per-group clipping search
+  int calib_sequences = 16;       // calibration: sequences sampled from the float model
+  int calib_bytes = 256;          // bytes per sequence
+  uint64_t calib_seed = 1000;     // first sampling seed
+  double calib_temperature = 1.0;
+  double residual_headroom = 8;   // E: int32 range = headroom x calibrated max |x|
+  double state_headroom = 8;      // WKV state unit: int32 range = headroom x max |S| per layer
+};
+RwkvRecipe parse_rwkv_recipe(const std::string& yaml_text, const std::string& path);
+RwkvRecipe load_rwkv_recipe(const std::string& path);
+
+// LayerNorm / GroupNorm parameters in the integer layernorm's form (llm.h): gamma = gm 2^-ae,
+// beta = bo 2^-ae, eps = eps_m 2^-eps_e.
+struct QNorm {
+  std::vector<int32_t> gm, bo;
+  int ae = 0;
+  int32_t eps_m = 0;
+  int eps_e = 0;
+};
+
+struct QLayer {
+  QNorm ln1, ln2, ln_x;
+  std::map<std::string, llama::QLinear> w;       // matrices by graph name (rwkv.cpp names; v6 LoRA
+                                                 // parts with a suffix .w/.k/.v/.r/.g)
+  std::map<std::string, std::vector<int32_t>> q16;  // mixing vectors (y = a + (p - a) mu) and the
+                                                    // bonus u, Q16
+  std::vector<int32_t> decay_q24;                // v5: log decay ln(w) per channel; v6: the raw
+                                                 // time_decay added before -exp (Q24)
+  int state_exp = 0;                             // WKV state unit 2^-Es
+  double state_max = 0;                          // calibrated max |S|
+};
+
+struct QModel {
+  const Model* m = nullptr;
+  RwkvRecipe r;
+  std::vector<int8_t> emb_q;                     // [V][E]: LN0(emb) per row, int8
+  std::vector<double> emb_scale;                 // [V]
+  QNorm ln_out;
+  llama::QLinear head;
+  std::vector<QLayer> layers;
+  int residual_exp = 0;
+  double residual_max = 0;
+  k::LutTable sigmoid, tanh;                     // DULUT tables: int16 Q(kSigmoidFrac / kTanhFrac) -> Q15
+  std::vector<std::string> notes;                // human-readable report lines
+};
+
+constexpr int kSigmoidFrac = 11;                 // sigmoid input code: Q11, |x| < 16
+constexpr int kTanhFrac = 12;                    // tanh input code: Q12, |x| < 8
+constexpr int kDecayFrac = 24;                   // log-decays in Q24
+
+// Byte sequences the float model samples itself (temperature `temp`, seeds seed, seed + 1, ...),
+// from the zero state, starting with byte `first`.
+std::vector<std::vector<int>> sample_sequences(const Model& m, int n, int bytes, uint64_t seed,
+                                               double temp, int first = '\n');
+
+// Calibrates and quantizes (versions 5.1, 5.2 and 6; others are an error naming the version).
+QModel quantize_model(const Model& m, const RwkvRecipe& r);
+
+// The integer graph: `rows` tokens per run (1: token by token; more: sequence mode, same bytes).
+Graph build_int_graph(const QModel& q, const std::string& name, int rows = 1);
+
+}  // namespace fq::rwkv
