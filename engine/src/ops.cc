@@ -665,17 +665,44 @@ void check_rmsnorm_int(const Check& c) {
   dynamic_output(c, {DType::i8, DType::i16}, x.shape);
 }
 
+// Codebook weights (RWKVQuant's vector-quantized matrices, matmul.h cb3 / cb4): w u8 [N, ceil(K b / 8)]
+// (the index bitstream of each row), codebook i8 [N, ceil(K / group), 2^b], mult i32 [N] [, bias];
+// attrs bits (3 or 4), group (32, 64 or 128), w_exp.
+void check_dimatmul_codebook(const Check& c, const TensorDef& x, const TensorDef& w) {
+  const int64_t n = w.shape[0], k = x.shape[1];
+  if (c.n.inputs.size() < 5 || c.n.inputs.size() > 6)
+    c.error("codebook dimatmul takes x, x_scale, w, codebook, mult [, bias]");
+  const int64_t b = c.attr("bits", 3, 4), group = c.attr("group", 32, 128);
+  if (group != 32 && group != 64 && group != 128) c.error("attribute 'group' must be 32, 64 or 128");
+  if (w.shape[1] != (k * b + 7) / 8)
+    c.error("codebook weight '" + w.name + "' has " + std::to_string(w.shape[1]) + " bytes per row, " +
+            std::to_string(k) + " " + std::to_string(b) + "-bit indices need " + std::to_string((k * b + 7) / 8));
+  if (k > kMaxMatmulK8)
+    c.error("K = " + std::to_string(k) + " exceeds the i32 accumulator budget (" + std::to_string(kMaxMatmulK8) + ")");
+  c.constant(w);
+  c.param<int8_t>(3, DType::i8, {n, (k + group - 1) / group, int64_t{1} << b});
+  c.range(c.in(4), c.param<int32_t>(4, DType::i32, {n}), 0, std::numeric_limits<int32_t>::max());
+  if (c.n.inputs.size() == 6) {
+    const int64_t bmax = std::numeric_limits<int32_t>::max() - k * 128 * 128;
+    c.range(c.in(5), c.param<int32_t>(5, DType::i32, {n}), -bmax, bmax);
+  }
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), {x.shape[0], n});
+  row_scales(c, c.out(1), x.shape[0]);
+}
+
 void check_dimatmul(const Check& c) {
   c.arity(4, 6, 2);
   const TensorDef &x = dynamic_input(c, 0, DType::i8), &w = c.in(2);
   c.constant(w);
-  c.dtype(w, {DType::i8, DType::i4});
+  c.dtype(w, {DType::i8, DType::i4, DType::u8});
   c.rank(w, 2);
   const int64_t n = w.shape[0], k = x.shape[1];
+  c.attr("w_exp", 0, kMaxExp);
+  if (w.dtype == DType::u8) return check_dimatmul_codebook(c, x, w);
   if (w.shape[1] != k)
     c.error("weight '" + w.name + "' has " + std::to_string(w.shape[1]) + " inputs, input '" +
             x.name + "' has " + std::to_string(k));
-  c.attr("w_exp", 0, kMaxExp);
   const bool i4 = w.dtype == DType::i4;
   const size_t nb = i4 ? 5 : 4;  // index of the optional bias
   if (c.n.inputs.size() < nb || c.n.inputs.size() > nb + 1)
@@ -841,15 +868,19 @@ void bind_rmsnorm_int(BindCtx& ctx, const NodeDef& n) {
 void bind_dimatmul(BindCtx& ctx, const NodeDef& n) {
   const Graph& g = ctx.g;
   const TensorDef &x = g.tensor(n.inputs[0]), &w = g.tensor(n.inputs[2]);
-  const bool i4 = w.dtype == DType::i4;
-  const size_t nb = i4 ? 5 : 4;
+  const bool i4 = w.dtype == DType::i4, cb = w.dtype == DType::u8;
+  const size_t nb = i4 || cb ? 5 : 4;
   k::MatmulShape s;
-  s.m = x.shape[0], s.n = int(w.shape[0]), s.k = int(w.shape[1]);
-  s.format = i4 ? k::WeightFormat::i4 : k::WeightFormat::i8;
-  s.group = i4 ? attr_of(n, "group") : 0;
+  s.m = x.shape[0], s.n = int(w.shape[0]), s.k = int(x.shape[1]);
+  s.format = cb ? (attr_of(n, "bits") == 3 ? k::WeightFormat::cb3 : k::WeightFormat::cb4)
+                : i4 ? k::WeightFormat::i4 : k::WeightFormat::i8;
+  s.group = i4 || cb ? attr_of(n, "group") : 0;
   k::MatmulWeights mw;
   mw.w = w.data.ptr;
-  if (i4) {
+  if (cb) {
+    mw.codebook = g.tensor(n.inputs[3]).as<int8_t>();
+    mw.mult = g.tensor(n.inputs[4]).as<int32_t>();
+  } else if (i4) {
     mw.gmult = g.tensor(n.inputs[3]).as<int16_t>();
     mw.gshift = g.tensor(n.inputs[4]).as<int8_t>();
   } else {
@@ -871,7 +902,7 @@ void bind_dimatmul(BindCtx& ctx, const NodeDef& n) {
   a.y = ctx.tensor(n.outputs[0]);
   a.ldy = s.n;
   if (const size_t ws = p.kernel->workspace_size(s, a.e)) a.workspace = ctx.alloc(ws);
-  ctx.kernel[ctx.node] = std::string(i4 ? "dimatmul_i4/" : "dimatmul_i8/") + p.kernel->name;
+  ctx.kernel[ctx.node] = std::string(cb ? "dimatmul_cb/" : i4 ? "dimatmul_i4/" : "dimatmul_i8/") + p.kernel->name;
   const size_t scratch = p.kernel->scratch_size(s, a.e);
   const int64_t macs = s.m * s.n * s.k;
   for (p.pass = 0; p.pass < p.kernel->num_passes(s, a.e); ++p.pass)
@@ -1289,16 +1320,33 @@ void bind_token_shift_int(BindCtx& ctx, const NodeDef& n) {
   ctx.step(exec::token_shift_step, ctx.make(p), 1);
 }
 
-// rwkv_mix: a, a_scale (this token), p, p_scale (the previous token: token_shift of a), mu i32 [D]
-// (constant, Q16) [, md i16 [M, D] + md_scale: the data-dependent part of mu (v6)] -> y i8/i16 +
-// y_scale = a + (p - a) * (mu + md).
+// rwkv_mix: a, a_scale (this token), p, p_scale (the previous token: token_shift of a), mu (constant:
+// i32 [D] in Q16, or a codebook: codes u8 [ceil(D bits / 8)] (bits-bit indices, LSB first) and
+// entries i8 [ceil(D / group), 2^bits] with attrs mu_bits, mu_group, mu_mant, mu_exp: value = entry
+// * mu_mant * 2^-mu_exp, decoded to Q16 at load (fq/kernels/rwkv.h decode_mu)) [, md i16 [M, D] +
+// md_scale: the data-dependent part of mu (v6)] -> y i8/i16 + y_scale = a + (p - a) * (mu + md).
+size_t rwkv_mix_mu(const Check& c, int64_t d) {
+  if (c.n.inputs.size() < 5) c.error("takes a, a_scale, p, p_scale, mu [, md, md_scale]");
+  if (c.in(4).dtype != DType::u8) {
+    c.param<int32_t>(4, DType::i32, {d});
+    return 5;
+  }
+  if (c.n.inputs.size() < 6) c.error("a codebook mu takes codes and entries");
+  const int64_t bits = c.attr("mu_bits", 2, 4), group = c.attr("mu_group", 1, int64_t{1} << 30);
+  c.attr("mu_mant", 0, 32768);
+  c.attr("mu_exp", -kMaxExp, kMaxExp);
+  c.param<uint8_t>(4, DType::u8, {(d * bits + 7) / 8});
+  c.param<int8_t>(5, DType::i8, {(d + group - 1) / group, int64_t{1} << bits});
+  return 6;
+}
+
 void check_rwkv_mix(const Check& c) {
-  c.arity(5, 7, 2);
-  if (c.n.inputs.size() == 6) c.error("takes a, a_scale, p, p_scale, mu [, md, md_scale]");
+  c.arity(5, 8, 2);
   const TensorDef& a = dynamic_input(c, 0, DType::i16);
   c.shape(dynamic_input(c, 2, DType::i16), a.shape);
-  c.param<int32_t>(4, DType::i32, {a.shape[1]});
-  if (c.n.inputs.size() == 7) c.shape(dynamic_input(c, 5, DType::i16), a.shape);
+  const size_t next = rwkv_mix_mu(c, a.shape[1]);
+  if (c.n.inputs.size() == next + 2) c.shape(dynamic_input(c, next, DType::i16), a.shape);
+  else if (c.n.inputs.size() != next) c.error("takes a, a_scale, p, p_scale, mu [, md, md_scale]");
   dynamic_output(c, {DType::i8, DType::i16}, a.shape);
 }
 
@@ -1309,12 +1357,23 @@ void bind_rwkv_mix(BindCtx& ctx, const NodeDef& n) {
   a.as = row_scale_ptr(ctx, n.inputs[1]);
   a.p = ptr_of<const int16_t>(ctx, n.inputs[2]);
   a.ps = row_scale_ptr(ctx, n.inputs[3]);
-  a.mu_c = ctx.g.tensor(n.inputs[4]).as<int32_t>();
-  if (n.inputs.size() == 7) {
-    a.md = ptr_of<const int16_t>(ctx, n.inputs[5]);
-    a.mds = row_scale_ptr(ctx, n.inputs[6]);
-  }
   a.n = x.shape[1], a.qmax = attr_of(n, "qmax");
+  size_t next = 5;
+  if (ctx.g.tensor(n.inputs[4]).dtype == DType::u8) {  // decode the codebook once, at load
+    auto* q16 = static_cast<int32_t*>(ctx.alloc(sizeof(int32_t) * size_t(a.n)));
+    if (!k::decode_mu(ctx.g.tensor(n.inputs[4]).as<uint8_t>(), ctx.g.tensor(n.inputs[5]).as<int8_t>(),
+                      attr_of(n, "mu_bits"), n.attr_int("mu_group", 0),
+                      k::RowScale{attr_of(n, "mu_mant"), attr_of(n, "mu_exp")}, a.n, q16))
+      fail_node(ctx.g, n, "cannot decode the mu codebook");
+    a.mu_c = q16;
+    next = 6;
+  } else {
+    a.mu_c = ctx.g.tensor(n.inputs[4]).as<int32_t>();
+  }
+  if (n.inputs.size() == next + 2) {
+    a.md = ptr_of<const int16_t>(ctx, n.inputs[next]);
+    a.mds = row_scale_ptr(ctx, n.inputs[next + 1]);
+  }
   a.y = ctx.tensor(n.outputs[0]);
   a.ys = row_scale_ptr(ctx, n.outputs[1]);
   rwkv_rows_step(ctx, n, exec::rwkv_mix_step, a, x.shape[0], k::rwkv_scratch(a.n), 4 * x.numel());

@@ -1,7 +1,8 @@
-// Integer RWKV graphs (tools/rwkv/quant.h, docs/rwkv.md "Integer graphs"): bits per byte of the
-// W8A8 graphs against the float reference on held-out text (tests/data/rwkv/heldout.txt, written
-// for this test: the models never saw it and calibration uses sequences the models sample
-// themselves), sequence mode == token by token bit for bit, state save / restore, bad input.
+// Integer RWKV graphs (tools/rwkv/quant.h, docs/rwkv.md "Integer graphs"; the graphs of the
+// `models` target): bits per byte of the W8A8 and rwkvquant graphs against the float reference on
+// held-out text (tests/data/rwkv/heldout.txt, written for this test: the models never saw it and
+// calibration uses sequences the models sample themselves), their size, sequence mode == token by
+// token bit for bit with a state hand-off, bad input.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -97,43 +98,59 @@ Score int_score(const fq::Graph& g, const std::vector<int>& bytes) {
   return r;
 }
 
+// The graphs of the `models` target (fqquant-rwkv with configs/rwkv-*.yaml).
+fq::Graph model_graph(const std::string& name) {
+  return fq::load_graph(std::string(FQ_BINARY_DIR) + "/models/rwkv-" + name + ".yaml");
+}
+
+// Bytes of a graph's constants (its weights, without the YAML).
+size_t const_bytes(const fq::Graph& g) {
+  size_t n = 0;
+  for (const fq::TensorDef& t : g.tensors)
+    if (t.is_const) n += t.nbytes();
+  return n;
+}
+
 }  // namespace
 
-TEST_CASE("rwkv int: W8A8 bits per byte within 0.5 % of float on held-out text", "[rwkv][int]") {
+TEST_CASE("rwkv int: bits per byte of the W8A8 and rwkvquant graphs on held-out text", "[rwkv][int]") {
   struct Case {
     const char* file;
+    const char* name;
     bool utf16;
-    double tol;  // relative bpb bound
+    double rq_tol;  // rwkvquant: relative bpb bound (the 3 % holds for 6v0; the 730K models
+                    // are measured at +5.0 % / +4.8 %, docs/rwkv.md)
+    double ratio;   // constant bytes W8A8 / rwkvquant
   };
-  // 5v2 and 6v0: the bound (0.5 %); 5v1 is held to the same.
-  for (const Case c : {Case{"tiny-rwkv-5v2-730K-FP32.bin", false, 0.005}, Case{"tiny-rwkv-6v0-3m-Q5_1.bin", true, 0.005},
-                       Case{"tiny-rwkv-5v1-730K-FP32.bin", false, 0.005}}) {
+  for (const Case c : {Case{"tiny-rwkv-5v2-730K-FP32.bin", "5v2-730K", false, 0.06, 1.8},
+                       Case{"tiny-rwkv-6v0-3m-Q5_1.bin", "6v0-3m", true, 0.03, 2.0},
+                       Case{"tiny-rwkv-5v1-730K-FP32.bin", "5v1-730K", false, 0.065, 1.8}}) {
     INFO(c.file);
     const Model m = load_model(model_file(c.file));
-    const QModel q = quantize_model(m, w8a8());
-    const fq::Graph g = build_int_graph(q, "rwkv-int", 1);
     const std::vector<int> bytes = heldout(c.utf16);
-    const Score f = float_score(m, bytes), i = int_score(g, bytes);
-    const double rel = (i.bpb - f.bpb) / f.bpb;
-    WARN(c.file << ": float bpb " << f.bpb << " top1 " << f.top1 << ", W8A8 bpb " << i.bpb << " top1 " << i.top1
-                << " (" << 100 * rel << " %)");
-    CHECK(std::fabs(rel) <= c.tol);
+    const Score f = float_score(m, bytes);
+    const fq::Graph w8 = model_graph(std::string(c.name) + "-w8a8"), rq = model_graph(std::string(c.name) + "-rwkvquant");
+    const Score a = int_score(w8, bytes), b = int_score(rq, bytes);
+    const double ra = (a.bpb - f.bpb) / f.bpb, rb = (b.bpb - f.bpb) / f.bpb;
+    const double ratio = double(const_bytes(w8)) / double(const_bytes(rq));
+    WARN(c.file << ": float bpb " << f.bpb << " top1 " << f.top1 << " | W8A8 " << a.bpb << " (" << 100 * ra
+                << " %) | rwkvquant " << b.bpb << " (" << 100 * rb << " %), W8A8 / rwkvquant bytes " << ratio);
+    CHECK(std::fabs(ra) <= 0.005);  // the bound for W8A8
+    CHECK(std::fabs(rb) <= c.rq_tol);
+    CHECK(ratio >= c.ratio);
   }
 }
 
 TEST_CASE("rwkv int: sequence mode equals token by token, state save / restore", "[rwkv][int]") {
-  for (const char* file : {"tiny-rwkv-5v2-730K-FP32.bin", "tiny-rwkv-6v0-3m-Q5_1.bin"}) {
-    INFO(file);
-    const Model m = load_model(model_file(file));
-    RwkvRecipe r = w8a8();
-    r.calib_sequences = 2;
-    const QModel q = quantize_model(m, r);
-    const fq::Graph g1 = build_int_graph(q, "tok", 1), g16 = build_int_graph(q, "seq", 16);
+  for (const char* name : {"5v2-730K-rwkvquant", "6v0-3m-w8a8"}) {
+    INFO(name);
+    const fq::Graph g1 = model_graph(name), g64 = model_graph(std::string(name) + "-seq64");
     const std::vector<int> bytes = heldout(false);
+    const int T = 64, runs = 2;
     fq::Session s1(g1);
     std::vector<int16_t> want;
     std::vector<int32_t> want_s;
-    for (int t = 0; t < 48; ++t) {
+    for (int t = 0; t < T * runs + 4; ++t) {
       *static_cast<int32_t*>(s1.input("tokens").data) = bytes[size_t(t)];
       s1.run();
       const fq::TensorView l = s1.output("logits");
@@ -145,20 +162,20 @@ TEST_CASE("rwkv int: sequence mode equals token by token, state save / restore",
     for (int threads : {1, 2}) {
       fq::Options o;
       o.threads = threads;
-      fq::Session s16(g16, o);
+      fq::Session s64(g64, o);
       std::vector<uint8_t> mid;
-      for (int run = 0; run < 3; ++run) {
-        for (int t = 0; t < 16; ++t) static_cast<int32_t*>(s16.input("tokens").data)[t] = bytes[size_t(run * 16 + t)];
-        s16.run();
-        const fq::TensorView l = s16.output("logits");
-        REQUIRE(std::memcmp(l.data, want.data() + size_t(run) * 16 * size_t(l.shape[1]), l.bytes) == 0);
-        REQUIRE(std::memcmp(s16.output("logits_scale").data, want_s.data() + size_t(run) * 32, 16 * 8) == 0);
-        if (run == 0) mid = s16.save_state();
+      for (int run = 0; run < runs; ++run) {
+        for (int t = 0; t < T; ++t) static_cast<int32_t*>(s64.input("tokens").data)[t] = bytes[size_t(run * T + t)];
+        s64.run();
+        const fq::TensorView l = s64.output("logits");
+        REQUIRE(std::memcmp(l.data, want.data() + size_t(run) * T * size_t(l.shape[1]), l.bytes) == 0);
+        REQUIRE(std::memcmp(s64.output("logits_scale").data, want_s.data() + size_t(run) * 2 * T, 8 * T) == 0);
+        mid = s64.save_state();
       }
-      // the state after 16 tokens, handed to a token-by-token session, continues identically
+      // the state after the sequence-mode runs, handed to a token-by-token session, continues identically
       fq::Session s(g1);
       s.load_state(mid);
-      for (int t = 16; t < 20; ++t) {
+      for (int t = T * runs; t < T * runs + 4; ++t) {
         *static_cast<int32_t*>(s.input("tokens").data) = bytes[size_t(t)];
         s.run();
         const fq::TensorView l = s.output("logits");
@@ -196,4 +213,20 @@ TEST_CASE("rwkv int: bad input", "[rwkv][int]") {
     CHECK(std::string(e.what()).find("blocks.0.ffn.r") != std::string::npos);
     CHECK(std::string(e.what()).find("DULUT") != std::string::npos);
   }
+  // a codebook matrix whose index width does not match its bytes per row
+  fq::Graph rq = model_graph("5v2-730K-rwkvquant");
+  for (fq::NodeDef& n : rq.nodes)
+    if (n.name == "blocks.0.att.r") n.attrs["bits"] = int64_t(4);
+  try {
+    fq::validate_graph(rq);
+    FAIL("mismatched codebook accepted");
+  } catch (const fq::Error& e) {
+    CHECK(std::string(e.what()).find("blocks.0.att.r") != std::string::npos);
+    CHECK(std::string(e.what()).find("bytes per row") != std::string::npos);
+  }
+  // a codebook mu with too few codes
+  fq::Graph rq2 = model_graph("5v2-730K-rwkvquant");
+  for (fq::NodeDef& n : rq2.nodes)
+    if (n.name == "blocks.0.att.xk") n.attrs["mu_bits"] = int64_t(4);
+  CHECK_THROWS_WITH(fq::validate_graph(rq2), Catch::Contains("blocks.0.att.xk") && Catch::Contains("mu.codes"));
 }

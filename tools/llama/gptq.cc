@@ -110,6 +110,8 @@ double rtn_row(const float* w0, int K, const double* scale_of_col, int lo, int h
   return tot;
 }
 
+}  // namespace
+
 // Upper Cholesky factor U of the inverse of the dampened H in the order perm (Hinv = U^T U),
 // row-major. Returns false when H is not positive definite.
 bool gptq_factor(const std::vector<double>& h, int K, const std::vector<int>& perm, double damp,
@@ -152,8 +154,6 @@ bool gptq_factor(const std::vector<double>& h, int K, const std::vector<int>& pe
   Hi.swap(U);
   return true;
 }
-
-}  // namespace
 
 QLinear quantize_linear(const Mat& w, const std::vector<double>& h, const WeightQuantOptions& o) {
   const int N = w.rows, K = w.cols, bits = o.bits;

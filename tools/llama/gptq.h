@@ -25,6 +25,12 @@ struct WeightQuantOptions {
 // uses the plain weight MSE and GPTQ is not possible).
 QLinear quantize_linear(const Mat& w, const std::vector<double>& h, const WeightQuantOptions& o);
 
+// Upper Cholesky factor U of the inverse of H (K x K, dampened by damp x its mean diagonal; dead
+// columns get a unit diagonal) in the column order perm (Hinv = U^T U), row-major: the GPTQ update
+// factor. Returns false when H is not positive definite.
+bool gptq_factor(const std::vector<double>& h, int K, const std::vector<int>& perm, double damp,
+                 std::vector<double>* out);
+
 // Lower Cholesky factor of a symmetric positive definite n x n matrix (row-major, in place).
 // Returns false when a pivot is not positive.
 bool cholesky_lower(std::vector<double>& a, int n);

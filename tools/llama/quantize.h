@@ -94,13 +94,15 @@ struct Mat {
 // A quantized linear: integer codes plus their encodings (docs/llm_int.md, matmul.h), and the
 // dequantized float matrix the simulator uses.
 struct QLinear {
-  int bits = 0;                 // 0: not quantized (float), 8 or 4
-  int group = 0;                // int4
+  int bits = 0;                 // 0: not quantized (float), 8 or 4; 3 or 4 with a codebook
+  int group = 0;                // int4, codebook
   std::vector<int8_t> q;        // [N][K] codes
   std::vector<int32_t> mult;    // int8: [N]
   std::vector<int16_t> gmult;   // int4: [N][ng]
   std::vector<int8_t> gshift;   // int4: [N]
   int w_exp = 0;
+  std::vector<int8_t> codebook; // codebook weights (matmul.h cb3 / cb4): [N][ceil(K/G)][2^bits]
+                                // int8 entries; q holds the indices and mult the row scales
   Mat deq;                      // real weights q * scale
 };
 

@@ -204,6 +204,7 @@ std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
     // ---- time mix ----
     const Vec xa = norm(x, w("ln1.weight"), w("ln1.bias"), 1, 1e-5f);
     const Vec xp = shift(s.att_shift[size_t(l)], xa);
+    if (obs) see(l, "att.sx", sub(xp, xa));
     Vec att;
     if (major == 4) {
       const Vec xk = mix_v4(xa, xp, w("att.time_mix_k"));
@@ -351,6 +352,7 @@ std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
     // ---- channel mix ----
     const Vec xf = norm(x, w("ln2.weight"), w("ln2.bias"), 1, 1e-5f);
     const Vec fp = shift(s.ffn_shift[size_t(l)], xf);
+    if (obs) see(l, "ffn.sx", sub(fp, xf));
     Vec ffn;
     if (major <= 5 || major == 6) {
       Vec xk, xr;

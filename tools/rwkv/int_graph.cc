@@ -114,9 +114,27 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
     };
     auto mix = [&](const std::string& n, const Dyn& a, const Dyn& prev, const std::string& mu, const Dyn* md = nullptr) {
       const auto y = b.dyn(p + n, DType::i8, M, E);
-      std::vector<std::string> ins{a.first, a.second, prev.first, prev.second, vec32(p + n + ".mu", L.q16.at(mu))};
+      std::vector<std::string> ins{a.first, a.second, prev.first, prev.second};
+      Attrs at{{"qmax", int64_t(127)}};
+      auto cb = L.mu_cb.find(mu);
+      if (cb == L.mu_cb.end()) {
+        ins.push_back(vec32(p + n + ".mu", L.q16.at(mu)));
+      } else {  // codebook: indices packed LSB first, entries, one scale
+        const QMuCodebook& c = cb->second;
+        std::vector<uint8_t> packed((size_t(E) * size_t(c.bits) + 7) / 8, 0);
+        for (size_t i = 0; i < c.idx.size(); ++i) {
+          const size_t bit = i * size_t(c.bits);
+          packed[bit / 8] = uint8_t(packed[bit / 8] | (c.idx[i] << (bit % 8)));
+          if (bit % 8 + size_t(c.bits) > 8) packed[bit / 8 + 1] = uint8_t(packed[bit / 8 + 1] | (c.idx[i] >> (8 - bit % 8)));
+        }
+        ins.push_back(b.constant(p + n + ".mu.codes", DType::u8, {int64_t(packed.size())}, packed.data()));
+        ins.push_back(b.constant(p + n + ".mu.codebook", DType::i8,
+                                 {int64_t(c.cb.size()) >> c.bits, int64_t{1} << c.bits}, c.cb.data()));
+        at["mu_bits"] = int64_t(c.bits), at["mu_group"] = int64_t(c.group);
+        at["mu_mant"] = int64_t(c.mant), at["mu_exp"] = int64_t(c.exp);
+      }
       if (md) ins.insert(ins.end(), {md->first, md->second});
-      b.op(p + n, "rwkv_mix", ins, {y.first, y.second}, {{"qmax", int64_t(127)}});
+      b.op(p + n, "rwkv_mix", ins, {y.first, y.second}, at);
       return y;
     };
     auto act = [&](const std::string& n, const Dyn& in, bool sigmoid, int64_t width) {

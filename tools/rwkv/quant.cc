@@ -8,6 +8,7 @@
 
 #include "dulut.h"
 #include "recipe_yaml.h"
+#include "vq.h"
 
 namespace fq::rwkv {
 
@@ -54,6 +55,20 @@ RwkvRecipe parse_rwkv_recipe(const std::string& text, const std::string& path) {
     else if (key == "calib_temperature") r.calib_temperature = rc::in_range<double>(path, key, v, 0.05, 4.0);
     else if (key == "residual_headroom") r.residual_headroom = rc::in_range<double>(path, key, v, 1.0, 1e6);
     else if (key == "state_headroom") r.state_headroom = rc::in_range<double>(path, key, v, 1.0, 1e6);
+    else if (key == "codebook") r.codebook = rc::scalar<bool>(path, key, v);
+    else if (key == "codebook_bits") r.codebook_bits = rc::in_range<int>(path, key, v, 3, 4);
+    else if (key == "codebook_group") {
+      r.codebook_group = rc::scalar<int>(path, key, v);
+      if (r.codebook_group != 32 && r.codebook_group != 64 && r.codebook_group != 128)
+        rc::bad(path, v, "codebook_group must be 32, 64 or 128");
+    } else if (key == "proxy") r.proxy = rc::scalar<bool>(path, key, v);
+    else if (key == "proxy_tau1") r.proxy_tau1 = rc::in_range<double>(path, key, v, 0.0, 1e9);
+    else if (key == "proxy_tau2") r.proxy_tau2 = rc::in_range<double>(path, key, v, 0.0, 1e9);
+    else if (key == "kmeans_iters") r.kmeans_iters = rc::in_range<int>(path, key, v, 1, 1000);
+    else if (key == "mu_bits") {
+      r.mu_bits = rc::in_range<int>(path, key, v, 0, 4);
+      if (r.mu_bits == 1) rc::bad(path, v, "mu_bits must be 0 (Q16) or 2..4");
+    } else if (key == "mu_group") r.mu_group = rc::in_range<int>(path, key, v, 1, 1 << 16);
     else rc::bad(path, kv.first, "unknown recipe key '" + key + "'");
   }
   return r;
@@ -68,14 +83,14 @@ RwkvRecipe load_rwkv_recipe(const std::string& path) {
 }
 
 std::vector<std::vector<int>> sample_sequences(const Model& m, int n, int bytes, uint64_t seed,
-                                               double temp, int first) {
+                                               double temp, int first, Observer* obs) {
   std::vector<std::vector<int>> out;
   for (int s = 0; s < n; ++s) {
     Rng rng{seed + uint64_t(s)};
     State st(m);
     std::vector<int> seq{first};
     while (int(seq.size()) < bytes) {
-      const Vec l = forward(m, st, seq.back());
+      const Vec l = forward(m, st, seq.back(), obs);
       double mx = -1e300;
       for (float v : l) mx = std::max(mx, double(v));
       std::vector<double> p(l.size());
@@ -105,9 +120,11 @@ struct Calib : Observer {
   std::vector<std::map<std::string, double>> amax;
   double res_max = 0;
   std::vector<double> state_max;
+  std::vector<std::map<std::string, std::vector<double>>> mask;  // mean |sx| per channel ("att.sx")
+  std::vector<std::map<std::string, int64_t>> mask_n;
   bool want_hessians;
   Calib(int n, bool h) : layers(n), hess(size_t(n) + 1), amax(size_t(n) + 1), state_max(size_t(n), 0.0),
-                         want_hessians(h) {}
+                         mask(size_t(n)), mask_n(size_t(n)), want_hessians(h) {}
   void see(int l, const std::string& what, const Vec& v) override {
     double mx = 0;
     for (float x : v) mx = std::max(mx, double(std::fabs(x)));
@@ -119,6 +136,13 @@ struct Calib : Observer {
       state_max[size_t(l)] = std::max(state_max[size_t(l)], mx);
       return;
     }
+    if (what == "att.sx" || what == "ffn.sx") {
+      std::vector<double>& m = mask[size_t(l)][what];
+      if (m.empty()) m.assign(v.size(), 0.0);
+      for (size_t i = 0; i < v.size(); ++i) m[i] += std::fabs(double(v[i]));
+      ++mask_n[size_t(l)][what];
+      return;
+    }
     const size_t li = l < 0 ? size_t(layers) : size_t(l);
     double& a = amax[li][what];
     a = std::max(a, mx);
@@ -126,12 +150,33 @@ struct Calib : Observer {
     std::vector<double>& h = hess[li][what];
     const size_t k = v.size();
     if (h.empty()) h.assign(k * k, 0.0);
-    for (size_t i = 0; i < k; ++i)
-      for (size_t j = 0; j < k; ++j) h[i * k + j] += double(v[i]) * double(v[j]);
+    for (size_t i = 0; i < k; ++i) {  // the upper triangle; mirrored by symmetrize()
+      const double vi = v[i];
+      double* hr = h.data() + i * k;
+      for (size_t j = i; j < k; ++j) hr[j] += vi * double(v[j]);
+    }
+  }
+  void symmetrize() {
+    for (auto& layer : hess)
+      for (auto& kv : layer) {
+        std::vector<double>& h = kv.second;
+        const size_t k = size_t(std::llround(std::sqrt(double(h.size()))));
+        for (size_t i = 0; i < k; ++i)
+          for (size_t j = 0; j < i; ++j) h[i * k + j] = h[j * k + i];
+      }
   }
 };
 
-QLinear quant(const Mat& w, const std::vector<double>& h, int bits, const RwkvRecipe& r) {
+// block: a matrix of an RWKV block (the codebook format under the rwkvquant recipe); the head is not.
+QLinear quant(const Mat& w, const std::vector<double>& h, int bits, const RwkvRecipe& r, bool block = true,
+              Proxy* proxy = nullptr) {
+  if (r.codebook && block) {
+    const int g = std::min(r.codebook_group, (w.cols + 31) / 32 * 32);
+    const int group = g >= 128 ? 128 : g >= 64 ? 64 : 32;
+    const Proxy p = rwkvquant_proxy(w.a, r.proxy_tau1, r.proxy_tau2);
+    if (proxy) *proxy = p;
+    return quantize_codebook(w, h, r.codebook_bits, group, r.proxy && p.coherent, r.kmeans_iters, r.gptq);
+  }
   llama::WeightQuantOptions o;
   o.bits = bits;
   o.group = bits == 4 ? r.group : 0;
@@ -203,11 +248,10 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
 
   // 1. calibration: sequences the model samples itself (UTF-16LE models start at a 0 byte pair)
   Calib cal(m.n_layer, r.gptq || r.clip_search);
-  const auto seqs = sample_sequences(m, r.calib_sequences, r.calib_bytes, r.calib_seed, r.calib_temperature);
-  for (const auto& s : seqs) {
-    State st(m);
-    for (int t : s) forward(m, st, t, &cal);
-  }
+  // (the statistics are taken while the sequences are sampled: the same forward passes)
+  const auto seqs = sample_sequences(m, r.calib_sequences, r.calib_bytes, r.calib_seed, r.calib_temperature, '\n',
+                                     &cal);
+  cal.symmetrize();
   q.notes.push_back("calibration: " + std::to_string(seqs.size()) + " sampled sequences x " +
                     std::to_string(r.calib_bytes) + " bytes");
 
@@ -257,11 +301,45 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
     L.ln_x = qnorm(lv("att.ln_x.weight"), lv("att.ln_x.bias"), major == 5 ? 1e-5 : double(64e-5f));
     auto matq = [&](const std::string& name) {
       const Tensor& t = m.t("blocks." + std::to_string(l) + "." + name);
-      L.w[name] = quant(mat_of(t.data.data(), int(t.ne[1]), int(t.ne[0])), hess(l, name), wb, r);
+      L.w[name] = quant(mat_of(t.data.data(), int(t.ne[1]), int(t.ne[0])), hess(l, name), wb, r, true, &L.proxy[name]);
     };
+    // a mixing vector (y = a + (p - a) mu): Q16, or an activation-weighted k-means codebook
     auto q16 = [&](const std::string& name, const Vec& v, bool one_minus) {
+      std::vector<double> mu;
+      for (float x : v) mu.push_back(one_minus ? 1.0 - double(x) : double(x));
       std::vector<int32_t> o;
-      for (float x : v) o.push_back(fix(one_minus ? 1.0 - double(x) : double(x), 16));
+      if (r.mu_bits > 0) {
+        const std::string sx = name.rfind("ffn.", 0) == 0 ? "ffn.sx" : "att.sx";
+        std::vector<double> mask = cal.mask[size_t(l)].count(sx) ? cal.mask[size_t(l)].at(sx) : std::vector<double>();
+        if (mask.empty()) mask.assign(mu.size(), 1.0);
+        const std::vector<double> c = kmeans_mul(mu, mask, r.mu_bits, r.mu_group);
+        double cmax = 1e-30;
+        for (double x : c) cmax = std::max(cmax, std::fabs(x));
+        QMuCodebook cb;
+        cb.bits = r.mu_bits, cb.group = r.mu_group;
+        const int e = 14 - int(std::floor(std::log2(cmax / 127)));  // scale = cmax / 127 as (mant, exp)
+        cb.exp = e;
+        cb.mant = int32_t(std::min(std::nearbyint(std::ldexp(cmax / 127, e)), 32767.0));
+        const double unit = std::ldexp(double(cb.mant), -e);
+        const size_t ng = (mu.size() + size_t(cb.group) - 1) / size_t(cb.group), ne = size_t(1) << cb.bits;
+        cb.cb.assign(ng * ne, 0);
+        for (size_t g = 0; g < ng; ++g) {  // the group's distinct centroids -> entries
+          std::vector<double> ent;
+          for (size_t i = g * size_t(cb.group); i < std::min(mu.size(), (g + 1) * size_t(cb.group)); ++i)
+            if (std::find(ent.begin(), ent.end(), c[i]) == ent.end()) ent.push_back(c[i]);
+          for (size_t j = 0; j < ent.size() && j < ne; ++j)
+            cb.cb[g * ne + j] = int8_t(std::clamp(std::nearbyint(ent[j] / unit), -127.0, 127.0));
+          for (size_t i = g * size_t(cb.group); i < std::min(mu.size(), (g + 1) * size_t(cb.group)); ++i) {
+            const size_t j = size_t(std::find(ent.begin(), ent.end(), c[i]) - ent.begin());
+            cb.idx.push_back(uint8_t(j));
+            // the value the kernel decodes: shift_s(entry * mant, exp - 16) (decode_mu)
+            o.push_back(fix(double(cb.cb[g * ne + j]) * unit, 16));
+          }
+        }
+        L.mu_cb[name] = cb;
+      } else {
+        for (double x : mu) o.push_back(fix(x, 16));
+      }
       L.q16[name] = o;
     };
     for (const char* n : {"att.receptance.weight", "att.key.weight", "att.value.weight", "att.output.weight",
@@ -297,8 +375,8 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
       const char* tags[5] = {"w", "k", "v", "r", "g"};
       for (int g = 0; g < 5; ++g) {
         const std::string n1 = std::string("att.time_maa_w1.") + tags[g], n2 = std::string("att.time_maa_w2.") + tags[g];
-        L.w[n1] = quant(mat_of(w1.data.data() + size_t(g) * D * E, D, E), hess(l, n1), wb, r);
-        L.w[n2] = quant(mat_of(w2.data.data() + size_t(g) * E * D, E, D), hess(l, n2), wb, r);
+        L.w[n1] = quant(mat_of(w1.data.data() + size_t(g) * D * E, D, E), hess(l, n1), wb, r, true, &L.proxy[n1]);
+        L.w[n2] = quant(mat_of(w2.data.data() + size_t(g) * E * D, E, D), hess(l, n2), wb, r, true, &L.proxy[n2]);
       }
       matq("att.gate.weight");
       matq("att.time_decay_w1");
@@ -314,7 +392,24 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
   }
   q.ln_out = qnorm(m.v("ln_out.weight"), m.v("ln_out.bias"), 1e-5);
   const Tensor& hd = m.t("head.weight");
-  q.head = quant(mat_of(hd.data.data(), int(hd.ne[1]), int(hd.ne[0])), hess(-1, "head.weight"), r.head_bits, r);
+  q.head = quant(mat_of(hd.data.data(), int(hd.ne[1]), int(hd.ne[0])), hess(-1, "head.weight"), r.head_bits, r, false);
+  {  // stored bits per weight of the block matrices
+    double bits = 0, n = 0;
+    int coherent = 0, total = 0;
+    for (const QLayer& L : q.layers)
+      for (const auto& kv : L.w) {
+        const double nw = double(kv.second.deq.rows) * kv.second.deq.cols;
+        const double b = !kv.second.codebook.empty() ? codebook_bits_per_weight(kv.second)
+                         : kv.second.bits == 8 ? 8 + 32.0 / kv.second.deq.cols
+                                               : 4 + 16.0 / kv.second.group + 8.0 / kv.second.deq.cols;
+        bits += b * nw, n += nw;
+        if (r.codebook) ++total, coherent += L.proxy.at(kv.first).coherent;
+      }
+    q.weight_bits_avg = n > 0 ? bits / n : 0;
+    q.notes.push_back("block matrices: " + std::to_string(q.weight_bits_avg) + " stored bits per weight");
+    if (r.codebook) q.notes.push_back("proxy: " + std::to_string(coherent) + " of " + std::to_string(total) +
+                                      " matrices coherent (uniform codebook)");
+  }
   q.sigmoid = fit_act(quant::ActFn::sigmoid, kSigmoidFrac, &q.notes);
   q.tanh = fit_act(quant::ActFn::tanh, kTanhFrac, &q.notes);
   q.notes.push_back("residual: max |x| " + std::to_string(q.residual_max) + ", E = " + std::to_string(q.residual_exp));

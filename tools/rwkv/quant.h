@@ -13,6 +13,7 @@
 #include "forward.h"
 #include "gptq.h"
 #include "model.h"
+#include "vq.h"
 
 namespace fq::rwkv {
 
@@ -31,6 +32,16 @@ struct RwkvRecipe {
   double calib_temperature = 1.0;
   double residual_headroom = 8;   // E: int32 range = headroom x calibrated max |x|
   double state_headroom = 8;      // WKV state unit: int32 range = headroom x max |S| per layer
+  // RWKVQuant (configs/rwkv-rwkvquant.yaml): the block matrices in the DI-MatMul codebook format
+  bool codebook = false;          // block matrices as cb<codebook_bits> (embedding / head: head_bits)
+  int codebook_bits = 3;          // 3 or 4 index bits
+  int codebook_group = 128;       // columns per codebook (32, 64, 128; at most K rounded up to 32)
+  bool proxy = true;              // coarse-to-fine proxy: uniform (scalar) codebook when coherent,
+                                  // else k-means (VQ); false: k-means everywhere
+  double proxy_tau1 = 8, proxy_tau2 = 8;  // thresholds of hce / fine (RWKVQuant incoherent_param)
+  int kmeans_iters = 30;
+  int mu_bits = 0;                // mixing vectors: 0 = Q16; 2..4 = codebooks (activation-weighted
+  int mu_group = 64;              //   k-means) of 2^mu_bits int8 entries per group of mu_group
 };
 RwkvRecipe parse_rwkv_recipe(const std::string& yaml_text, const std::string& path);
 RwkvRecipe load_rwkv_recipe(const std::string& path);
@@ -44,12 +55,23 @@ struct QNorm {
   int eps_e = 0;
 };
 
+// A mixing vector stored as a codebook (decode_mu in fq/kernels/rwkv.h): indices [n], int8 entries
+// [ceil(n / group)][2^bits], one scale (mant, exp).
+struct QMuCodebook {
+  int bits = 0, group = 0;
+  std::vector<uint8_t> idx;
+  std::vector<int8_t> cb;
+  int32_t mant = 0, exp = 0;
+};
+
 struct QLayer {
   QNorm ln1, ln2, ln_x;
   std::map<std::string, llama::QLinear> w;       // matrices by graph name (rwkv.cpp names; v6 LoRA
                                                  // parts with a suffix .w/.k/.v/.r/.g)
   std::map<std::string, std::vector<int32_t>> q16;  // mixing vectors (y = a + (p - a) mu) and the
-                                                    // bonus u, Q16
+                                                    // bonus u, Q16 (the decoded values when a
+  std::map<std::string, QMuCodebook> mu_cb;         // codebook stands for the vector)
+  std::map<std::string, Proxy> proxy;            // rwkvquant: the proxy of each matrix
   std::vector<int32_t> decay_q24;                // v5: log decay ln(w) per channel; v6: the raw
                                                  // time_decay added before -exp (Q24)
   int state_exp = 0;                             // WKV state unit 2^-Es
@@ -68,6 +90,7 @@ struct QModel {
   double residual_max = 0;
   k::LutTable sigmoid, tanh;                     // DULUT tables: int16 Q(kSigmoidFrac / kTanhFrac) -> Q15
   std::vector<std::string> notes;                // human-readable report lines
+  double weight_bits_avg = 0;                    // block matrices: stored bits per weight
 };
 
 constexpr int kSigmoidFrac = 11;                 // sigmoid input code: Q11, |x| < 16
@@ -75,9 +98,9 @@ constexpr int kTanhFrac = 12;                    // tanh input code: Q12, |x| < 
 constexpr int kDecayFrac = 24;                   // log-decays in Q24
 
 // Byte sequences the float model samples itself (temperature `temp`, seeds seed, seed + 1, ...),
-// from the zero state, starting with byte `first`.
+// from the zero state, starting with byte `first`; obs sees every forward pass (calibration).
 std::vector<std::vector<int>> sample_sequences(const Model& m, int n, int bytes, uint64_t seed,
-                                               double temp, int first = '\n');
+                                               double temp, int first = '\n', Observer* obs = nullptr);
 
 // Calibrates and quantizes (versions 5.1, 5.2 and 6; others are an error naming the version).
 QModel quantize_model(const Model& m, const RwkvRecipe& r);

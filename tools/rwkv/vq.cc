@@ -1,0 +1,228 @@
+// RWKVQuant proxy and codebooks (vq.h).
+#include "vq.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace fq::rwkv {
+
+namespace {
+
+// 1-D weighted k-means of values u (weights h) into `e` centroids; `round` keeps them on the int8
+// grid (the codebook is stored as int8). Returns the centroids (sorted).
+std::vector<double> kmeans1d(const std::vector<double>& u, const std::vector<double>& h, int e, int iters,
+                             bool round) {
+  const size_t n = u.size();
+  std::vector<size_t> ord(n);
+  std::iota(ord.begin(), ord.end(), size_t{0});
+  std::sort(ord.begin(), ord.end(), [&](size_t a, size_t b) { return u[a] < u[b]; });
+  double tot = 0;
+  for (double w : h) tot += w;
+  // init: weighted quantiles at (j + 0.5) / e
+  std::vector<double> c(size_t(e), 0.0);
+  double acc = 0;
+  size_t k = 0;
+  for (int j = 0; j < e; ++j) {
+    const double target = (j + 0.5) / e * tot;
+    while (k + 1 < n && acc + h[ord[k]] < target) acc += h[ord[k++]];
+    c[size_t(j)] = u[ord[k]];
+  }
+  auto fix = [&](double v) { return round ? std::clamp(std::nearbyint(v), -127.0, 127.0) : v; };
+  for (double& v : c) v = fix(v);
+  std::vector<double> sw(static_cast<size_t>(e)), swu(static_cast<size_t>(e));
+  for (int it = 0; it < iters; ++it) {
+    std::fill(sw.begin(), sw.end(), 0.0);
+    std::fill(swu.begin(), swu.end(), 0.0);
+    for (size_t i = 0; i < n; ++i) {
+      size_t best = 0;
+      for (size_t j = 1; j < c.size(); ++j)
+        if (std::fabs(u[i] - c[j]) < std::fabs(u[i] - c[best])) best = j;
+      sw[best] += h[i], swu[best] += h[i] * u[i];
+    }
+    bool moved = false;
+    for (size_t j = 0; j < c.size(); ++j) {
+      if (sw[j] <= 0) continue;  // empty cluster: keep its centroid
+      const double v = fix(swu[j] / sw[j]);
+      moved |= v != c[j];
+      c[j] = v;
+    }
+    if (!moved) break;
+  }
+  std::sort(c.begin(), c.end());
+  return c;
+}
+
+size_t nearest(const std::vector<double>& c, double v) {
+  size_t best = 0;
+  for (size_t j = 1; j < c.size(); ++j)
+    if (std::fabs(v - c[j]) < std::fabs(v - c[best])) best = j;
+  return best;
+}
+
+
+// GPTVQ's M-step: with the indices fixed, each (row, group) codebook is refitted to minimize the
+// row's output error (w - w_hat)^T H (w - w_hat) over the original weights (the other groups held),
+// an E x E least-squares solve per group, entries rounded to int8; deq is updated.
+void refit_row(const llama::Mat& w, const std::vector<double>& h, int n, double s, int group, int E,
+               llama::QLinear* q) {
+  const int K = w.cols, ng = (K + group - 1) / group;
+  if (!(s > 0)) return;
+  std::vector<double> e(static_cast<size_t>(K));  // current error in units of s
+  for (int k = 0; k < K; ++k) e[size_t(k)] = double(w.at(n, k)) / s - double(q->deq.at(n, k)) / s;
+  for (int g = 0; g < ng; ++g) {
+    const int k0 = g * group, k1 = std::min(K, k0 + group);
+    int8_t* cb = q->codebook.data() + (size_t(n) * size_t(ng) + size_t(g)) * size_t(E);
+    const int8_t* idx = q->q.data() + size_t(n) * size_t(K);
+    // target: t = e + A c_old (the group's part of w_hat removed); minimize (t - A c)^T H (t - A c)
+    std::vector<double> t = e;
+    for (int k = k0; k < k1; ++k) t[size_t(k)] += cb[idx[k]];
+    std::vector<double> M(size_t(E) * size_t(E), 0.0), rhs(static_cast<size_t>(E), 0.0);
+    for (int a = k0; a < k1; ++a) {
+      const double* hr = h.data() + size_t(a) * size_t(K);
+      double ht = 0;
+      for (int b = 0; b < K; ++b) ht += hr[b] * t[size_t(b)];
+      rhs[size_t(idx[a])] += ht;
+      for (int b = k0; b < k1; ++b) M[size_t(idx[a]) * size_t(E) + size_t(idx[b])] += hr[b];
+    }
+    for (int j = 0; j < E; ++j) M[size_t(j) * size_t(E) + size_t(j)] += 1e-9 + 1e-6 * std::fabs(M[size_t(j) * size_t(E) + size_t(j)]);
+    if (!llama::cholesky_lower(M, E)) continue;
+    std::vector<double> c = rhs;  // solve L L^T c = rhs
+    for (int i = 0; i < E; ++i) {
+      for (int j = 0; j < i; ++j) c[size_t(i)] -= M[size_t(i) * size_t(E) + size_t(j)] * c[size_t(j)];
+      c[size_t(i)] /= M[size_t(i) * size_t(E) + size_t(i)];
+    }
+    for (int i = E - 1; i >= 0; --i) {
+      for (int j = i + 1; j < E; ++j) c[size_t(i)] -= M[size_t(j) * size_t(E) + size_t(i)] * c[size_t(j)];
+      c[size_t(i)] /= M[size_t(i) * size_t(E) + size_t(i)];
+    }
+    bool used[16] = {};
+    for (int k = k0; k < k1; ++k) used[idx[k]] = true;
+    for (int j = 0; j < E; ++j)
+      if (used[j]) cb[j] = int8_t(std::clamp(std::nearbyint(c[size_t(j)]), -127.0, 127.0));
+    for (int k = k0; k < k1; ++k) {
+      q->deq.at(n, k) = float(double(cb[idx[k]]) * s);
+      e[size_t(k)] = t[size_t(k)] - cb[idx[k]];
+    }
+  }
+}
+
+}  // namespace
+
+Proxy rwkvquant_proxy(const std::vector<float>& w, double tau1, double tau2) {
+  std::vector<double> v(w.begin(), w.end());
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  std::vector<double> g;
+  for (size_t i = 1; i < v.size(); ++i) g.push_back(v[i] - v[i - 1]);
+  Proxy p;
+  double sum = 0;
+  for (double x : g) sum += x;
+  if (g.size() < 2 || !(sum > 0)) {
+    p.coherent = true;
+    return p;
+  }
+  const double n = double(g.size());
+  double ent = 0, m2 = 0, m3 = 0, m4 = 0;
+  for (double x : g) {
+    const double gn = x / sum, d = gn - 1.0 / n;
+    if (gn > 0) ent += gn * std::log(gn);
+    m2 += d * d, m3 += d * d * d, m4 += d * d * d * d;
+  }
+  p.hce = std::log(n) + ent;
+  p.fine = n * n / 2 * std::fabs(m2 / n) + n * n * n / 6 * std::fabs(m3 / n) + n * n * n * n / 12 * std::fabs(m4 / n);
+  p.coherent = p.hce < tau1 && p.fine < tau2;
+  return p;
+}
+
+llama::QLinear quantize_codebook(const llama::Mat& w, const std::vector<double>& h, int bits, int group,
+                                 bool uniform, int iters, bool gptq) {
+  const int N = w.rows, K = w.cols, E = 1 << bits, ng = (K + group - 1) / group;
+  std::vector<double> hdiag, U;
+  for (int k = 0; !h.empty() && k < K; ++k) hdiag.push_back(h[size_t(k) * size_t(K) + size_t(k)]);
+  if (gptq && !h.empty()) {
+    std::vector<int> perm(static_cast<size_t>(K));
+    std::iota(perm.begin(), perm.end(), 0);
+    if (!llama::gptq_factor(h, K, perm, 0.01, &U)) U.clear();
+  }
+  llama::QLinear q;
+  q.bits = bits, q.group = group;
+  q.q.assign(size_t(N) * size_t(K), 0);
+  q.codebook.assign(size_t(N) * size_t(ng) * size_t(E), 0);
+  // per-row scales: int8 entries span the row's range; encoded as quantize_linear's int8 (mult, w_exp)
+  std::vector<double> s(size_t(N), 0.0);
+  double smax = 0;
+  for (int n = 0; n < N; ++n) {
+    double a = 0;
+    for (int k = 0; k < K; ++k) a = std::max(a, double(std::fabs(w.at(n, k))));
+    s[size_t(n)] = a / 127.0;
+    smax = std::max(smax, s[size_t(n)]);
+  }
+  q.w_exp = smax > 0 ? 22 - int(std::floor(std::log2(smax))) : 0;
+  q.mult.resize(size_t(N));
+  for (int n = 0; n < N; ++n) {
+    q.mult[size_t(n)] = int32_t(std::min(std::nearbyint(std::ldexp(s[size_t(n)], q.w_exp)), double((1 << 23) - 1)));
+    s[size_t(n)] = std::ldexp(double(q.mult[size_t(n)]), -q.w_exp);
+  }
+  q.deq = llama::Mat(N, K);
+  std::vector<double> wr(static_cast<size_t>(K));
+  for (int n = 0; n < N; ++n) {
+    for (int k = 0; k < K; ++k) wr[size_t(k)] = s[size_t(n)] > 0 ? double(w.at(n, k)) / s[size_t(n)] : 0.0;
+    for (int g = 0; g < ng; ++g) {
+      const int k0 = g * group, k1 = std::min(K, k0 + group);
+      const std::vector<double> u(wr.begin() + k0, wr.begin() + k1);
+      std::vector<double> hw;
+      for (int k = k0; k < k1; ++k) hw.push_back(hdiag.empty() ? 1.0 : std::max(hdiag[size_t(k)], 1e-12));
+      std::vector<double> c;
+      if (uniform) {  // the uniform grid over a shrunk range, the shrink chosen by weighted error
+        const double lo = *std::min_element(u.begin(), u.end()), hi = *std::max_element(u.begin(), u.end());
+        double best = 1e300;
+        for (double r = 1.0; r >= 0.6; r -= 0.05) {
+          const double mid = (lo + hi) / 2, half = (hi - lo) / 2 * r;
+          std::vector<double> t(static_cast<size_t>(E));
+          for (int j = 0; j < E; ++j)
+            t[size_t(j)] = std::clamp(std::nearbyint(E > 1 ? mid - half + 2 * half * j / (E - 1) : mid), -127.0, 127.0);
+          double err = 0;
+          for (size_t i = 0; i < u.size(); ++i) err += hw[i] * std::pow(u[i] - t[nearest(t, u[i])], 2);
+          if (err < best) best = err, c = t;
+        }
+      } else {
+        c = kmeans1d(u, hw, E, iters, true);
+      }
+      for (int j = 0; j < E; ++j) q.codebook[(size_t(n) * size_t(ng) + size_t(g)) * size_t(E) + size_t(j)] = int8_t(c[size_t(j)]);
+      for (int k = k0; k < k1; ++k) {
+        const size_t j = nearest(c, wr[size_t(k)]);
+        q.q[size_t(n) * size_t(K) + size_t(k)] = int8_t(j);
+        q.deq.at(n, k) = float(c[j] * s[size_t(n)]);
+        if (U.empty()) continue;
+        const double* ur = U.data() + size_t(k) * size_t(K);  // GPTQ: push the error onto later columns
+        const double err = (wr[size_t(k)] - c[j]) / ur[k];
+        for (int i = k + 1; i < K; ++i) wr[size_t(i)] -= err * ur[i];
+      }
+    }
+    if (!U.empty() && !uniform) refit_row(w, h, n, s[size_t(n)], group, E, &q);
+  }
+  return q;
+}
+
+std::vector<double> kmeans_mul(const std::vector<double>& w, const std::vector<double>& mask, int bits, int group,
+                               int iters) {
+  std::vector<double> out(w.size());
+  for (size_t g0 = 0; g0 < w.size(); g0 += size_t(group)) {
+    const size_t g1 = std::min(w.size(), g0 + size_t(group));
+    std::vector<double> u(w.begin() + long(g0), w.begin() + long(g1));
+    std::vector<double> h;
+    for (size_t i = g0; i < g1; ++i) h.push_back(std::max(mask[i], 1e-12));
+    const std::vector<double> c = kmeans1d(u, h, 1 << bits, iters, false);
+    for (size_t i = g0; i < g1; ++i) out[i] = c[nearest(c, w[i])];
+  }
+  return out;
+}
+
+double codebook_bits_per_weight(const llama::QLinear& q) {
+  const double n = q.deq.rows, k = q.deq.cols;
+  const double bits = n * std::ceil(k * q.bits / 8) * 8 + double(q.codebook.size()) * 8 + n * 32;
+  return bits / (n * k);
+}
+
+}  // namespace fq::rwkv
