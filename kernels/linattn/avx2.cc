@@ -106,6 +106,42 @@ struct Avx2Ops {
     }
     ScalarOps::axpy(o + j, n - j, q, bt + j);
   }
+  // 1 <= sh <= 62. The output_first fused row (ScalarOps::fused_row). Rounding shifts of values
+  // within +-2^62 as logical shifts of value + 2^62 (a multiple of 2^sh), minus 2^(62 - sh).
+  static void fused_row(int32_t* s, int64_t n, int64_t kk, int64_t q, int64_t G, int64_t U, const int32_t* u, int sh,
+                        int64_t* o) {
+    const __m256i k = _mm256_set1_epi64x(kk), qv = _mm256_set1_epi64x(q), g = _mm256_set1_epi64x(G);
+    const __m256i uu = _mm256_set1_epi64x(U);
+    const __m256i lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
+    const int64_t b62 = int64_t{1} << 62;
+    // X = shift_s(kk u, sh), |kk u| <= 2^60
+    const __m256i xb = _mm256_set1_epi64x(b62 + (int64_t{1} << (sh - 1))), xu = _mm256_set1_epi64x(int64_t{1} << (62 - sh));
+    const __m128i n1 = _mm_cvtsi32_si128(sh);
+    // rshift_round(G s, 30), |G s| <= 2^61
+    const __m256i gb = _mm256_set1_epi64x(b62 + (int64_t{1} << 29)), gu = _mm256_set1_epi64x(int64_t{1} << 32);
+    // bt = rshift_round(U sat32(X), 16) (|.| <= 2^51, as write_bonus); q bt as axpy (bt + 2^40 split at bit 16)
+    const __m256i bias = _mm256_set1_epi64x((int64_t{1} << 52) + (int64_t{1} << 15));
+    const __m256i unbias = _mm256_set1_epi64x((int64_t{1} << 36) - (int64_t{1} << 40));   // and + 2^40 for the split
+    const __m256i qoff = _mm256_set1_epi64x(q * (int64_t{1} << 40)), m16 = _mm256_set1_epi64x(0xFFFF);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const __m256i x = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(load4x32(u + j), k), xb), n1), xu);
+      const __m256i sv = load4x32(s + j);
+      __m256i* op = reinterpret_cast<__m256i*>(o + j);
+      __m256i ov = _mm256_add_epi64(_mm256_loadu_si256(op), _mm256_mul_epi32(sv, qv));
+      if (U) {
+        // b = bt + 2^40 = ((p + 2^15 + 2^52) >>> 16) - 2^36 + 2^40 >= 0
+        const __m256i b = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(clamp(x, lo, hi), uu), bias), 16), unbias);
+        const __m256i ph = _mm256_slli_epi64(_mm256_mul_epi32(_mm256_srli_epi64(b, 16), qv), 16);
+        const __m256i pl = _mm256_mul_epi32(_mm256_and_si256(b, m16), qv);
+        ov = _mm256_add_epi64(ov, _mm256_sub_epi64(_mm256_add_epi64(ph, pl), qoff));
+      }
+      _mm256_storeu_si256(op, ov);
+      const __m256i gs = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(sv, g), gb), 30), gu);
+      store4x32(s + j, clamp(_mm256_add_epi64(gs, x), lo, hi));
+    }
+    ScalarOps::fused_row(s + j, n - j, kk, q, G, U, u + j, sh, o + j);
+  }
   // 1 <= sh, shb <= 62. s = sat32(s + clamp(shift_s(kk * u, sh), +-2^40) + clamp(shift_s(bb * w, shb), +-2^40)).
   static void write2(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh, int64_t bb, const int32_t* w, int shb) {
     const __m256i k = _mm256_set1_epi64x(kk), b = _mm256_set1_epi64x(bb);
@@ -126,6 +162,6 @@ struct Avx2Ops {
 }  // namespace
 }  // namespace linattn
 
-extern const LinattnKernel kLinattnAvx2 = {Isa::avx2, "avx2", linattn::heads_impl<linattn::Avx2Ops>, linattn::out_impl};
+extern const LinattnKernel kLinattnAvx2 = {Isa::avx2, "avx2", linattn::heads_fused<linattn::Avx2Ops>, linattn::out_impl};
 
 }  // namespace fq::k

@@ -60,6 +60,17 @@ struct ScalarOps {
   static void axpy(int64_t* o, int64_t n, int64_t q, const int64_t* bt) {
     for (int64_t j = 0; j < n; ++j) o[j] += q * bt[j];
   }
+  // output_first fused (steps 4', 1, 3 for one state row and the row's key i; entry-local, the
+  // output's int64 sum exact): X = shift_s(kk * u[j], sh); o[j] += q * (s[j] + rshift_round(U * sat32(X), 16));
+  // s[j] = sat32(rshift_round(G * s[j], 30) + X). U = 0 without a bonus; 1 <= sh <= 62 (SIMD bodies).
+  static void fused_row(int32_t* s, int64_t n, int64_t kk, int64_t q, int64_t G, int64_t U, const int32_t* u, int64_t sh,
+                        int64_t* o) {
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t x = shs(kk * u[j], sh);
+      o[j] += q * (int64_t{s[j]} + rshift_round(U * saturate<int32_t>(x), 16));
+      s[j] = saturate<int32_t>(rshift_round(G * s[j], 30) + x);
+    }
+  }
   // RWKV v7: s[j] = sat32(s[j] + clamp(shift_s(kk * u[j], sh), +-2^40) + clamp(shift_s(bb * w[j], shb), +-2^40)),
   // any sh, shb.
   static void write2(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int64_t sh, int64_t bb, const int32_t* w,
@@ -120,12 +131,13 @@ inline int64_t make_s(const LinattnArgs& a, int64_t t, const int64_t* r, int32_t
   return c3;
 }
 
-// One head unit range [g0, g1): every token in order (steps 1-4 of the contract, with the RWKV
-// extensions). Every step after the retrieval / output-first reads is row-local (row i of the
-// state: gate, then write), so the gate runs over all rows before the writes.
+// One (token t, kv head g) step of the contract (steps 1-4 with the RWKV extensions) on the
+// state in a.state, the query heads' work rows (t, g*grp .. ) written; arguments valid. Every step
+// after the retrieval / output-first reads is row-local (row i of the state: gate, then write), so
+// the gate runs over all rows before the writes. (The SIMD variants' specialised paths fall back
+// to this for a step they do not take.)
 template <class Ops>
-void heads_impl(const LinattnArgs& a, int64_t g0, int64_t g1) {
-  if (!linattn_valid(a)) return;
+inline void head_token(const LinattnArgs& a, int64_t t, int64_t g) {
   const int dk = a.dk, dv = a.dv, Hk = a.kv_heads, Hq = a.q_heads, grp = a.q_heads / a.kv_heads;
   const int F = a.decay_frac < 8 ? 8 : a.decay_frac > 24 ? 24 : a.decay_frac;
   const bool retrieve = a.beta || a.b;
@@ -134,57 +146,111 @@ void heads_impl(const LinattnArgs& a, int64_t g0, int64_t g1) {
   alignas(64) int32_t up[kMaxDim];
   alignas(64) int32_t sp[kMaxDim];
   alignas(64) int64_t bt[kMaxDim];
-  for (int64_t t = 0; t < a.rows; ++t) {
-    const RowScale K = a.ks[t];
-    const int64_t td = a.decay_const ? 0 : t;   // the decay's row
-    for (int64_t g = g0; g < g1; ++g) {
-      int32_t* S = a.state + g * dk * dv;
-      const int16_t* kr = a.k + (t * Hk + g) * dk;
-      const int16_t* ar = a.a ? a.a + (t * Hk + g) * dk : kr;
-      const int16_t* qg = a.q + (t * Hq + g * grp) * dk;   // the group's query heads, [grp][dk]
-      int64_t* og = a.work + (t * Hq + g * grp) * dv;      // their work rows, [grp][dv]
-      if (a.output_first)
-        for (int h = 0; h < grp; ++h) Ops::acc(S, dk, dv, qg + h * dk, og + h * dv);
-      if (retrieve && a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
-      if (a.decay) {
-        for (int i = 0; i < dk; ++i) {
-          const int64_t x = a.decay_per_key ? a.decay[(td * Hk + g) * dk + i] : a.decay[td * Hk + g];
-          Ops::gate(S + i * dv, dv, expq(x < 0 ? x : 0, F));
-        }
-      }
-      if (retrieve && !a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
-      const int64_t c = make_u(a, t, int(g), a.beta ? r : nullptr, up);
-      const int64_t sh = int64_t{K.exp} + 16 - c;
-      const bool fast = sh >= 1 && sh <= 62;
-      if (a.b) {
-        const RowScale B = a.bs[t];
-        const int16_t* br = a.b + (t * Hk + g) * dk;
-        const int64_t shb = int64_t{B.exp} + 16 - make_s(a, t, r, sp);
-        const bool fast2 = fast && shb >= 1 && shb <= 62;
-        for (int i = 0; i < dk; ++i) {
-          const int64_t kk = int64_t{kr[i]} * K.mant, bb = int64_t{br[i]} * B.mant;
-          if (fast2) Ops::write2(S + i * dv, dv, kk, up, int(sh), bb, sp, int(shb));
-          else ScalarOps::write2(S + i * dv, dv, kk, up, sh, bb, sp, shb);
-        }
-      } else if (bonus) {
-        for (int i = 0; i < dk; ++i) {
-          const int64_t kk = int64_t{kr[i]} * K.mant;
-          const int64_t U = clamp64(a.bonus[g * dk + i], -kL20, kL20);
-          if (fast) Ops::write_bonus(S + i * dv, dv, kk, up, int(sh), U, bt);
-          else ScalarOps::write_bonus(S + i * dv, dv, kk, up, sh, U, bt);
-          for (int h = 0; h < grp; ++h) Ops::axpy(og + h * dv, dv, qg[h * dk + i], bt);
-        }
-      } else {
-        for (int i = 0; i < dk; ++i) {
-          const int64_t kk = int64_t{kr[i]} * K.mant;
-          if (fast) Ops::write(S + i * dv, dv, kk, up, int(sh));
-          else ScalarOps::write(S + i * dv, dv, kk, up, sh);
-        }
-      }
-      if (!a.output_first)
-        for (int h = 0; h < grp; ++h) Ops::acc(S, dk, dv, qg + h * dk, og + h * dv);
+  const RowScale K = a.ks[t];
+  const int64_t td = a.decay_const ? 0 : t;   // the decay's row
+  int32_t* S = a.state + g * dk * dv;
+  const int16_t* kr = a.k + (t * Hk + g) * dk;
+  const int16_t* ar = a.a ? a.a + (t * Hk + g) * dk : kr;
+  const int16_t* qg = a.q + (t * Hq + g * grp) * dk;   // the group's query heads, [grp][dk]
+  int64_t* og = a.work + (t * Hq + g * grp) * dv;      // their work rows, [grp][dv]
+  if (a.output_first)
+    for (int h = 0; h < grp; ++h) Ops::acc(S, dk, dv, qg + h * dk, og + h * dv);
+  if (retrieve && a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
+  if (a.decay) {
+    for (int i = 0; i < dk; ++i) {
+      const int64_t x = a.decay_per_key ? a.decay[(td * Hk + g) * dk + i] : a.decay[td * Hk + g];
+      Ops::gate(S + i * dv, dv, expq(x < 0 ? x : 0, F));
     }
   }
+  if (retrieve && !a.retrieve_pre_decay) Ops::acc(S, dk, dv, ar, r);
+  const int64_t c = make_u(a, t, int(g), a.beta ? r : nullptr, up);
+  const int64_t sh = int64_t{K.exp} + 16 - c;
+  const bool fast = sh >= 1 && sh <= 62;
+  if (a.b) {
+    const RowScale B = a.bs[t];
+    const int16_t* br = a.b + (t * Hk + g) * dk;
+    const int64_t shb = int64_t{B.exp} + 16 - make_s(a, t, r, sp);
+    const bool fast2 = fast && shb >= 1 && shb <= 62;
+    for (int i = 0; i < dk; ++i) {
+      const int64_t kk = int64_t{kr[i]} * K.mant, bb = int64_t{br[i]} * B.mant;
+      if (fast2) Ops::write2(S + i * dv, dv, kk, up, int(sh), bb, sp, int(shb));
+      else ScalarOps::write2(S + i * dv, dv, kk, up, sh, bb, sp, shb);
+    }
+  } else if (bonus) {
+    for (int i = 0; i < dk; ++i) {
+      const int64_t kk = int64_t{kr[i]} * K.mant;
+      const int64_t U = clamp64(a.bonus[g * dk + i], -kL20, kL20);
+      if (fast) Ops::write_bonus(S + i * dv, dv, kk, up, int(sh), U, bt);
+      else ScalarOps::write_bonus(S + i * dv, dv, kk, up, sh, U, bt);
+      for (int h = 0; h < grp; ++h) Ops::axpy(og + h * dv, dv, qg[h * dk + i], bt);
+    }
+  } else {
+    for (int i = 0; i < dk; ++i) {
+      const int64_t kk = int64_t{kr[i]} * K.mant;
+      if (fast) Ops::write(S + i * dv, dv, kk, up, int(sh));
+      else ScalarOps::write(S + i * dv, dv, kk, up, sh);
+    }
+  }
+  if (!a.output_first)
+    for (int h = 0; h < grp; ++h) Ops::acc(S, dk, dv, qg + h * dk, og + h * dv);
+}
+
+// One head unit range [g0, g1): every token in order.
+template <class Ops>
+void heads_impl(const LinattnArgs& a, int64_t g0, int64_t g1) {
+  if (!linattn_valid(a)) return;
+  for (int64_t t = 0; t < a.rows; ++t)
+    for (int64_t g = g0; g < g1; ++g) head_token<Ops>(a, t, g);
+}
+
+// output_first with one query head per state (Hq == Hkv; valid arguments, so no beta and no b):
+// per head, per token, one fused pass over the state rows (Ops::fused_row, the steps 4', 1 and 3
+// entry by entry) instead of the three passes of head_token; G per key once per call with
+// decay_const. A token whose write shift is outside [1, 62] takes head_token. Same bytes.
+template <class Ops>
+void rwkv_heads_impl(const LinattnArgs& a, int64_t g0, int64_t g1) {
+  const int dk = a.dk, dv = a.dv, Hk = a.kv_heads;
+  const int F = a.decay_frac < 8 ? 8 : a.decay_frac > 24 ? 24 : a.decay_frac;
+  alignas(64) int32_t up[kMaxDim];
+  alignas(64) int64_t G[kMaxDim];
+  for (int64_t g = g0; g < g1; ++g) {
+    int32_t* S = a.state + g * dk * dv;
+    const auto gates = [&](int64_t td) {
+      for (int i = 0; i < dk; ++i) {
+        const int64_t x = a.decay_per_key ? a.decay[(td * Hk + g) * dk + i] : a.decay[td * Hk + g];
+        G[i] = expq(x < 0 ? x : 0, F);
+      }
+    };
+    if (!a.decay)
+      for (int i = 0; i < dk; ++i) G[i] = int64_t{1} << 30;
+    else if (a.decay_const)
+      gates(0);
+    for (int64_t t = 0; t < a.rows; ++t) {
+      const RowScale K = a.ks[t];
+      const int64_t c = make_u(a, t, int(g), nullptr, up);
+      const int64_t sh = int64_t{K.exp} + 16 - c;
+      if (sh < 1 || sh > 62) {
+        head_token<Ops>(a, t, g);
+        continue;
+      }
+      if (a.decay && !a.decay_const) gates(t);
+      const int16_t* kr = a.k + (t * Hk + g) * dk;
+      const int16_t* qr = a.q + (t * Hk + g) * dk;
+      int64_t* og = a.work + (t * Hk + g) * dv;
+      for (int j = 0; j < dv; ++j) og[j] = 0;
+      for (int i = 0; i < dk; ++i)
+        Ops::fused_row(S + i * dv, dv, int64_t{kr[i]} * K.mant, qr[i], G[i],
+                       a.bonus ? clamp64(a.bonus[g * dk + i], -kL20, kL20) : 0, up, int(sh), og);
+    }
+  }
+}
+
+// heads with the output_first path taken by rwkv_heads_impl (the SIMD variants' heads).
+template <class Ops>
+void heads_fused(const LinattnArgs& a, int64_t g0, int64_t g1) {
+  if (!linattn_valid(a)) return;
+  if (a.output_first && a.q_heads == a.kv_heads) rwkv_heads_impl<Ops>(a, g0, g1);
+  else heads_impl<Ops>(a, g0, g1);
 }
 
 }  // namespace

@@ -83,6 +83,36 @@ struct NeonOps {
     }
     ScalarOps::axpy(o + j, n - j, q, bt + j);
   }
+  // 1 <= sh <= 62. The output_first fused row (ScalarOps::fused_row): srshl / srshr rounding shifts,
+  // sqxtn saturations; q bt (|bt| <= 2^35 + 1) as axpy, split at bit 16.
+  static void fused_row(int32_t* s, int64_t n, int64_t kk, int64_t q, int64_t G, int64_t U, const int32_t* u, int sh,
+                        int64_t* o) {
+    const int32x2_t k = vdup_n_s32(int32_t(kk)), qv = vdup_n_s32(int32_t(q)), g = vdup_n_s32(int32_t(G));
+    const int32x2_t uu = vdup_n_s32(int32_t(U));
+    const int64x2_t ns = vdupq_n_s64(-sh), m16 = vdupq_n_s64(0xFFFF);
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const int32x4_t uv = vld1q_s32(u + j), sv = vld1q_s32(s + j);
+      const int64x2_t x0 = vrshlq_s64(vmull_s32(vget_low_s32(uv), k), ns);
+      const int64x2_t x1 = vrshlq_s64(vmull_s32(vget_high_s32(uv), k), ns);
+      int64x2_t o0 = vmlal_s32(vld1q_s64(o + j), vget_low_s32(sv), qv);
+      int64x2_t o1 = vmlal_s32(vld1q_s64(o + j + 2), vget_high_s32(sv), qv);
+      if (U) {
+        const int64x2_t b0 = vrshrq_n_s64(vmull_s32(vqmovn_s64(x0), uu), 16);
+        const int64x2_t b1 = vrshrq_n_s64(vmull_s32(vqmovn_s64(x1), uu), 16);
+        o0 = vaddq_s64(o0, vshlq_n_s64(vmull_s32(vmovn_s64(vshrq_n_s64(b0, 16)), qv), 16));
+        o1 = vaddq_s64(o1, vshlq_n_s64(vmull_s32(vmovn_s64(vshrq_n_s64(b1, 16)), qv), 16));
+        o0 = vmlal_s32(o0, vmovn_s64(vandq_s64(b0, m16)), qv);
+        o1 = vmlal_s32(o1, vmovn_s64(vandq_s64(b1, m16)), qv);
+      }
+      vst1q_s64(o + j, o0);
+      vst1q_s64(o + j + 2, o1);
+      const int64x2_t g0 = vrshrq_n_s64(vmull_s32(vget_low_s32(sv), g), 30);
+      const int64x2_t g1 = vrshrq_n_s64(vmull_s32(vget_high_s32(sv), g), 30);
+      vst1q_s32(s + j, vcombine_s32(vqmovn_s64(vaddq_s64(g0, x0)), vqmovn_s64(vaddq_s64(g1, x1))));
+    }
+    ScalarOps::fused_row(s + j, n - j, kk, q, G, U, u + j, sh, o + j);
+  }
   static int64x2_t clamp40(int64x2_t x) {
     const int64x2_t hi = vdupq_n_s64(kL40), lo = vdupq_n_s64(-kL40);
     x = vbslq_s64(vcgtq_s64(x, hi), hi, x);
@@ -110,6 +140,6 @@ struct NeonOps {
 }  // namespace
 }  // namespace linattn
 
-extern const LinattnKernel kLinattnNeon = {Isa::neon, "neon", linattn::heads_impl<linattn::NeonOps>, linattn::out_impl};
+extern const LinattnKernel kLinattnNeon = {Isa::neon, "neon", linattn::heads_fused<linattn::NeonOps>, linattn::out_impl};
 
 }  // namespace fq::k

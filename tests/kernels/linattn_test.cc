@@ -510,6 +510,89 @@ TEST_CASE("linattn RWKV extensions: special cases", "[linattn][rwkv]") {
   }
 }
 
+// ---- the RWKV fast paths (output_first, one query head per state) ---------------------------------
+// SIMD variants take a fused path for output_first with Hq == Hkv (registers for small heads:
+// dv in {1, 2, 4, 8} with dk * dv <= 64; rows otherwise), falling back to the generic step for a
+// token whose write shift is outside [1, 62]. Every variant == scalar over the dims that select
+// them, H up to 16, T up to 70, bonus on / off, each decay form (none, per head, per key, constant
+// or per token), extreme scales and saturated states; then the same problems with each query head
+// duplicated (Hq = 2 Hkv, which the fast paths do not take) give the same state and work rows.
+Problem rwkv_fast_problem(Rng& r, int n, bool extreme) {
+  const int dk = n > 0 ? n : int(uniform(r, 1, 24));
+  const int dv = n > 0 ? n : int(uniform(r, 1, 24));
+  Problem P = random_problem(r, extreme, 70, 72, dk, dv);
+  P.Hk = P.Hq = int(uniform(r, 1, n >= 64 ? 3 : 16));
+  P.T = uniform(r, 1, n >= 64 ? 12 : 70);
+  P.ofirst = true, P.delta = false, P.sep_a = false, P.pre = false;
+  const int dmode = int(uniform(r, 0, 4));   // none, per head, per key per token, per key constant (x2)
+  P.gate = dmode != 0, P.per_key = dmode >= 2, P.dconst = dmode >= 3;
+  P.use_bonus = uniform(r, 0, 2) != 0;
+  if (!extreme) {   // RWKV-like scales: the fused path for every token
+    for (auto* sc : {&P.qs, &P.ks, &P.vs}) for (auto& e : *sc) e.exp = int32_t(uniform(r, 24, 30));
+    P.Es = int(uniform(r, 14, 24));
+  }
+  auto i16 = [&](std::vector<int16_t>* v, size_t m) { v->resize(m); for (auto& e : *v) e = int16_t(uniform(r, extreme ? -32768 : -20000, extreme ? 32767 : 20000)); };
+  i16(&P.q, size_t(P.T * P.Hq * P.dk)), i16(&P.k, size_t(P.T * P.Hk * P.dk)), i16(&P.v, size_t(P.T * P.Hk * P.dv));
+  for (auto* sc : {&P.qs, &P.ks, &P.vs, &P.as}) {
+    const size_t old = sc->size();
+    sc->resize(size_t(P.T));
+    for (size_t i = old; i < sc->size(); ++i) (*sc)[i] = (*sc)[i % std::max<size_t>(old, 1)];
+  }
+  P.decay.resize(size_t(P.T * P.Hk * P.dk));
+  for (auto& d : P.decay)
+    d = extreme ? int32_t(uniform(r, 0, 3) == 0 ? uniform(r, INT32_MIN, INT32_MAX) : uniform(r, -(int64_t{1} << 26), 100))
+                : int32_t(uniform(r, -(int64_t{1} << (P.F - 1)), 0));
+  P.state0.resize(size_t(P.Hk * P.dk * P.dv));
+  for (auto& x : P.state0)
+    x = int32_t(extreme ? (uniform(r, 0, 4) == 0 ? (uniform(r, 0, 1) ? INT32_MAX : INT32_MIN) : uniform(r, INT32_MIN, INT32_MAX))
+                        : uniform(r, -(1 << 24), 1 << 24));
+  P.bonus.resize(size_t(P.Hk * P.dk));
+  for (auto& u : P.bonus)
+    u = int32_t(extreme ? (uniform(r, 0, 3) == 0 ? uniform(r, INT32_MIN, INT32_MAX) : uniform(r, -(1 << 21), 1 << 21))
+                        : uniform(r, -(1 << 17), 1 << 17));
+  return P;
+}
+
+TEST_CASE("linattn RWKV fast paths: variants bit-exact to scalar", "[linattn][rwkv]") {
+  size_t n = 0;
+  const LinattnKernel* const* ks = linattn_kernels(&n);
+  Rng r(777);
+  for (int dim : {1, 2, 4, 8, 16, 64, 0, 3, 5, 12, 24}) {
+    const int iters = dim >= 64 ? 24 : 80;
+    for (int iter = 0; iter < iters; ++iter) {
+      const bool extreme = iter % 3 == 2;
+      const Problem P = rwkv_fast_problem(r, dim, extreme);
+      REQUIRE(valid(P));
+      const Result want = run(scalar(), P);
+      // the same problem with every query head duplicated (Hq = 2 Hkv): the generic path
+      Problem D = P;
+      D.Hq = 2 * P.Hk;
+      D.q.resize(size_t(D.T * D.Hq * D.dk));
+      for (int64_t t = 0; t < P.T; ++t)
+        for (int h = 0; h < D.Hq; ++h)
+          for (int i = 0; i < P.dk; ++i)
+            D.q[size_t((t * D.Hq + h) * D.dk + i)] = P.q[size_t((t * P.Hq + h / 2) * P.dk + i)];
+      const int split = int(uniform(r, 0, P.Hk));
+      const int64_t chunk = uniform(r, 0, 3) == 0 ? uniform(r, 1, 5) : 0;
+      for (size_t v = 0; v < n; ++v) {
+        if (!test::runnable(ks[v]->isa, ks[v]->name)) continue;
+        INFO("variant " << ks[v]->name << " dim " << dim << " iter " << iter << " T " << P.T << " H " << P.Hk << " dk "
+             << P.dk << " dv " << P.dv << " gate " << P.gate << " per_key " << P.per_key << " const " << P.dconst
+             << " bonus " << P.use_bonus << " extreme " << extreme << " chunk " << chunk);
+        same(run(*ks[v], P, split, chunk), want);
+        const Result dup = run(*ks[v], D, split);
+        REQUIRE(dup.state == want.state);
+        std::vector<int64_t> w2(dup.work.size());
+        for (int64_t t = 0; t < P.T; ++t)
+          for (int h = 0; h < D.Hq; ++h)
+            for (int j = 0; j < P.dv; ++j)
+              w2[size_t((t * D.Hq + h) * D.dv + j)] = want.work[size_t((t * P.Hq + h / 2) * P.dv + j)];
+        REQUIRE(dup.work == w2);
+      }
+    }
+  }
+}
+
 // ---- RWKV accuracy against double ------------------------------------------------------------------
 // Realistic RWKV magnitudes: r, k, v ~ N(0, 1) (one int16 row scale per token), per-key decays
 // w in [0.5, 0.999] (log w in Q16), 2 heads of 64, 256 tokens, the state unit Es calibrated so that
