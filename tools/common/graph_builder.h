@@ -1,6 +1,7 @@
 // GraphBuilder: the few calls the model importers use to build an FQ graph in memory (a tensor, a
 // constant, a node writing a new tensor named like itself). Call validate_graph() when done.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -68,6 +69,21 @@ struct GraphBuilder {
     n.outputs = std::move(outputs);
     n.attrs = std::move(attrs);
     g.nodes.push_back(std::move(n));
+  }
+  // A constant row-scale table i32 [rows, 2] (docs/llm_int.md: mant in [2^14, 2^15), real = mant *
+  // 2^-exp) of positive reals, e.g. an int8 embedding's per-row scales; (0, 0) where s <= 0.
+  template <class Real>
+  std::string row_scale_table(const std::string& name, const std::vector<Real>& scales) {
+    std::vector<int32_t> t(scales.size() * 2, 0);
+    for (size_t v = 0; v < scales.size(); ++v) {
+      const double s = double(scales[v]);
+      if (!(s > 0)) continue;
+      int e = 14 - int(std::floor(std::log2(s)));
+      double mant = std::nearbyint(std::ldexp(s, e));
+      if (mant >= 32768) mant = 16384, --e;  // s just below a power of two rounded up to it
+      t[v * 2] = int32_t(mant), t[v * 2 + 1] = e;
+    }
+    return constant(name, DType::i32, {int64_t(scales.size()), 2}, t.data());
   }
   // A dynamic activation (docs/llm_int.md): values `name` of dtype t [rows, width] and its row
   // scales `name_scale` i32 [rows, 2]; returns both names.

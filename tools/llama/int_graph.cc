@@ -96,16 +96,8 @@ Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& re
       {"eps_m", int64_t(eps_m)}, {"eps_e", int64_t(eps_e)}, {"qmax", int64_t(qa)}};
 
   // embedding table + row scales (mant in [2^14, 2^15), exp)
-  std::vector<int32_t> ts(size_t(V) * 2, 0);
-  for (int v = 0; v < V; ++v) {
-    const double s = m.emb_scale[v];
-    if (s <= 0) continue;
-    const int e = 14 - int(std::floor(std::log2(s)));
-    ts[size_t(v) * 2] = int32_t(std::nearbyint(std::ldexp(s, e)));
-    ts[size_t(v) * 2 + 1] = e;
-  }
   b.constant("token_embedding", DType::i8, {V, R}, m.emb_q.data());
-  b.constant("token_embedding.scale", DType::i32, {V, 2}, ts.data());
+  b.row_scale_table("token_embedding.scale", m.emb_scale);
   // RoPE table Q14 [S][hd/2][2]
   std::vector<int16_t> rope(size_t(S) * (hs / 2) * 2);
   for (int p = 0; p < S; ++p)

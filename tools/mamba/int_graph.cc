@@ -41,16 +41,8 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows, const 
   const int64_t eps_m = std::llround(std::min(std::ldexp(eps_units, eps_e), 2147483647.0));
   const std::map<std::string, Attr> norm{{"eps_m", eps_m}, {"eps_e", int64_t(eps_e)}, {"qmax", int64_t(qa)}};
 
-  std::vector<int32_t> ts(size_t(V) * 2, 0);  // embedding row scales (mant in [2^14, 2^15), exp)
-  for (int64_t v = 0; v < V; ++v) {
-    const double s = q.emb_scale[size_t(v)];
-    if (s <= 0) continue;
-    const int e = 14 - int(std::floor(std::log2(s)));
-    ts[size_t(v) * 2] = int32_t(std::nearbyint(std::ldexp(s, e)));
-    ts[size_t(v) * 2 + 1] = e;
-  }
   b.constant("embedding", DType::i8, {V, D}, q.emb_q.data());
-  b.constant("embedding.scale", DType::i32, {V, 2}, ts.data());
+  b.row_scale_table("embedding.scale", q.emb_scale);
   std::string x = b.tensor("embed", DType::i32, {M, D});
   b.op("embed", "embedding", {"tokens", "embedding", "embedding.scale"}, {x}, {{"exp", int64_t(E)}});
 

@@ -12,15 +12,6 @@ namespace {
 using Dyn = std::pair<std::string, std::string>;
 using Attrs = std::map<std::string, Attr>;
 
-// A row scale (mant in [2^14, 2^15), exp) of a positive real.
-std::pair<int32_t, int32_t> row_scale(double s) {
-  if (!(s > 0)) return {0, 0};
-  int e = 14 - int(std::floor(std::log2(s)));
-  int64_t mant = std::llround(std::ldexp(s, e));
-  if (mant >= 32768) mant /= 2, --e;
-  return {int32_t(mant), e};
-}
-
 }  // namespace
 
 Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
@@ -70,13 +61,8 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
   const std::string sig_t = lut("dulut.sigmoid", q.sigmoid), tanh_t = lut("dulut.tanh", q.tanh);
 
   // embedding (LN0 folded): int8 rows with their scales -> the residual (unit 2^-RE)
-  std::vector<int32_t> ts(size_t(V) * 2, 0);
-  for (int64_t v = 0; v < V; ++v) {
-    const auto rs = row_scale(q.emb_scale[size_t(v)]);
-    ts[size_t(v) * 2] = rs.first, ts[size_t(v) * 2 + 1] = rs.second;
-  }
   b.constant("embedding", DType::i8, {V, E}, q.emb_q.data());
-  b.constant("embedding.scale", DType::i32, {V, 2}, ts.data());
+  b.row_scale_table("embedding.scale", q.emb_scale);
   std::string x = b.tensor("embed", DType::i32, {M, E});
   b.op("embed", "embedding", {"tokens", "embedding", "embedding.scale"}, {x}, {{"exp", int64_t(RE)}});
 
