@@ -5,11 +5,14 @@
 // (softmax: one row of n int8 / int16 logits -> u8 / u16 probabilities, vs an AVX-512 float
 // softmax with a polynomial exp; layernorm: one int8 row with per-channel affine -> int8, vs a
 // float layernorm with affine; rmsnorm, swiglu; exp_q / exp_shift: n int32 Q16 inputs in [-16, 0]
-// -> Q30, the table exp and the bit-shift DI-Exp, rows exp_q/i32/<isa>/<n>, exp_shift/i32/<isa>/<n>).
+// -> Q30, the table exp and the bit-shift DI-Exp, rows exp_q/i32/<isa>/<n>, exp_shift/i32/<isa>/<n>;
+// layernorm/groupnorm/<isa>/<d>x<segments>: RWKV's GroupNorm, 32 int16 rows of d with statistics per
+// run of d / segments -> int8, items = elements).
 #include <benchmark/benchmark.h>
 
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fq/kernels/llm.h"
@@ -178,6 +181,31 @@ void bench_layernorm_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
 
+// RWKV's GroupNorm over the heads of a token: rows of d int16 values (the wkv output), statistics per
+// run of d / segments, per-channel affine, int8 out; kGnRows rows per call, items = elements.
+constexpr int64_t kGnRows = 32;
+void bench_groupnorm_i16(benchmark::State& st, const LlmKernel* k, int64_t d, int64_t segments) {
+  std::mt19937_64 r(19);
+  const int64_t n = kGnRows * d;
+  std::vector<int16_t> x(static_cast<size_t>(n));
+  std::vector<int8_t> y(static_cast<size_t>(n));
+  for (auto& v : x) v = int16_t(int64_t(r() % 20001) - 10000);
+  std::vector<int32_t> gm(static_cast<size_t>(d)), bo(static_cast<size_t>(d));
+  for (auto& v : gm) v = int32_t(r() % 32768);
+  for (auto& v : bo) v = int32_t(int64_t(r() % 8192) - 4096);
+  std::vector<RowScale> xs(static_cast<size_t>(kGnRows), RowScale{20000, 24}), ys(static_cast<size_t>(kGnRows));
+  LayernormArgs a{};
+  a.x = x.data(), a.in_bits = 16, a.d = d, a.xs = xs.data(), a.xs_stride = 1, a.eps_m = 1 << 30, a.eps_e = 47;
+  a.gm = gm.data(), a.bo = bo.data(), a.ae = 14, a.groups = 1, a.inner = 1, a.qmax = 127;
+  a.segments = segments, a.y = y.data(), a.ys = ys.data();
+  std::vector<uint8_t> scratch(layernorm_scratch(d));
+  for (auto _ : st) {
+    k->layernorm(a, 0, kGnRows, scratch.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
 std::vector<float> randf(int64_t n, uint64_t seed) {
   std::mt19937_64 r(seed);
   std::vector<float> v(static_cast<size_t>(n));
@@ -277,6 +305,12 @@ int register_llm() {
                                    [n](benchmark::State& st) { bench_swiglu_f32(st, n); });
     }
   }
+  for (const auto& ds : {std::pair<int64_t, int64_t>{64, 8}, {128, 2}, {768, 12}})
+    for (size_t i = 0; i < count; ++i)
+      if (isa_supported(all[i]->isa))
+        benchmark::RegisterBenchmark((std::string("layernorm/groupnorm/") + isa_name(all[i]->isa) + "/" +
+                                      std::to_string(ds.first) + "x" + std::to_string(ds.second)).c_str(),
+                                     [k = all[i], ds](benchmark::State& st) { bench_groupnorm_i16(st, k, ds.first, ds.second); });
   for (size_t i = 0; i < count; ++i)
     if (isa_supported(all[i]->isa))
       benchmark::RegisterBenchmark((std::string("hadamard/i8/") + isa_name(all[i]->isa) + "/176").c_str(),

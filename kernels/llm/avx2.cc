@@ -9,18 +9,16 @@
 #include <cstring>
 
 #include "llm_internal.h"
+#include "x86_avx2_helpers.h"
 
 namespace fq::k {
 namespace llm {
 namespace {
 
-using V = __m256i;
+using namespace avx2h;  // s64, minv / maxv (64-bit lanes), ...
 
 // ---- 64-bit lane helpers (AVX2 has no 64-bit arithmetic shift, min / max or abs) ---------------
 
-inline V s64(int64_t x) { return _mm256_set1_epi64x(x); }
-inline V max64(V a, V b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(b, a)); }
-inline V min64(V a, V b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(a, b)); }
 inline V abs64(V x) {
   const V s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
   return _mm256_sub_epi64(_mm256_xor_si256(x, s), s);
@@ -131,7 +129,7 @@ void x_rope(const RopeArgs& a, int64_t m0, int64_t m1) {
 // (s >= 32 gives 0 as |x| < 2^(s-1)), the left shift in int64 clamped at 32 (a larger shift
 // saturates the same way), the add and the saturation in int64.
 inline __m128i sat_pack(V v) {  // 4 int64 in [INT32_MIN, INT32_MAX] -> 4 int32
-  return lo32(max64(min64(v, s64(INT32_MAX)), s64(INT32_MIN)));
+  return lo32(maxv(minv(v, s64(INT32_MAX)), s64(INT32_MIN)));
 }
 inline void add_shift_store(V x, int64_t s, const int32_t* h, int32_t* out) {
   if (s > 0) {
@@ -400,7 +398,7 @@ inline V tab16(const uint32_t* t, V i) {
 }
 inline V vexpq16(V x) {
   constexpr int F = 16;
-  const V nx = min64(_mm256_sub_epi64(_mm256_setzero_si256(), x), s64(int64_t{1} << (F + 5)));
+  const V nx = minv(_mm256_sub_epi64(_mm256_setzero_si256(), x), s64(int64_t{1} << (F + 5)));
   const V t = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(nx, s64(kLog2eQ16)), s64(1 << 15)), 16);
   const V n = _mm256_srli_epi64(t, F), i = _mm256_srli_epi64(t, F - 8);
   const V ab = _mm256_mul_epu32(tab16(kExp2HiQ30, _mm256_srli_epi64(i, 4)), tab16(kExp2LoQ30, i));
@@ -419,15 +417,15 @@ inline V sm_tvec(V v, int64_t sh, V nclip) {
   else if (sh >= 0) v = vshift_uniform(v, int(sh));
   else {
     const int l = sh < -41 ? 41 : int(-sh);
-    v = _mm256_sll_epi64(max64(v, s64(-(int64_t{1} << (41 - l)))), _mm_cvtsi32_si128(l));
+    v = _mm256_sll_epi64(maxv(v, s64(-(int64_t{1} << (41 - l)))), _mm_cvtsi32_si128(l));
   }
-  return max64(v, nclip);
+  return maxv(v, nclip);
 }
 inline V sm_outvec(int out, V e, V t, V F, V lnZ) {  // sm_out of llm_internal.h, 4 lanes
-  if (out == kLogSoftmaxI16) return max64(sra64(_mm256_add_epi64(_mm256_sub_epi64(t, lnZ), s64(32)), 6), s64(-32768));
+  if (out == kLogSoftmaxI16) return maxv(sra64(_mm256_add_epi64(_mm256_sub_epi64(t, lnZ), s64(32)), 6), s64(-32768));
   const int s = out == kSoftmaxU16 ? 46 : 54;
   const V p = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(e, F), s64(int64_t{1} << (s - 1))), _mm_cvtsi32_si128(s));
-  return min64(p, s64(out == kSoftmaxU16 ? 65535 : 255));
+  return minv(p, s64(out == kSoftmaxU16 ? 65535 : 255));
 }
 inline V sm_load4(const SoftmaxArgs& a, int64_t k) {
   if (a.in_bits == 8) {
@@ -454,7 +452,7 @@ void sm_row_generic(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale&
     return a.in_bits == 8 ? static_cast<const int8_t*>(a.x)[base + i] : static_cast<const int16_t*>(a.x)[base + i];
   };
   V mx = s64(INT64_MIN);
-  for (int64_t i = 0; i < V4; i += 4) mx = max64(mx, sm_load4(a, base + i));
+  for (int64_t i = 0; i < V4; i += 4) mx = maxv(mx, sm_load4(a, base + i));
   int64_t qx = hmax64(mx);
   for (int64_t i = V4; i < V_; ++i) qx = xv(i) > qx ? xv(i) : qx;
   const V qv = s64(qx), mant = s64(s.mant), nclip = s64(-clip);
@@ -556,8 +554,114 @@ inline V ln_load8(const LayernormArgs& a, int64_t k, int64_t left, int32_t pad) 
   return _mm256_load_si256(reinterpret_cast<const V*>(b));
 }
 
+// isqrt64 of 4 lanes (u < 2^62, so signed compares serve): the bit-by-bit square root of
+// fixed_point.h, 32 steps for every lane (steps with r = 0 and bit > u change nothing).
+inline V visqrt4(V u) {
+  V r = _mm256_setzero_si256();
+  for (int it = 0; it < 32; ++it) {
+    const V bit = s64(int64_t{1} << (62 - 2 * it));
+    const V t = _mm256_add_epi64(r, bit);
+    const V lt = _mm256_cmpgt_epi64(t, u);  // u < r + bit
+    u = _mm256_sub_epi64(u, _mm256_andnot_si256(lt, t));
+    r = _mm256_add_epi64(_mm256_srli_epi64(r, 1), _mm256_andnot_si256(lt, bit));
+  }
+  return r;
+}
+
+// segments > 1 (RWKV's GroupNorm over heads): runs of L = d / segments elements, statistics per run
+// (any L >= 1: a short run is one block padded with its anchor). Per batch of up to 64 runs: the
+// stats of each run (x' into w; a block's padding writes zeros ahead, into runs not yet loaded),
+// the runs' square roots 4 at a time, then w of each run (masked stores); one quantizer per row.
+__attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t D = a.d, runs = a.segments, L = D / runs;
+  const int64_t inner = a.inner < 1 ? 1 : a.inner;
+  const int P = ln_P(L), lg = ln_log2(L);
+  const V lane = _mm256_setr_epi64x(0, 1, 2, 3);
+  constexpr int kB = 64;
+  LnPre pre[kB];
+  int64_t mus[kB];
+  alignas(32) uint64_t us[kB + 4], rs[kB + 4];
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t base = m * D;
+    const LnEps eps = ln_eps(a, a.xs[m * a.xs_stride]);
+    const int64_t c0 = a.gm ? ln_ch(a, m, 0) : 0;
+    V wm = _mm256_setzero_si256();
+    for (int64_t rb = 0; rb < runs; rb += kB) {
+      const int nb = int(runs - rb < kB ? runs - rb : kB);
+      for (int t = 0; t < nb; ++t) {
+        const int64_t s0 = (rb + t) * L, b = base + s0;
+        const int32_t x0 = int32_t(ln_x(a, b));
+        V mx = _mm256_set1_epi32(x0), mn = mx;
+        for (int64_t i = 0; i < L; i += 8) {
+          const V v = ln_load8(a, b + i, L - i, x0);
+          mx = _mm256_max_epi32(mx, v), mn = _mm256_min_epi32(mn, v);
+        }
+        alignas(32) int32_t bx[8], bn[8];
+        _mm256_store_si256(reinterpret_cast<V*>(bx), mx);
+        _mm256_store_si256(reinterpret_cast<V*>(bn), mn);
+        int64_t hi = x0, lo = x0;
+        for (int j = 0; j < 8; ++j) hi = bx[j] > hi ? bx[j] : hi, lo = bn[j] < lo ? bn[j] : lo;
+        const int c = bitlen64(uint64_t(hi - x0 > x0 - lo ? hi - x0 : x0 - lo)) - P;
+        const V x0v = s64(x0);
+        V sv = _mm256_setzero_si256(), qv = sv;
+        for (int64_t i = 0; i < L; i += 8) {
+          const V v = ln_load8(a, b + i, L - i, x0);
+          for (int h = 0; h < 2; ++h) {
+            const V x = vshift_uniform(_mm256_sub_epi64(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)), x0v), c);
+            _mm256_storeu_si256(reinterpret_cast<V*>(w + s0 + i + 4 * h), x);  // padding: x' = 0
+            sv = _mm256_add_epi64(sv, x);
+            qv = _mm256_add_epi64(qv, _mm256_mul_epi32(x, x));
+          }
+        }
+        const int64_t S = hsum64(sv), Q = hsum64(qv), mu = ln_mu(S, L);
+        pre[t] = ln_pre(eps, c, ln_div(Q - 2 * mu * S + L * mu * mu, L, lg));
+        mus[t] = mu;
+        us[t] = pre[t].u;
+      }
+      for (int t = nb; t < ((nb + 3) & ~3); ++t) us[t] = 0;
+      for (int t = 0; t < nb; t += 4)
+        _mm256_store_si256(reinterpret_cast<V*>(rs + t), visqrt4(_mm256_load_si256(reinterpret_cast<const V*>(us + t))));
+      for (int t = 0; t < nb; ++t) {
+        const LnRow r = ln_fin(pre[t], mus[t], int64_t(rs[t]));
+        const int64_t s0 = (rb + t) * L, e0 = s0 + L;
+        const V muv = s64(r.mu), Rv = s64(r.R);
+        for (int64_t i = s0; i < e0; i += 4) {
+          V z = r.sh > 62 ? _mm256_setzero_si256()
+                          : vshift_uniform(_mm256_mul_epi32(_mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const V*>(w + i)), muv), Rv), r.sh);
+          if (a.gm) {
+            V gmv, bov;
+            if (inner == 1) {
+              const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(int32_t(e0 - i < 4 ? e0 - i : 4)), _mm_setr_epi32(0, 1, 2, 3));
+              gmv = _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.gm + c0 + i, k));
+              bov = _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.bo + c0 + i, k));
+            } else {  // channel i / inner per element
+              alignas(32) int64_t g4[4] = {}, b4[4] = {};
+              for (int64_t j = 0; j < 4 && i + j < e0; ++j) {
+                const int64_t ch = c0 + (i + j) / inner;
+                g4[j] = a.gm[ch], b4[j] = a.bo[ch];
+              }
+              gmv = _mm256_load_si256(reinterpret_cast<const V*>(g4));
+              bov = _mm256_load_si256(reinterpret_cast<const V*>(b4));
+            }
+            z = _mm256_add_epi64(_mm256_mul_epi32(gmv, z), _mm256_slli_epi64(bov, 16));
+          }
+          const V k = _mm256_cmpgt_epi64(s64(e0 - i), lane);
+          _mm256_maskstore_epi64(reinterpret_cast<long long*>(w + i), k, z);
+          wm = maxv(wm, abs64(_mm256_and_si256(z, k)));
+        }
+      }
+    }
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + base : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + base;
+    int d = 0;
+    const int64_t A = vquant(w, D, a.qmax, y8, y16, &d, uint64_t(hmax64(wm)));
+    a.ys[m] = scale_of_i(A, a.qmax, d, 1, int64_t{a.ae} + 16);
+  }
+}
+
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  if (a.segments > 1) return ref_layernorm(a, m0, m1, scratch);  // RWKV GroupNorm: not vectorized yet
+  if (a.segments > 1) return x_layernorm_seg(a, m0, m1, scratch);
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));  // pad16(D) + 16 entries
   const int64_t D = a.d, inner = a.inner < 1 ? 1 : a.inner;
   const V lane = _mm256_setr_epi64x(0, 1, 2, 3);
@@ -599,7 +703,7 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
       if (a.gm) z = _mm256_add_epi64(_mm256_mul_epi32(gmv, z), _mm256_slli_epi64(bov, 16));
       const V k = _mm256_cmpgt_epi64(s64(end - i), lane);
       _mm256_maskstore_epi64(reinterpret_cast<long long*>(w + i), k, z);
-      wm = max64(wm, abs64(_mm256_and_si256(z, k)));
+      wm = maxv(wm, abs64(_mm256_and_si256(z, k)));
     };
     if (!a.gm) {
       for (int64_t i = 0; i < D; i += 4) body(i, D, _mm256_setzero_si256(), _mm256_setzero_si256());

@@ -11,18 +11,13 @@
 
 #include "fq/kernels/cpu.h"
 #include "llm_internal.h"
+#include "x86_avx512_helpers.h"
 
 namespace fq::k {
 namespace llm {
 namespace {
 
-using V = __m512i;
-
-inline V s64(int64_t x) { return _mm512_set1_epi64(x); }
-inline __mmask8 tail8(int64_t left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
-inline __mmask16 tail16(int64_t left) {
-  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-}
+using namespace avx512h;
 
 // shift_s per 64-bit lane, any x, shift s per lane (any int64; clamped to [-63, 63] first).
 inline V vshs(V x, V s) {
@@ -55,28 +50,9 @@ inline V vshift_uniform(V x, int d) {
   return x;
 }
 
-// exp_q(x, F) per lane for x <= 0 (F = 12 or 16): the two 16-entry tables are vpermd lookups.
+// exp_q(x, F) per lane for x <= 0 (avx512h::vexpq of nx = -x).
 template <int F>
-inline V vexpq(V x) {
-  static_assert(F > 8, "F in (8, 24]");
-  V nx = _mm512_sub_epi64(_mm512_setzero_si512(), x);
-  nx = _mm512_min_epi64(nx, s64(int64_t{1} << (F + 5)));  // beyond: n >= 32 -> 0 either way
-  V t = _mm512_mul_epu32(nx, s64(kLog2eQ16));
-  t = _mm512_srli_epi64(_mm512_add_epi64(t, s64(1 << 15)), 16);
-  const V n = _mm512_srli_epi64(t, F);
-  const V i = _mm512_srli_epi64(t, F - 8);  // bits above the 8 of i are ignored by the lookups
-  const V th = _mm512_loadu_si512(kExp2HiQ30), tl = _mm512_loadu_si512(kExp2LoQ30);
-  const V a = _mm512_permutexvar_epi32(_mm512_srli_epi64(_mm512_and_si512(i, s64(0xF0)), 4), th);
-  const V b = _mm512_permutexvar_epi32(_mm512_and_si512(i, s64(0xF)), tl);
-  const V P = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(a, b), s64(int64_t{1} << 29)), 30);
-  const V r = _mm512_and_si512(t, s64((int64_t{1} << (F - 8)) - 1));
-  const V rc = _mm512_srli_epi64(
-      _mm512_add_epi64(_mm512_mul_epu32(r, s64(kExp2ChordQ32)), s64(int64_t{1} << (F - 9))), F - 8);
-  const V v = _mm512_sub_epi64(
-      P, _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
-  const V half = _mm512_sllv_epi64(s64(1), _mm512_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
-  return _mm512_srlv_epi64(_mm512_add_epi64(v, half), n);                 // n >= 64 -> 0
-}
+inline V vexpq_x(V x) { return vexpq<F>(_mm512_sub_epi64(zero(), x)); }
 
 // max |v| over int64 values.
 inline uint64_t vmaxabs(const int64_t* v, int64_t n) {
@@ -176,7 +152,7 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
       else if (sh >= 0) zq = vshift_uniform(zq, int(sh));
       else zq = _mm512_sll_epi64(_mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim), _mm_cvtsi32_si128(int(sh < -18 ? 18 : -sh)));
       zq = _mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim);
-      const V E = _mm512_srli_epi64(vexpq<12>(_mm512_sub_epi64(zero, _mm512_abs_epi64(zq))), 14);
+      const V E = _mm512_srli_epi64(vexpq<12>(_mm512_abs_epi64(zq)), 14);
       const V den = _mm512_add_epi64(E, s64(1 << 16));
       const __mmask8 nonneg = _mm512_cmpge_epi64_mask(zq, zero);
       // sig = floor(N' * 2^16 / den), N' = 2^16 (zq >= 0) or E, den in [2^16, 2^17]: a reciprocal
@@ -405,7 +381,7 @@ void attn_heads_generic(const AttentionArgs& a, int64_t u0, int64_t u1, void* sc
     for (int64_t u = 0; u < n; u += 8) {
       const __mmask8 k = tail8(n - u);
       const V x = _mm512_max_epi64(_mm512_sub_epi64(_mm512_loadu_si512(s.L + u), lmax), nclip);
-      const V e = vexpq<16>(x);
+      const V e = vexpq_x<16>(x);
       _mm512_storeu_si512(s.E + u, e);
       zsum = _mm512_mask_add_epi64(zsum, k, zsum, e);
     }
@@ -611,7 +587,7 @@ void attn_row8(const AttentionArgs& a, int64_t m, int hA, int hB, const AttnScra
     for (int64_t k0 = 0; k0 < K; k0 += 8) {
       const __mmask8 k = tail8(K - k0);
       const V x = _mm512_max_epi64(_mm512_sub_epi64(_mm512_loadu_si512(s.L + k0), lmaxv), nclip);
-      const V e = vexpq<16>(x);
+      const V e = vexpq_x<16>(x);
       _mm512_storeu_si512(s.E + k0, e);
       zsum = _mm512_mask_add_epi64(zsum, k, zsum, e);
     }
@@ -848,12 +824,6 @@ struct Tab16 {
     return r;
   }
 };
-inline __mmask32 tail32(int64_t left) {
-  return left >= 32 ? ~__mmask32(0) : __mmask32((uint64_t{1} << left) - 1);
-}
-inline __mmask64 tail64(int64_t left) {
-  return left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
-}
 
 // t = max(shift_s(v, sh), -clip) per 64-bit lane for v <= 0, |v| < 2^31 (sh uniform): a left shift
 // by l saturates at -clip <= -2^40 exactly like clamping v at -2^(41 - l) first.
@@ -900,7 +870,7 @@ void sm_row_generic(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale&
   for (int64_t i = 0; i < V_; i += 8) {
     const __mmask8 k = tail8(V_ - i);
     const V t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(load8(i, k), qx), mant), sh, nclip);
-    const V ev = _mm512_maskz_mov_epi64(k, vexpq<16>(t));
+    const V ev = _mm512_maskz_mov_epi64(k, vexpq_x<16>(t));
     _mm512_storeu_si512(e + i, ev);
     zs = _mm512_add_epi64(zs, ev);
   }
@@ -1011,7 +981,7 @@ void sm_row_i8(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, i
   for (int k0 = 0; k0 < K; k0 += 8) {
     const V kk = _mm512_add_epi64(lane, s64(k0));
     const V t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(_mm512_setzero_si512(), kk), mant), sh, nclip);
-    const V e = vexpq<16>(t);
+    const V e = vexpq_x<16>(t);
     _mm512_store_si512(T + k0, e);
     _mm512_store_si512(tt + k0, t);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(TH + k0), _mm512_cvtepi64_epi16(_mm512_srli_epi64(e, 16)));
@@ -1148,7 +1118,7 @@ struct SmTabs {
 };
 
 // e_k = exp_q(max(shift_s(-k mant, sh), -clip), 16) for 16 consecutive k (k mant < 2^24) in
-// 32-bit lanes, the same values as vexpq<16>(sm_tvec(...)). nx = -t is computed clamped to
+// 32-bit lanes, the same values as vexpq_x<16>(sm_tvec(...)). nx = -t is computed clamped to
 // C2 = min(clip, 2^21): exp_q is 0 for every -t >= 2^21 (n >= 32), so the clamp changes nothing.
 //   right shift s >= 1 of -u (u = k mant >= 0): -rshift_round(-u, s) = (u + 2^(s-1) - 1) >> s
 //   (s >= 25 gives 0, so s is capped at 31); left shift l: u is first clamped to 2^(22-l')
@@ -1373,8 +1343,107 @@ inline V ln_load8(const LayernormArgs& a, int64_t k, __mmask8 msk) {
   return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(msk, static_cast<const int32_t*>(a.x) + k));
 }
 
+// isqrt64 of 8 lanes (u < 2^62): the bit-by-bit square root of fixed_point.h, 32 steps for every
+// lane (steps with r = 0 and bit > u change nothing, as its skip loop).
+inline V visqrt8(V u) {
+  V r = _mm512_setzero_si512();
+  for (int it = 0; it < 32; ++it) {
+    const V bit = s64(int64_t{1} << (62 - 2 * it));
+    const V t = _mm512_add_epi64(r, bit);
+    const __mmask8 ge = _mm512_cmpge_epu64_mask(u, t);
+    u = _mm512_mask_sub_epi64(u, ge, u, t);
+    r = _mm512_mask_add_epi64(_mm512_srli_epi64(r, 1), ge, _mm512_srli_epi64(r, 1), bit);
+  }
+  return r;
+}
+
+// segments > 1 (RWKV's GroupNorm over heads): runs of L = d / segments elements, statistics per run,
+// any L >= 1 (a run shorter than a vector is one masked vector). Per batch of up to 64 runs: the
+// stats of each run (x' into w), the runs' square roots 8 at a time, then w of each run; one
+// quantizer over the row.
+__attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t D = a.d, runs = a.segments, L = D / runs;
+  const int64_t inner = a.inner < 1 ? 1 : a.inner;
+  const int P = ln_P(L), lg = ln_log2(L);
+  constexpr int kB = 64;
+  LnPre pre[kB];
+  int64_t mus[kB];
+  alignas(64) uint64_t us[kB], rs[kB];
+  const V zero = _mm512_setzero_si512();
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t base = m * D;
+    const LnEps eps = ln_eps(a, a.xs[m * a.xs_stride]);
+    const int64_t c0 = a.gm ? ln_ch(a, m, 0) : 0;
+    V wm = zero;
+    for (int64_t rb = 0; rb < runs; rb += kB) {
+      const int nb = int(runs - rb < kB ? runs - rb : kB);
+      for (int t = 0; t < nb; ++t) {
+        const int64_t s0 = (rb + t) * L, b = base + s0;
+        const V x0 = s64(ln_x(a, b));
+        V mx = zero;
+        for (int64_t i = 0; i < L; i += 8) {
+          const __mmask8 k = tail8(L - i);
+          mx = _mm512_max_epu64(mx, _mm512_maskz_abs_epi64(k, _mm512_sub_epi64(ln_load8(a, b + i, k), x0)));
+        }
+        const int c = bitlen64(_mm512_reduce_max_epu64(mx)) - P;
+        V sv = zero, qv = zero;
+        for (int64_t i = 0; i < L; i += 8) {
+          const __mmask8 k = tail8(L - i);
+          const V x = _mm512_maskz_mov_epi64(k, vshift_uniform(_mm512_sub_epi64(ln_load8(a, b + i, k), x0), c));
+          _mm512_mask_storeu_epi64(w + s0 + i, k, x);
+          sv = _mm512_add_epi64(sv, x);
+          qv = _mm512_add_epi64(qv, _mm512_mul_epi32(x, x));
+        }
+        const int64_t S = _mm512_reduce_add_epi64(sv), Q = _mm512_reduce_add_epi64(qv);
+        const int64_t mu = ln_mu(S, L);
+        pre[t] = ln_pre(eps, c, ln_div(Q - 2 * mu * S + L * mu * mu, L, lg));
+        mus[t] = mu;
+        us[t] = pre[t].u;
+      }
+      for (int t = 0; t < nb; t += 8) {
+        const __mmask8 k = tail8(nb - t);
+        _mm512_mask_storeu_epi64(rs + t, k, visqrt8(_mm512_maskz_loadu_epi64(k, us + t)));
+      }
+      for (int t = 0; t < nb; ++t) {
+        const LnRow r = ln_fin(pre[t], mus[t], int64_t(rs[t]));
+        const int64_t s0 = (rb + t) * L;
+        const V muv = s64(r.mu), Rv = s64(r.R);
+        for (int64_t i = 0; i < L; i += 8) {
+          const __mmask8 k = tail8(L - i);
+          int64_t* wp = w + s0 + i;
+          V v = r.sh > 62 ? zero : vshift_uniform(_mm512_mul_epi32(_mm512_sub_epi64(_mm512_maskz_loadu_epi64(k, wp), muv), Rv), r.sh);
+          if (a.gm) {
+            V gmv, bov;
+            if (inner == 1) {
+              gmv = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.gm + c0 + s0 + i));
+              bov = _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, a.bo + c0 + s0 + i));
+            } else {  // channel i / inner per element
+              alignas(64) int64_t g8[8] = {}, b8[8] = {};
+              for (int j = 0; j < 8 && i + j < L; ++j) {
+                const int64_t ch = c0 + (s0 + i + j) / inner;
+                g8[j] = a.gm[ch], b8[j] = a.bo[ch];
+              }
+              gmv = _mm512_load_si512(g8), bov = _mm512_load_si512(b8);
+            }
+            v = _mm512_add_epi64(_mm512_mul_epi32(gmv, v), _mm512_slli_epi64(bov, 16));
+          }
+          v = _mm512_maskz_mov_epi64(k, v);
+          _mm512_mask_storeu_epi64(wp, k, v);
+          wm = _mm512_max_epu64(wm, _mm512_abs_epi64(v));
+        }
+      }
+    }
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + base : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + base;
+    int d = 0;
+    const int64_t A = vquant(w, D, a.qmax, y8, y16, &d, _mm512_reduce_max_epu64(wm));
+    a.ys[m] = scale_of_i(A, a.qmax, d, 1, int64_t{a.ae} + 16);
+  }
+}
+
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  if (a.segments > 1) return ref_layernorm(a, m0, m1, scratch);  // RWKV GroupNorm: not vectorized yet
+  if (a.segments > 1) return x_layernorm_seg(a, m0, m1, scratch);
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
   const int64_t D = a.d;
   const int64_t inner = a.inner < 1 ? 1 : a.inner;
@@ -1468,7 +1537,7 @@ void x_exp_q(const ExpArgs& a, int64_t i0, int64_t i1) {
   for (int64_t i = i0; i < i1; i += 8) {
     const __mmask8 k = tail8(i1 - i);
     const V x = _mm512_min_epi64(load8_i64(a.x + i, k), zero);
-    _mm256_mask_storeu_epi32(a.y + i, k, _mm512_cvtepi64_epi32(vexpq<F>(x)));
+    _mm256_mask_storeu_epi32(a.y + i, k, _mm512_cvtepi64_epi32(vexpq_x<F>(x)));
   }
 }
 

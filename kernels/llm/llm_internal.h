@@ -298,36 +298,69 @@ inline int64_t ln_mu(int64_t S, int64_t d) {
   if (num % den != 0 && num < 0) q -= 1;
   return q;
 }
+// ln_row in three steps, so that the segments variants can take the integer square roots of many
+// runs at once: ln_eps (per row: eps in x'^2 units before the run's c), ln_pre (per run: k, j and
+// the isqrt argument u), then ln_fin with rr = isqrt64(u) (ignored when the run's v is 0).
+struct LnEps {
+  int64_t q;     // (eps_m * 2^30) / mant^2, 0 when mant or eps_m is 0
+  int64_t e2c;   // e2 + 2 c
+};
+inline LnEps ln_eps(const LayernormArgs& a, const RowScale& xs) {
+  LnEps e{0, 0};
+  const int64_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
+  if (xs.mant != 0 && eps_m != 0) {
+    e.q = int64_t((uint64_t(eps_m) << 30) / (uint64_t(xs.mant) * uint64_t(xs.mant)));
+    e.e2c = 2 * int64_t{xs.exp} - a.eps_e - 30;
+  }
+  return e;
+}
+struct LnPre {
+  int64_t k, j;
+  uint64_t u;    // the isqrt64 argument (< 2^62); 0 when v == 0
+  bool zero;     // v == 0: r = 2^30, j = 30
+};
+// msd = ms / d (truncating; ms >= 0), d the run length.
+inline LnPre ln_pre(const LnEps& e, int c, int64_t msd) {
+  const int64_t e2 = e.e2c - 2 * int64_t{c};
+  int64_t k = 0;
+  if (e.q > 0) {  // (q == 0: k = 0 and shift_s(q, .) = 0 whatever e2 is)
+    const int64_t over = bitlen64(uint64_t(e.q)) + e2 - 60;
+    if (over > 0) k = (over + 1) / 2;
+  }
+  const uint64_t v = uint64_t(shs(msd, 2 * k)) + uint64_t(shs(e.q, 2 * k - e2));
+  LnPre p;
+  p.k = k;
+  p.zero = v == 0;
+  if (p.zero) {
+    p.j = 30, p.u = 0;
+  } else {
+    p.j = floor_half(62 - bitlen64(v));
+    p.u = uint64_t(shs(int64_t(v), -2 * p.j));   // v < 2^63; the argument is < 2^62
+  }
+  return p;
+}
+inline LnRow ln_fin(const LnPre& p, int64_t mu, int64_t rr) {
+  if (p.zero) rr = int64_t{1} << 30;
+  else if (rr < 1) rr = 1;
+  const int64_t sh = 61 - p.j + p.k - 16;
+  LnRow r;
+  r.mu = mu;
+  r.sh = int(sh > 63 ? 63 : sh);
+  r.r = rr;
+  r.e = int(p.k - p.j);
+  r.R = int64_t(((uint64_t{1} << 61) - 1) / uint64_t(rr));
+  return r;
+}
 // d: the length of the statistics' run (0: the whole row, a.d; layernorm segments).
 inline LnRow ln_row(const LayernormArgs& a, const RowScale& xs, int c, int64_t mu, int64_t ms,
                     int64_t d = 0) {
   if (d <= 0) d = a.d;
-  int64_t q = 0, e2 = 0, k = 0;
-  const int64_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
-  if (xs.mant != 0 && eps_m != 0) {
-    q = int64_t((uint64_t(eps_m) << 30) / (uint64_t(xs.mant) * uint64_t(xs.mant)));
-    e2 = 2 * int64_t{xs.exp} - a.eps_e - 2 * int64_t{c} - 30;
-    const int64_t over = bitlen64(uint64_t(q)) + e2 - 60;
-    if (q > 0 && over > 0) k = (over + 1) / 2;
-  }
-  const uint64_t v = uint64_t(shs(ms / d, 2 * k)) + uint64_t(shs(q, 2 * k - e2));
-  LnRow r;
-  r.mu = mu;
-  int64_t rr, j;
-  if (v == 0) {
-    rr = int64_t{1} << 30, j = 30;
-  } else {
-    j = floor_half(62 - bitlen64(v));
-    rr = isqrt64(uint64_t(shs(int64_t(v), -2 * j)));   // v < 2^63; the argument is < 2^62
-    if (rr < 1) rr = 1;
-  }
-  const int64_t sh = 61 - j + k - 16;
-  r.sh = int(sh > 63 ? 63 : sh);
-  r.r = rr;
-  r.e = int(k - j);
-  r.R = int64_t(((uint64_t{1} << 61) - 1) / uint64_t(rr));
-  return r;
+  const LnPre p = ln_pre(ln_eps(a, xs), c, ms / d);
+  return ln_fin(p, mu, p.zero ? 0 : int64_t{isqrt64(p.u)});
 }
+// ms / d for a run of d elements (ms >= 0): a shift when d is a power of two (lg = log2(d), else -1).
+inline int64_t ln_div(int64_t ms, int64_t d, int lg) { return lg >= 0 ? ms >> lg : ms / d; }
+inline int ln_log2(int64_t d) { return d > 0 && (d & (d - 1)) == 0 ? __builtin_ctzll(uint64_t(d)) : -1; }
 inline void ln_stats(const LayernormArgs& a, int64_t m, int64_t x0, int c, const LnRow& r) {
   if (!a.stats) return;
   LnStats& s = a.stats[m];

@@ -21,10 +21,13 @@
 #include <type_traits>
 
 #include "llm_internal.h"
+#include "neon_helpers.h"
 
 namespace fq::k {
 namespace llm {
 namespace {
+
+using namespace neonh;  // minv / maxv / maxu / absu of int64x2 lanes, ...
 
 // ---- rope ---------------------------------------------------------------------------------------
 
@@ -115,10 +118,6 @@ void x_embedding(const EmbeddingArgs& a, int64_t m0, int64_t m1) {
 
 // ---- shared vector helpers ----------------------------------------------------------------------
 
-inline int64x2_t max64(int64x2_t a, int64x2_t b) { return vbslq_s64(vcgtq_s64(a, b), a, b); }
-inline int64x2_t min64(int64x2_t a, int64x2_t b) { return vbslq_s64(vcgtq_s64(a, b), b, a); }
-inline uint64x2_t maxu64(uint64x2_t a, uint64x2_t b) { return vbslq_u64(vcgtq_u64(a, b), a, b); }
-inline uint64x2_t abs64(int64x2_t v) { return vreinterpretq_u64_s64(vabsq_s64(v)); }  // mag64
 inline uint64_t hmaxu64(uint64x2_t v) {
   const uint64_t a = vgetq_lane_u64(v, 0), b = vgetq_lane_u64(v, 1);
   return a > b ? a : b;
@@ -397,7 +396,7 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
       const int64x2_t v0 = vmull_s32(vget_low_s32(gsig), vget_low_s32(uk)), v1 = vmull_high_s32(gsig, uk);
       vst1q_s64(out, v0);
       vst1q_s64(out + 2, v1);
-      mx = maxu64(mx, maxu64(abs64(v0), abs64(v1)));
+      mx = maxu(mx, maxu(absu(v0), absu(v1)));
     };
     int64_t i = 0;
     const uint32x4_t all = vdupq_n_u32(~0u);
@@ -886,8 +885,138 @@ struct LnLoad {
   }
 };
 
+// isqrt64 of 2 lanes (u < 2^62): the bit-by-bit square root of fixed_point.h, 32 steps for every
+// lane (steps with r = 0 and bit > u change nothing, as its skip loop).
+inline uint64x2_t visqrt2(uint64x2_t u) {
+  uint64x2_t r = vdupq_n_u64(0);
+  for (int it = 0; it < 32; ++it) {
+    const uint64x2_t bit = vdupq_n_u64(uint64_t{1} << (62 - 2 * it));
+    const uint64x2_t t = vaddq_u64(r, bit);
+    const uint64x2_t ge = vcgeq_u64(u, t);
+    u = vsubq_u64(u, vandq_u64(ge, t));
+    r = vaddq_u64(vshrq_n_u64(r, 1), vandq_u64(ge, bit));
+  }
+  return r;
+}
+
+// segments > 1 (RWKV's GroupNorm over heads): runs of L = d / segments elements, statistics per run
+// (any L >= 1: a short run is one block padded with its anchor). Per batch of up to 64 runs: the
+// stats of each run, the runs' square roots 2 at a time, then w of each run from x' again (a
+// block's stores past the run write zeros that the next run overwrites); one quantizer per row.
+__attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));  // int64 [pad16(d) + 16]
+  const int64_t D = a.d, runs = a.segments, L = D / runs;
+  const int64_t inner = a.inner < 1 ? 1 : a.inner;
+  const int P = ln_P(L), lg = ln_log2(L);
+  constexpr int kB = 64;
+  LnPre pre[kB];
+  int64_t mus[kB], x0s[kB];
+  int cs[kB];
+  alignas(16) uint64_t us[kB + 2], rs[kB + 2];
+  alignas(16) int32_t gx[8], bx[8];
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t base = m * D;
+    const LnEps eps = ln_eps(a, a.xs[m * a.xs_stride]);
+    const int64_t chbase = a.gm ? ln_ch(a, m, 0) : 0;
+    uint64x2_t wm = vdupq_n_u64(0);
+    for (int64_t rb = 0; rb < runs; rb += kB) {
+      const int nb = int(runs - rb < kB ? runs - rb : kB);
+      for (int t = 0; t < nb; ++t) {
+        const int64_t b = base + (rb + t) * L;
+        const int64_t x0 = ln_x(a, b);
+        int64_t xmax = x0, xmin = x0, i = 0;
+        if (a.in_bits == 32) {
+          const int32_t* x = static_cast<const int32_t*>(a.x) + b;
+          if (L >= 4) {
+            int32x4_t vx = vdupq_n_s32(int32_t(x0)), vn = vx;
+            for (; i + 4 <= L; i += 4) vx = vmaxq_s32(vx, vld1q_s32(x + i)), vn = vminq_s32(vn, vld1q_s32(x + i));
+            xmax = vmaxvq_s32(vx), xmin = vminvq_s32(vn);
+          }
+        } else if (L >= 8) {
+          int16x8_t vx = vdupq_n_s16(int16_t(x0)), vn = vx;
+          for (; i + 8 <= L; i += 8) {
+            const int16x8_t v = a.in_bits == 8 ? vmovl_s8(vld1_s8(static_cast<const int8_t*>(a.x) + b + i))
+                                               : vld1q_s16(static_cast<const int16_t*>(a.x) + b + i);
+            vx = vmaxq_s16(vx, v), vn = vminq_s16(vn, v);
+          }
+          xmax = vmaxvq_s16(vx), xmin = vminvq_s16(vn);
+        }
+        for (; i < L; ++i) {
+          const int64_t v = ln_x(a, b + i);
+          xmax = v > xmax ? v : xmax, xmin = v < xmin ? v : xmin;
+        }
+        const int c = bitlen64(uint64_t(xmax - x0 > x0 - xmin ? xmax - x0 : x0 - xmin)) - P;
+        const LnLoad ld{a, x0, c};
+        int64x2_t sv = vdupq_n_s64(0), qv = vdupq_n_s64(0);
+        for (int64_t j = 0; j < L; j += 8) {
+          int32x4_t lo, hi;
+          ld(b + j, L - j, lo, hi);
+          sv = vpadalq_s32(vpadalq_s32(sv, lo), hi);
+          qv = vmlal_s32(qv, vget_low_s32(lo), vget_low_s32(lo));
+          qv = vmlal_high_s32(qv, lo, lo);
+          qv = vmlal_s32(qv, vget_low_s32(hi), vget_low_s32(hi));
+          qv = vmlal_high_s32(qv, hi, hi);
+        }
+        const int64_t S = vaddvq_s64(sv), Q = vaddvq_s64(qv), mu = ln_mu(S, L);
+        const int64_t ms = int64_t(uint64_t(Q) - 2 * uint64_t(mu) * uint64_t(S) + uint64_t(L) * uint64_t(mu) * uint64_t(mu));
+        pre[t] = ln_pre(eps, c, ln_div(ms, L, lg));
+        mus[t] = mu, x0s[t] = x0, cs[t] = c;
+        us[t] = pre[t].u;
+      }
+      us[nb] = 0;
+      for (int t = 0; t < nb; t += 2) vst1q_u64(rs + t, visqrt2(vld1q_u64(us + t)));
+      for (int t = 0; t < nb; ++t) {
+        const LnRow r = ln_fin(pre[t], mus[t], int64_t(rs[t]));
+        const int64_t s0 = (rb + t) * L;
+        const LnLoad ld{a, x0s[t], cs[t]};
+        const int32x4_t muv = vdupq_n_s32(int32_t(r.mu));
+        const int32x2_t Rv = vdup_n_s32(int32_t(r.R));
+        const int64x2_t nsh = vdupq_n_s64(-r.sh);
+        auto half = [&](int32x4_t xp, const int32_t* g, const int32_t* bo, int64_t* out, uint32x4_t keep) {
+          const int32x4_t dd = vsubq_s32(xp, muv);
+          int64x2_t z0 = vdupq_n_s64(0), z1 = z0;
+          if (r.sh <= 62) {
+            z0 = vrshlq_s64(vmull_s32(vget_low_s32(dd), Rv), nsh);
+            z1 = vrshlq_s64(vmull_high_s32(dd, vcombine_s32(Rv, Rv)), nsh);
+          }
+          if (g) {
+            const int32x4_t z = lo_hi_s32(z0, z1), gv = vld1q_s32(g), bv = vld1q_s32(bo);
+            z0 = vmlal_s32(vshll_n_s32(vget_low_s32(bv), 16), vget_low_s32(z), vget_low_s32(gv));
+            z1 = vmlal_high_s32(vshll_high_n_s32(bv, 16), z, gv);
+          }
+          const uint64x2_t k0 = vmovl_u32(vget_low_u32(keep)), k1 = vmovl_high_u32(keep);
+          z0 = vandq_s64(z0, vreinterpretq_s64_u64(vshlq_n_u64(k0, 32) | k0));
+          z1 = vandq_s64(z1, vreinterpretq_s64_u64(vshlq_n_u64(k1, 32) | k1));
+          vst1q_s64(out, z0);
+          vst1q_s64(out + 2, z1);
+          wm = maxu(wm, maxu(absu(z0), absu(z1)));
+        };
+        for (int64_t i = 0; i < L; i += 8) {
+          int32x4_t lo, hi;
+          ld(base + s0 + i, L - i, lo, hi);
+          const int32_t *g = nullptr, *bo = nullptr;
+          if (a.gm) {
+            if (inner == 1 && s0 + i + 8 <= D) {  // 8 parameters inside the row's channels
+              g = a.gm + chbase + s0 + i, bo = a.bo + chbase + s0 + i;
+            } else {
+              for (int64_t j = 0; j < 8; ++j) {
+                const int64_t ch = i + j < L ? chbase + (s0 + i + j) / inner : -1;
+                gx[j] = ch < 0 ? 0 : a.gm[ch], bx[j] = ch < 0 ? 0 : a.bo[ch];
+              }
+              g = gx, bo = bx;
+            }
+          }
+          half(lo, g, bo, w + s0 + i, lanes4(L - i));
+          half(hi, g ? g + 4 : nullptr, g ? bo + 4 : nullptr, w + s0 + i + 4, lanes4(L - i - 4));
+        }
+      }
+    }
+    a.ys[m] = vquant_scale(w, D, a.qmax, a.y, base, hmaxu64(wm), 1, int64_t{a.ae} + 16);
+  }
+}
+
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  if (a.segments > 1) return ref_layernorm(a, m0, m1, scratch);  // RWKV GroupNorm: not vectorized yet
+  if (a.segments > 1) return x_layernorm_seg(a, m0, m1, scratch);
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));  // int64 [pad16(d) + 16]
   const int64_t D = a.d;
   const int64_t inner = a.inner < 1 ? 1 : a.inner;
@@ -963,7 +1092,7 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
       z1 = vandq_s64(z1, vreinterpretq_s64_u64(vshlq_n_u64(k1, 32) | k1));
       vst1q_s64(out, z0);
       vst1q_s64(out + 2, z1);
-      wm = maxu64(wm, maxu64(abs64(z0), abs64(z1)));
+      wm = maxu(wm, maxu(absu(z0), absu(z1)));
     };
     const int64_t chbase = (m % (a.groups < 1 ? 1 : a.groups)) * (D / inner);
     for (int64_t c0 = 0; c0 < D; c0 += kChunk) {
@@ -1141,10 +1270,10 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
       const int32x4_t nsh = vnegq_s32(vmaxq_s32(vminq_s32(vaddq_s32(ke, qe), vdupq_n_s32(63)), vdupq_n_s32(-63)));
       int64x2_t L0 = vqrshlq_s64(vmull_s32(vget_low_s32(sv), vget_low_s32(mm)), vmovl_s32(vget_low_s32(nsh)));
       int64x2_t L1 = vqrshlq_s64(vmull_high_s32(sv, mm), vmovl_high_s32(nsh));
-      L0 = max64(min64(L0, hi40), lo40), L1 = max64(min64(L1, hi40), lo40);
+      L0 = maxv(minv(L0, hi40), lo40), L1 = maxv(minv(L1, hi40), lo40);
       vst1q_s64(s.L + u, L0);
       vst1q_s64(s.L + u + 2, L1);
-      lmax = max64(lmax, max64(L0, L1));  // lanes past n repeat position n - 1
+      lmax = maxv(lmax, maxv(L0, L1));  // lanes past n repeat position n - 1
       emin = vminq_s32(emin, vbslq_s32(vceqzq_s32(vm), vdupq_n_s32(INT32_MAX), ve));
     }
     const int64_t Emin = vminvq_s32(emin);
@@ -1233,11 +1362,11 @@ void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scrat
       for (; j + 2 <= hd; j += 2) {
         const int64x2_t v = zero ? vdupq_n_s64(0) : vrshlq_s64(vld1q_s64(oh + j), ns);
         vst1q_s64(oh + j, v);
-        mx = maxu64(mx, abs64(v));
+        mx = maxu(mx, absu(v));
       }
       if (j < hd) {
         oh[j] = zero ? 0 : shs(oh[j], e - Er);
-        mx = maxu64(mx, vdupq_n_u64(mag64(oh[j])));
+        mx = maxu(mx, vdupq_n_u64(mag64(oh[j])));
       }
     }
     a.ys[m] = vquant_scale(o, W, a.qmax, a.y, m * W, hmaxu64(mx), 1, Er);

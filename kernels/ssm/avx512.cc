@@ -13,62 +13,15 @@
 // GCC 12 warns inside its own AVX-512 headers (the "undefined" pass-through operand).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include "../llm/x86_avx512_helpers.h"
 #include "ssm_internal.h"
 
 namespace fq::k {
 namespace ssm {
 namespace {
 
-using V = __m512i;
-
-inline V s64(int64_t x) { return _mm512_set1_epi64(x); }
-inline __mmask8 tail8(int64_t left) { return left >= 8 ? __mmask8(0xFF) : __mmask8((1u << left) - 1); }
-inline V clampv(V x, int64_t lo, int64_t hi) { return _mm512_max_epi64(_mm512_min_epi64(x, s64(hi)), s64(lo)); }
-inline V load_i32(const int32_t* p, __mmask8 k) { return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, p)); }
-inline V load_i16(const int16_t* p, __mmask8 k) { return _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, p)); }
-inline V load_i64(const int64_t* p, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, p); }
+using namespace avx512h;
 inline void store_sat32(int32_t* p, __mmask8 k, V x) { _mm512_mask_cvtsepi64_storeu_epi32(p, k, x); }
-
-// shift_s(x, s) per lane for one shift s of every lane (llm.h: rounding right shift, saturating
-// left shift to +-(2^62 - 1), 0 beyond 62).
-inline V vshs(V x, int64_t s) {
-  if (s == 0) return x;
-  if (s > 62) return _mm512_setzero_si512();
-  if (s > 0) {
-    const V r = _mm512_sra_epi64(x, _mm_cvtsi64_si128(s));
-    return _mm512_add_epi64(r, _mm512_and_si512(_mm512_sra_epi64(x, _mm_cvtsi64_si128(s - 1)), s64(1)));
-  }
-  const int64_t l = -s;
-  const V sat = _mm512_mask_blend_epi64(_mm512_movepi64_mask(x), s64(llm::kSat62), s64(-llm::kSat62));
-  const __mmask8 nz = _mm512_test_epi64_mask(x, x);
-  if (l >= 62) return _mm512_maskz_mov_epi64(nz, sat);
-  const __mmask8 big = _mm512_cmpge_epu64_mask(_mm512_abs_epi64(x), s64(int64_t{1} << (62 - l)));
-  return _mm512_mask_blend_epi64(big, _mm512_sll_epi64(x, _mm_cvtsi64_si128(l)), sat);
-}
-
-// exp_q(-nx, F) per lane for 0 <= nx (llm.h; beyond 2^(F+5) the result is 0 either way): the two
-// 16-entry tables are vpermd lookups.
-template <int F>
-inline V vexpq(V nx) {
-  nx = _mm512_min_epi64(nx, s64(int64_t{1} << (F + 5)));
-  // t = rshift_round(nx log2e, 16) = u >> 16 (u < 2^38); its fields are read from u directly:
-  // n = t >> F, i = bits F-8 .. F-1 of t (vpermd reads the low 4 bits of each index; the odd
-  // dwords' lookups are ignored by vpmuludq), r = the low F-8 bits of t
-  const V u = _mm512_add_epi64(_mm512_mul_epu32(nx, s64(llm::kLog2eQ16)), s64(1 << 15));
-  const V n = _mm512_srli_epi64(u, 16 + F);
-  const V th = _mm512_loadu_si512(kExp2HiQ30), tl = _mm512_loadu_si512(kExp2LoQ30);
-  const V a = _mm512_permutexvar_epi32(_mm512_srli_epi64(u, 12 + F), th);
-  const V b = _mm512_permutexvar_epi32(_mm512_srli_epi64(u, 8 + F), tl);
-  const V P = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(a, b), s64(int64_t{1} << 29)), 30);
-  // rc = rshift_round(r C, F - 8) from (r << 16) C < 2^48
-  const V r16 = _mm512_and_si512(u, s64(((int64_t{1} << (F - 8)) - 1) << 16));
-  const V rc = _mm512_srli_epi64(
-      _mm512_add_epi64(_mm512_mul_epu32(r16, s64(kExp2ChordQ32)), s64(int64_t{1} << (F + 7))), F + 8);
-  const V v = _mm512_sub_epi64(
-      P, _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
-  const V half = _mm512_sllv_epi64(s64(1), _mm512_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
-  return _mm512_srlv_epi64(_mm512_add_epi64(v, half), n);                 // n >= 64 -> 0
-}
 
 // ---- row quantizer (conv_out, scan_out, requant) ------------------------------------------------
 

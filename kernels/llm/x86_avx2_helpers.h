@@ -1,0 +1,82 @@
+// AVX2 lane helpers shared by the llm, ssm and rwkv families' avx2.cc files: 64-bit lane min / max
+// / abs / arithmetic shift (AVX2 has none of them), the one vector form of shift_s and exp_q
+// (llm.h). Include only from a file compiled with the avx2 flags (fq_isa_sources ... avx2);
+// everything has internal linkage (anonymous namespace), so each including file gets its own copy
+// compiled with its own flags and nothing leaks into a baseline file through the ODR.
+#pragma once
+#if !defined(__AVX2__)
+#error "x86_avx2_helpers.h needs the avx2 ISA flags (see cmake/FQIsa.cmake)"
+#endif
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "llm_internal.h"
+
+namespace fq::k::avx2h {
+namespace {
+
+using V = __m256i;
+
+inline V s64(int64_t x) { return _mm256_set1_epi64x(x); }
+inline V zero() { return _mm256_setzero_si256(); }
+inline V neg_mask(V x) { return _mm256_cmpgt_epi64(zero(), x); }      // all ones where x < 0
+inline V blend(V a, V b, V m) { return _mm256_blendv_epi8(a, b, m); }  // m ? b : a
+inline V minv(V a, V b) { return blend(a, b, _mm256_cmpgt_epi64(a, b)); }
+inline V maxv(V a, V b) { return blend(a, b, _mm256_cmpgt_epi64(b, a)); }
+inline V clampv(V x, int64_t lo, int64_t hi) { return maxv(minv(x, s64(hi)), s64(lo)); }
+inline V absv(V x) { return blend(x, _mm256_sub_epi64(zero(), x), neg_mask(x)); }
+// Arithmetic right shift by 0 < s < 64.
+inline V sra(V x, int64_t s) {
+  return _mm256_or_si256(_mm256_srl_epi64(x, _mm_cvtsi64_si128(s)),
+                         _mm256_sll_epi64(neg_mask(x), _mm_cvtsi64_si128(64 - s)));
+}
+
+// shift_s(x, s) per lane, one s for every lane (llm.h: rounding right shift, saturating left
+// shift to +-(2^62 - 1), 0 beyond 62).
+inline V vshs(V x, int64_t s) {
+  if (s == 0) return x;
+  if (s > 62) return zero();
+  if (s > 0)  // (x >> s) + bit s-1 of x
+    return _mm256_add_epi64(sra(x, s), _mm256_and_si256(_mm256_srl_epi64(x, _mm_cvtsi64_si128(s - 1)), s64(1)));
+  const int64_t l = -s;
+  const V sat = blend(s64(llm::kSat62), s64(-llm::kSat62), neg_mask(x));
+  const V nz = _mm256_xor_si256(_mm256_cmpeq_epi64(x, zero()), s64(-1));
+  if (l >= 62) return _mm256_and_si256(sat, nz);
+  const V mag = absv(x);  // INT64_MIN stays negative: counted as big
+  const V big = _mm256_or_si256(_mm256_cmpgt_epi64(mag, s64((int64_t{1} << (62 - l)) - 1)), neg_mask(mag));
+  return blend(_mm256_sll_epi64(x, _mm_cvtsi64_si128(l)), sat, big);
+}
+
+// A 16-entry uint32 table lookup by the low 4 bits of each dword's index (the bits above are
+// ignored): vpermd reads the low 3, bit 3 (moved to the sign bit) picks the half.
+inline V lookup16(const uint32_t* tab, V idx) {
+  const V lo = _mm256_loadu_si256(reinterpret_cast<const V*>(tab));
+  const V hi = _mm256_loadu_si256(reinterpret_cast<const V*>(tab + 8));
+  return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(_mm256_permutevar8x32_epi32(lo, idx)),
+                                              _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(hi, idx)),
+                                              _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28))));
+}
+
+// exp_q(-nx, F) per lane for 0 <= nx, 9 <= F <= 24 (llm.h), Q30: x86_avx512_helpers.h's vexpq
+// (the fields of t read from u) with lookup16 for vpermd.
+template <int F>
+inline V vexpq(V nx) {
+  static_assert(F > 8 && F <= 24, "F in (8, 24]");
+  nx = minv(nx, s64(int64_t{1} << (F + 5)));
+  const V u = _mm256_add_epi64(_mm256_mul_epu32(nx, s64(llm::kLog2eQ16)), s64(1 << 15));  // t = u >> 16
+  const V n = _mm256_srli_epi64(u, 16 + F);
+  const V a = lookup16(kExp2HiQ30, _mm256_srli_epi64(u, 12 + F));
+  const V b = lookup16(kExp2LoQ30, _mm256_srli_epi64(u, 8 + F));
+  const V P = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(a, b), s64(int64_t{1} << 29)), 30);
+  const V r16 = _mm256_and_si256(u, s64(((int64_t{1} << (F - 8)) - 1) << 16));
+  const V rc = _mm256_srli_epi64(
+      _mm256_add_epi64(_mm256_mul_epu32(r16, s64(kExp2ChordQ32)), s64(int64_t{1} << (F + 7))), F + 8);
+  const V v = _mm256_sub_epi64(
+      P, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
+  const V half = _mm256_sllv_epi64(s64(1), _mm256_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
+  return _mm256_srlv_epi64(_mm256_add_epi64(v, half), n);                 // n >= 64 -> 0
+}
+
+}  // namespace
+}  // namespace fq::k::avx2h
