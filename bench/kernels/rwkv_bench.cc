@@ -3,7 +3,10 @@
 //   rwkv_mix/<isa>/<n>      token-shift mix with a per-channel mu and a data-dependent part (v6),
 //                           int8 output;
 //   rwkv_neg_exp/<isa>/<n>  the v6 log-decay -exp(w) in Q24, with a per-channel bias;
-//   rwkv_mul/<isa>/<n>      the product of two dynamic int16 activations, int16 output.
+//   rwkv_mul/<isa>/<n>      the product of two dynamic int16 activations, int16 output;
+// and the RWKV 7 per-head rows, n x H heads in {64 x H1 (7v0-834K), 128 x H2, 768 x H12}:
+//   rwkv_l2norm/<isa>/<n>xH<h>      kk = per-head l2-normalized x * k_k, int16 Q15 output;
+//   rwkv_head_bonus/<isa>/<n>xH<h>  y + v * per-head sum(r k * r_k), int16 output.
 #include <benchmark/benchmark.h>
 
 #include <random>
@@ -73,6 +76,40 @@ void bench_mul(benchmark::State& st, const RwkvKernel* k, int64_t n) {
   st.SetItemsProcessed(int64_t(st.iterations()) * n);
 }
 
+void bench_l2norm(benchmark::State& st, const RwkvKernel* k, int64_t n, int heads) {
+  std::mt19937_64 r(4);
+  const auto x = rnd<int16_t>(r, n, -30000, 30000);
+  const auto c = rnd<int32_t>(r, n, -(1 << 17), 1 << 17);   // k_k in about [-2, 2]
+  const RowScale xs{20000, 27};
+  std::vector<int16_t> y(static_cast<size_t>(n));
+  RwkvL2normArgs s{};
+  s.x = x.data(), s.xs = &xs, s.c = c.data(), s.n = n, s.heads = heads, s.y = y.data();
+  for (auto _ : st) {
+    k->l2norm(s, 0, 1);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
+void bench_head_bonus(benchmark::State& st, const RwkvKernel* k, int64_t n, int heads) {
+  std::mt19937_64 r(5);
+  const auto y = rnd<int16_t>(r, n, -30000, 30000), v = rnd<int16_t>(r, n, -30000, 30000);
+  const auto p = rnd<int16_t>(r, n, -30000, 30000);
+  const auto c = rnd<int32_t>(r, n, -(1 << 17), 1 << 17);   // r_k in about [-2, 2]
+  const RowScale ys{20000, 27}, vs{18000, 25}, ps{17000, 30};
+  std::vector<int16_t> out(static_cast<size_t>(n));
+  RowScale os;
+  std::vector<uint8_t> scratch(rwkv_scratch(n));
+  RwkvBonusArgs s{};
+  s.y = y.data(), s.ys = &ys, s.v = v.data(), s.vs = &vs, s.p = p.data(), s.ps = &ps, s.c = c.data();
+  s.n = n, s.heads = heads, s.qmax = 32767, s.out = out.data(), s.os = &os;
+  for (auto _ : st) {
+    k->head_bonus(s, 0, 1, scratch.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+}
+
 int register_rwkv() {
   size_t count = 0;
   const RwkvKernel* const* all = rwkv_kernels(&count);
@@ -84,6 +121,19 @@ int register_rwkv() {
       benchmark::RegisterBenchmark(("rwkv_mix" + tail).c_str(), [k, n](benchmark::State& st) { bench_mix(st, k, n); });
       benchmark::RegisterBenchmark(("rwkv_neg_exp" + tail).c_str(), [k, n](benchmark::State& st) { bench_neg_exp(st, k, n); });
       benchmark::RegisterBenchmark(("rwkv_mul" + tail).c_str(), [k, n](benchmark::State& st) { bench_mul(st, k, n); });
+    }
+  }
+  const struct { int64_t n; int heads; } shapes[] = {{64, 1}, {128, 2}, {768, 12}};
+  for (const auto& sh : shapes) {
+    for (size_t i = 0; i < count; ++i) {
+      const RwkvKernel* k = all[i];
+      if (!isa_supported(k->isa)) continue;
+      const int64_t n = sh.n;
+      const int h = sh.heads;
+      const std::string tail = std::string("/") + isa_name(k->isa) + "/" + std::to_string(n) + "xH" + std::to_string(h);
+      benchmark::RegisterBenchmark(("rwkv_l2norm" + tail).c_str(), [k, n, h](benchmark::State& st) { bench_l2norm(st, k, n, h); });
+      benchmark::RegisterBenchmark(("rwkv_head_bonus" + tail).c_str(),
+                                   [k, n, h](benchmark::State& st) { bench_head_bonus(st, k, n, h); });
     }
   }
   return 0;

@@ -189,10 +189,123 @@ void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
   }
 }
 
+inline int64_t hsum_i64(V x) {
+  alignas(32) int64_t t[4];
+  _mm256_store_si256(reinterpret_cast<V*>(t), x);
+  return t[0] + t[1] + t[2] + t[3];
+}
+// 4 int32 of c clamped into [-lim, lim] (on the int32 lanes) and widened to int64 lanes.
+inline V load_c(const int32_t* p, int32_t lim) {
+  const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_cvtepi32_epi64(_mm_max_epi32(_mm_min_epi32(c, _mm_set1_epi32(lim)), _mm_set1_epi32(-lim)));
+}
+// 4 int64 lanes in [-32767, 32767] (after a clamp of the int32 reading) stored as int16.
+inline void store_q16(int16_t* p, V q) {
+  const __m128i q32 = _mm_max_epi32(_mm_min_epi32(low_dwords(q), _mm_set1_epi32(32767)), _mm_set1_epi32(-32767));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi32(q32, q32));
+}
+
+// l2norm, head by head as in avx512.cc; the last N % 4 elements of a head take the scalar
+// formulas. v' R (|v'| <= 2^23, R < 2^40) as two vpmuldq of 20-bit halves of R; rshift_round(.,
+// 46) of |v' R| <= 2^61 as a logical shift of v' R + 2^45 + 2^62 (positive), minus 2^16.
+void x_l2norm(const RwkvL2normArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  const int32_t lim = int32_t(kL24);
+  const V bias = s64((int64_t{1} << 62) + (int64_t{1} << 45)), off = s64(int64_t{1} << 16);
+  for (int64_t m = m0; m < m1; ++m) {
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      const int16_t* x = a.x + m * n + h0;
+      const int32_t* c = a.c + h0;
+      int16_t* y = a.y + m * n + h0;
+      const int64_t N4 = N & ~int64_t{3};
+      V mx = zero();
+      for (int64_t i = 0; i < N4; i += 4) mx = maxv(mx, absv(_mm256_mul_epi32(load_i16(x + i), load_c(c + i, lim))));
+      uint64_t A0 = hmax_u64(mx);
+      for (int64_t i = N4; i < N; ++i) A0 = std::max(A0, llm::mag64(x[i] * l2_c(c[i])));
+      if (A0 == 0 || a.xs[m].mant == 0) {
+        std::memset(y, 0, size_t(N) * sizeof(int16_t));
+        continue;
+      }
+      const int d = l2_d(A0);
+      V acc = zero();
+      for (int64_t i = 0; i < N4; i += 4) {
+        const V vp = vshs(_mm256_mul_epi32(load_i16(x + i), load_c(c + i, lim)), d);
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(vp, vp));
+      }
+      uint64_t S = uint64_t(hsum_i64(acc));
+      for (int64_t i = N4; i < N; ++i) {
+        const int64_t vp = llm::shs(x[i] * l2_c(c[i]), d);
+        S += uint64_t(vp * vp);
+      }
+      const int64_t R = l2_R(S);
+      const V R0 = s64(R & ((1 << 20) - 1)), R1 = s64(R >> 20);
+      for (int64_t i = 0; i < N4; i += 4) {
+        const V vp = vshs(_mm256_mul_epi32(load_i16(x + i), load_c(c + i, lim)), d);
+        const V pr = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(vp, R1), 20), _mm256_mul_epi32(vp, R0));
+        store_q16(y + i, _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(pr, bias), 46), off));
+      }
+      for (int64_t i = N4; i < N; ++i) y[i] = l2_y(llm::shs(x[i] * l2_c(c[i]), d), R);
+    }
+  }
+}
+
+// head_bonus as in avx512.cc; T = v s (|s| <= 2^45) as two vpmuldq of s >> 23 and its low 23 bits.
+void x_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  int64_t* t = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  const int32_t lim = int32_t(kL20);
+  const int64_t N4 = N & ~int64_t{3};
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t *y = a.y + m * n, *v = a.v + m * n, *p = a.p + m * n;
+    V tmx = zero();
+    uint64_t Tmax = 0;
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      V acc = zero();
+      for (int64_t i = h0; i < h0 + N4; i += 4) acc = _mm256_add_epi64(acc, _mm256_mul_epi32(load_i16(p + i), load_c(a.c + i, lim)));
+      int64_t s = hsum_i64(acc);
+      for (int64_t i = h0 + N4; i < h0 + N; ++i) s += p[i] * bonus_c(a.c[i]);
+      const V s1 = s64(s >> 23), s0 = s64(s & ((1 << 23) - 1));
+      for (int64_t i = h0; i < h0 + N4; i += 4) {
+        const V vi = load_i16(v + i);
+        const V T = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(vi, s1), 23), _mm256_mul_epi32(vi, s0));
+        _mm256_storeu_si256(reinterpret_cast<V*>(t + i), T);
+        tmx = maxv(tmx, absv(T));
+      }
+      for (int64_t i = h0 + N4; i < h0 + N; ++i) {
+        t[i] = v[i] * s;
+        Tmax = std::max(Tmax, llm::mag64(t[i]));
+      }
+    }
+    const BonusRow r = bonus_row(a, m, std::max(Tmax, hmax_u64(tmx)));
+    const V my = s64(r.my), mz = s64(r.mz);
+    V mx = zero();
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const V Y = _mm256_mul_epi32(load_i16(y + i), my);
+      const V Z = _mm256_mul_epi32(vshs(load_i64(t + i), r.d1), mz);
+      const V W = _mm256_add_epi64(vshs(Y, r.sy), vshs(Z, r.sz));
+      _mm256_storeu_si256(reinterpret_cast<V*>(t + i), W);
+      mx = maxv(mx, absv(W));
+    }
+    uint64_t A0 = hmax_u64(mx);
+    for (; i < n; ++i) {
+      t[i] = bonus_w(r, y[i], t[i]);
+      A0 = std::max(A0, llm::mag64(t[i]));
+    }
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.out, a.qmax, n, m), A0, &d, [t](int64_t j) { return load_i64(t + j); },
+                             [t](int64_t j) { return t[j]; });
+    a.os[m] = llm::scale_of_i(A, a.qmax, d, 1, r.e);
+  }
+}
+
 }  // namespace
 }  // namespace rwkv
 
 extern const RwkvKernel kRwkvAvx2 = {Isa::avx2,       "avx2",          rwkv::x_mix, rwkv::x_fixed,
-                                     rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul};
+                                     rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul,
+                                     rwkv::x_l2norm,  rwkv::x_head_bonus};
 
 }  // namespace fq::k

@@ -137,10 +137,99 @@ void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
   }
 }
 
+// 8 clamped int32 of c widened to int64 lanes (the clamp on the int32 lanes).
+inline V load_c(const int32_t* p, __mmask8 k, int32_t lim) {
+  const __m256i c = _mm256_maskz_loadu_epi32(k, p);
+  return _mm512_cvtepi32_epi64(_mm256_max_epi32(_mm256_min_epi32(c, _mm256_set1_epi32(lim)), _mm256_set1_epi32(-lim)));
+}
+
+// l2norm, head by head: max |v| (v = x c exact in vpmuldq: |x| < 2^16, |c| <= 2^24), then S = sum
+// v'^2 (v' fits 32 bits: vpmuldq), then y from v' R (vpmullq, |v' R| <= 2^61).
+void x_l2norm(const RwkvL2normArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  const int32_t lim = int32_t(kL24);
+  for (int64_t m = m0; m < m1; ++m) {
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      const int16_t* x = a.x + m * n + h0;
+      const int32_t* c = a.c + h0;
+      int16_t* y = a.y + m * n + h0;
+      V mx = zero();
+      for (int64_t i = 0; i < N; i += 8) {
+        const __mmask8 k = tail8(N - i);
+        mx = _mm512_max_epu64(mx, _mm512_abs_epi64(_mm512_mul_epi32(load_i16(x + i, k), load_c(c + i, k, lim))));
+      }
+      const uint64_t A0 = _mm512_reduce_max_epu64(mx);
+      if (A0 == 0 || a.xs[m].mant == 0) {
+        for (int64_t i = 0; i < N; i += 32) _mm512_mask_storeu_epi16(y + i, tail32(N - i), zero());
+        continue;
+      }
+      const int d = l2_d(A0);
+      V acc = zero();
+      for (int64_t i = 0; i < N; i += 8) {
+        const __mmask8 k = tail8(N - i);
+        const V vp = vshs(_mm512_mul_epi32(load_i16(x + i, k), load_c(c + i, k, lim)), d);
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(vp, vp));
+      }
+      const V R = s64(l2_R(uint64_t(_mm512_reduce_add_epi64(acc)))), rnd = s64(int64_t{1} << 45);
+      for (int64_t i = 0; i < N; i += 8) {
+        const __mmask8 k = tail8(N - i);
+        const V vp = vshs(_mm512_mul_epi32(load_i16(x + i, k), load_c(c + i, k, lim)), d);
+        const V q = clampv(_mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(vp, R), rnd), 46), -32767, 32767);
+        _mm512_mask_cvtepi64_storeu_epi16(y + i, k, q);
+      }
+    }
+  }
+}
+
+// head_bonus: per head s = sum p c (vpmuldq: |c| <= 2^20), T = v s (vpmullq) into the scratch
+// with max |T|; then W over the row (shift_s(T, d1) and mz fit 32 bits: vpmuldq) into the
+// scratch with max |W|; then the row quantizer on W.
+void x_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  int64_t* t = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  const int32_t lim = int32_t(kL20);
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t *y = a.y + m * n, *v = a.v + m * n, *p = a.p + m * n;
+    V tmx = zero();
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      V acc = zero();
+      for (int64_t i = 0; i < N; i += 8) {
+        const __mmask8 k = tail8(N - i);
+        acc = _mm512_add_epi64(acc, _mm512_mul_epi32(load_i16(p + h0 + i, k), load_c(a.c + h0 + i, k, lim)));
+      }
+      const V s = s64(_mm512_reduce_add_epi64(acc));
+      for (int64_t i = 0; i < N; i += 8) {
+        const __mmask8 k = tail8(N - i);
+        const V T = _mm512_mullo_epi64(load_i16(v + h0 + i, k), s);
+        _mm512_mask_storeu_epi64(t + h0 + i, k, T);
+        tmx = _mm512_max_epu64(tmx, _mm512_abs_epi64(T));
+      }
+    }
+    const BonusRow r = bonus_row(a, m, _mm512_reduce_max_epu64(tmx));
+    const V my = s64(r.my), mz = s64(r.mz);
+    V mx = zero();
+    for (int64_t i = 0; i < n; i += 8) {
+      const __mmask8 k = tail8(n - i);
+      const V Y = _mm512_mul_epi32(load_i16(y + i, k), my);
+      const V Z = _mm512_mul_epi32(vshs(load_i64(t + i, k), r.d1), mz);
+      const V W = _mm512_add_epi64(vshs(Y, r.sy), vshs(Z, r.sz));
+      _mm512_mask_storeu_epi64(t + i, k, W);
+      mx = _mm512_max_epu64(mx, _mm512_abs_epi64(W));
+    }
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.out, a.qmax, n, m), _mm512_reduce_max_epu64(mx), &d,
+                             [t](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, t + i); });
+    a.os[m] = llm::scale_of_i(A, a.qmax, d, 1, r.e);
+  }
+}
+
 }  // namespace
 }  // namespace rwkv
 
 extern const RwkvKernel kRwkvAvx512 = {Isa::avx512,     "avx512",         rwkv::x_mix, rwkv::x_fixed,
-                                       rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul};
+                                       rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul,
+                                       rwkv::x_l2norm,  rwkv::x_head_bonus};
 
 }  // namespace fq::k

@@ -171,11 +171,123 @@ void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
   }
 }
 
+// 4 int32 of c clamped into [-lim, lim].
+inline int32x4_t load_c(const int32_t* p, int32_t lim) {
+  return vmaxq_s32(vminq_s32(vld1q_s32(p), vdupq_n_s32(lim)), vdupq_n_s32(-lim));
+}
+inline uint64_t hmax(uint64x2_t x) { return vgetq_lane_u64(x, 0) > vgetq_lane_u64(x, 1) ? vgetq_lane_u64(x, 0) : vgetq_lane_u64(x, 1); }
+inline uint64x2_t maxabs(uint64x2_t mx, I4 x) { return maxu(mx, maxu(absu(x.lo), absu(x.hi))); }
+
+// l2norm, head by head as in avx512.cc; the last N % 4 elements of a head take the scalar
+// formulas. v = x c (vmull_s32), v' narrowed to int32 (|v'| <= 2^23), S by vmlal_s32, v' R
+// (R < 2^40) as vmull_s32 of 20-bit halves of R, rshift_round(., 46) as vrshr.
+void x_l2norm(const RwkvL2normArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  const int32_t lim = int32_t(kL24);
+  const int64_t N4 = N & ~int64_t{3};
+  for (int64_t m = m0; m < m1; ++m) {
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      const int16_t* x = a.x + m * n + h0;
+      const int32_t* c = a.c + h0;
+      int16_t* y = a.y + m * n + h0;
+      uint64x2_t mx = vdupq_n_u64(0);
+      for (int64_t i = 0; i < N4; i += 4) mx = maxabs(mx, mul(load_i16(x + i), load_c(c + i, lim)));
+      uint64_t A0 = hmax(mx);
+      for (int64_t i = N4; i < N; ++i) A0 = llm::mag64(x[i] * l2_c(c[i])) > A0 ? llm::mag64(x[i] * l2_c(c[i])) : A0;
+      if (A0 == 0 || a.xs[m].mant == 0) {
+        for (int64_t i = 0; i < N; ++i) y[i] = 0;
+        continue;
+      }
+      const int d = l2_d(A0);
+      I2 acc = d64(0);
+      for (int64_t i = 0; i < N4; i += 4) {
+        const int32x4_t vp = narrow(vshs(mul(load_i16(x + i), load_c(c + i, lim)), d));
+        acc = vmlal_high_s32(vmlal_s32(acc, vget_low_s32(vp), vget_low_s32(vp)), vp, vp);
+      }
+      uint64_t S = uint64_t(vaddvq_s64(acc));
+      for (int64_t i = N4; i < N; ++i) {
+        const int64_t vp = llm::shs(x[i] * l2_c(c[i]), d);
+        S += uint64_t(vp * vp);
+      }
+      const int64_t R = l2_R(S);
+      const int32x2_t R0 = vdup_n_s32(int32_t(R & ((1 << 20) - 1))), R1 = vdup_n_s32(int32_t(R >> 20));
+      for (int64_t i = 0; i < N4; i += 4) {
+        const int32x4_t vp = narrow(vshs(mul(load_i16(x + i), load_c(c + i, lim)), d));
+        const int32x2_t vl = vget_low_s32(vp), vh = vget_high_s32(vp);
+        const I2 pl = vmlal_s32(vshlq_n_s64(vmull_s32(vl, R1), 20), vl, R0);
+        const I2 ph = vmlal_s32(vshlq_n_s64(vmull_s32(vh, R1), 20), vh, R0);
+        const int32x4_t q = narrow(I4{vrshrq_n_s64(pl, 46), vrshrq_n_s64(ph, 46)});   // |q| <= 2^15
+        vst1_s16(y + i, vmovn_s32(vmaxq_s32(vminq_s32(q, vdupq_n_s32(32767)), vdupq_n_s32(-32767))));
+      }
+      for (int64_t i = N4; i < N; ++i) y[i] = l2_y(llm::shs(x[i] * l2_c(c[i]), d), R);
+    }
+  }
+}
+
+// head_bonus as in avx512.cc: s by vmlal_s32, T = v s (|s| <= 2^45) as vmull_s32 of s >> 23 and
+// its low 23 bits, Z = shift_s(T, d1) (narrowed: <= 2^29) * mz and Y = y my by vmull_s32.
+void x_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  int64_t* t = reinterpret_cast<int64_t*>(llm::align64(scratch));
+  const int32_t lim = int32_t(kL20);
+  const int64_t N4 = N & ~int64_t{3};
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t *y = a.y + m * n, *v = a.v + m * n, *p = a.p + m * n;
+    uint64x2_t tmx = vdupq_n_u64(0);
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      I2 acc = d64(0);
+      for (int64_t i = h0; i < h0 + N4; i += 4) {
+        const int32x4_t pi = load_i16(p + i), ci = load_c(a.c + i, lim);
+        acc = vmlal_high_s32(vmlal_s32(acc, vget_low_s32(pi), vget_low_s32(ci)), pi, ci);
+      }
+      int64_t s = vaddvq_s64(acc);
+      for (int64_t i = h0 + N4; i < h0 + N; ++i) s += p[i] * bonus_c(a.c[i]);
+      const int32_t s1 = int32_t(s >> 23), s0 = int32_t(s & ((1 << 23) - 1));
+      for (int64_t i = h0; i < h0 + N4; i += 4) {
+        const int32x4_t vi = load_i16(v + i);
+        const I4 hi = mul(vi, s1), lo = mul(vi, s0);
+        const I4 T = {vaddq_s64(vshlq_n_s64(hi.lo, 23), lo.lo), vaddq_s64(vshlq_n_s64(hi.hi, 23), lo.hi)};
+        vst1q_s64(t + i, T.lo);
+        vst1q_s64(t + i + 2, T.hi);
+        tmx = maxabs(tmx, T);
+      }
+      for (int64_t i = h0 + N4; i < h0 + N; ++i) {
+        t[i] = v[i] * s;
+        tmx = maxu(tmx, vdupq_n_u64(llm::mag64(t[i])));
+      }
+    }
+    const BonusRow r = bonus_row(a, m, hmax(tmx));
+    uint64x2_t mx = vdupq_n_u64(0);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const I4 Y = mul(load_i16(y + i), int32_t(r.my));
+      const I4 Z = mul(narrow(vshs(I4{vld1q_s64(t + i), vld1q_s64(t + i + 2)}, r.d1)), int32_t(r.mz));
+      const I4 W = add(vshs(Y, r.sy), vshs(Z, r.sz));
+      vst1q_s64(t + i, W.lo);
+      vst1q_s64(t + i + 2, W.hi);
+      mx = maxabs(mx, W);
+    }
+    uint64_t A0 = hmax(mx);
+    for (; i < n; ++i) {
+      t[i] = bonus_w(r, y[i], t[i]);
+      A0 = llm::mag64(t[i]) > A0 ? llm::mag64(t[i]) : A0;
+    }
+    int d = 0;
+    const int64_t A = vquant(n, a.qmax, qrow(a.out, a.qmax, n, m), A0, &d,
+                             [t](int64_t j) { return I4{vld1q_s64(t + j), vld1q_s64(t + j + 2)}; },
+                             [t](int64_t j) { return t[j]; });
+    a.os[m] = llm::scale_of_i(A, a.qmax, d, 1, r.e);
+  }
+}
+
 }  // namespace
 }  // namespace rwkv
 
 extern const RwkvKernel kRwkvNeon = {Isa::neon,       "neon",          rwkv::x_mix, rwkv::x_fixed,
-                                     rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul};
+                                     rwkv::x_neg_exp, rwkv::x_relu_sq, rwkv::x_mul,
+                                     rwkv::x_l2norm,  rwkv::x_head_bonus};
 
 }  // namespace fq::k
 #endif  // __aarch64__

@@ -2,6 +2,8 @@
 // other variant must produce the same bytes. Written for clarity, not speed.
 #include "fq/kernels/rwkv.h"
 
+#include <algorithm>
+
 #include "rwkv_internal.h"
 
 namespace fq::k {
@@ -79,9 +81,60 @@ void ref_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* scratch) {
   }
 }
 
+void ref_l2norm(const RwkvL2normArgs& a, int64_t m0, int64_t m1) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  for (int64_t m = m0; m < m1; ++m) {
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      const int16_t* x = a.x + m * n + h0;
+      const int32_t* c = a.c + h0;
+      int16_t* y = a.y + m * n + h0;
+      uint64_t A0 = 0;
+      for (int64_t i = 0; i < N; ++i) A0 = std::max(A0, llm::mag64(x[i] * l2_c(c[i])));
+      if (A0 == 0 || a.xs[m].mant == 0) {
+        for (int64_t i = 0; i < N; ++i) y[i] = 0;
+        continue;
+      }
+      const int d = l2_d(A0);
+      uint64_t S = 0;
+      for (int64_t i = 0; i < N; ++i) {
+        const int64_t vp = llm::shs(x[i] * l2_c(c[i]), d);
+        S += uint64_t(vp * vp);
+      }
+      const int64_t R = l2_R(S);
+      for (int64_t i = 0; i < N; ++i) y[i] = l2_y(llm::shs(x[i] * l2_c(c[i]), d), R);
+    }
+  }
+}
+
+void ref_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  const int64_t n = a.n, N = head_size(n, a.heads);
+  if (N == 0) return;
+  int64_t* t = reinterpret_cast<int64_t*>(llm::align64(scratch));   // T, then W
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t *y = a.y + m * n, *v = a.v + m * n, *p = a.p + m * n;
+    uint64_t Tmax = 0;
+    for (int64_t h0 = 0; h0 < n; h0 += N) {
+      int64_t s = 0;
+      for (int64_t i = h0; i < h0 + N; ++i) s += p[i] * bonus_c(a.c[i]);
+      for (int64_t i = h0; i < h0 + N; ++i) {
+        t[i] = v[i] * s;
+        Tmax = std::max(Tmax, llm::mag64(t[i]));
+      }
+    }
+    const BonusRow r = bonus_row(a, m, Tmax);
+    for (int64_t i = 0; i < n; ++i) t[i] = bonus_w(r, y[i], t[i]);
+    const QRow o = qrow(a.out, a.qmax, n, m);
+    int d = 0;
+    const int64_t A = quantize_row(t, n, a.qmax, o.q8, o.q16, &d);
+    a.os[m] = llm::scale_of_i(A, a.qmax, d, 1, r.e);
+  }
+}
+
 }  // namespace rwkv
 
 extern const RwkvKernel kRwkvScalar = {Isa::scalar,     "scalar",         rwkv::ref_mix, rwkv::ref_fixed,
-                                       rwkv::ref_neg_exp, rwkv::ref_relu_sq, rwkv::ref_mul};
+                                       rwkv::ref_neg_exp, rwkv::ref_relu_sq, rwkv::ref_mul,
+                                       rwkv::ref_l2norm,  rwkv::ref_head_bonus};
 
 }  // namespace fq::k

@@ -122,6 +122,49 @@ inline void zero_row(int64_t n, const QRow& o) {
   }
 }
 
+// ---- l2norm, head_bonus: per-head operators ----------------------------------------------------
+
+constexpr int64_t kL20 = int64_t{1} << 20;
+constexpr int64_t kL24 = int64_t{1} << 24;
+
+// Head size N = n / heads, or 0 when the heads do not split the row (heads < 1, n not a multiple
+// of heads, n < 1): every variant then returns without writing anything.
+inline int64_t head_size(int64_t n, int heads) {
+  return heads >= 1 && n >= 1 && n % heads == 0 ? n / heads : 0;
+}
+
+// l2norm: v = x * clamp(c) (|v| <= 2^39); the head's shift d from A0 = max |v| (> 0), the
+// reciprocal R from S = sum v'^2 (>= 2^44: r >= 2^22), and the output of one v' = shift_s(v, d).
+inline int64_t l2_c(int32_t c) { return clamp64(c, -kL24, kL24); }
+inline int l2_d(uint64_t A0) { return llm::bitlen64(A0) - 23; }
+inline int64_t l2_R(uint64_t S) { return int64_t(((uint64_t{1} << 61) - 1) / isqrt64(S)); }
+inline int16_t l2_y(int64_t vp, int64_t R) { return int16_t(clamp64(rshift_round(vp * R, 46), -32767, 32767)); }
+
+// head_bonus: the row constants from max |T| (Tmax) and the row scales. W_i = shift_s(y_i * my,
+// sy) + shift_s(shift_s(T_i, d1) * mz, sz) in the unit 2^-e (mz = 0 when there is no Z).
+inline int64_t bonus_c(int32_t c) { return clamp64(c, -kL20, kL20); }
+struct BonusRow {
+  int64_t d1, mz, my, sy, sz, e;
+};
+inline BonusRow bonus_row(const RwkvBonusArgs& a, int64_t m, uint64_t Tmax) {
+  const RowScale ys = a.ys[m], vs = a.vs[m], ps = a.ps[m];
+  BonusRow r;
+  const int b = llm::bitlen64(Tmax);
+  r.d1 = b > 29 ? b - 29 : 0;
+  r.mz = int64_t{vs.mant} * ps.mant;   // <= 2^30
+  if (Tmax == 0) r.mz = 0;
+  r.my = ys.mant;
+  int64_t ey = ys.exp, et = int64_t{vs.exp} + ps.exp + 16 - r.d1;
+  if (r.my == 0) ey = et;   // no Y: Z's unit
+  if (r.mz == 0) et = ey;   // no Z: Y's unit (neither: W = 0, e irrelevant)
+  r.e = ey < et ? ey : et;
+  r.sy = ey - r.e, r.sz = et - r.e;
+  return r;
+}
+inline int64_t bonus_w(const BonusRow& r, int64_t y, int64_t T) {
+  return shs(y * r.my, r.sy) + shs(shs(T, r.d1) * r.mz, r.sz);
+}
+
 }  // namespace
 
 // The scalar operators (ref.cc), for variants that forward one.
@@ -130,5 +173,7 @@ void ref_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1);
 void ref_neg_exp(const RwkvNegExpArgs& a, int64_t m0, int64_t m1);
 void ref_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* scratch);
 void ref_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* scratch);
+void ref_l2norm(const RwkvL2normArgs& a, int64_t m0, int64_t m1);
+void ref_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch);
 
 }  // namespace fq::k::rwkv

@@ -3,8 +3,13 @@
 //      scalar reference, for every operator, over many shapes (n = 1, n not a multiple of any
 //      vector width), row splits, misaligned scratch, zero rows, mant 0, extreme values, scales and
 //      exponents (mix: exponents far apart, so that the 12-bit cap of the common unit matters);
+//      l2norm / head_bonus: per-head shapes (N = 1..80 and the RWKV 7 shapes 64 x H1 (7v0-834K:
+//      n_embd 64, head size 64), 128 x H2, 768 x H12, up to n = 2048), clamped c, all-zero heads,
+//      exponent gaps between the y and v / p units, odd qmax, and invalid head counts (nothing
+//      written);
 //  (b) the scalar reference against double-precision models of the real operators, with the error
-//      bounds below (each derived next to its constant);
+//      bounds below (each derived next to its constant), and hand-computed l2norm / head_bonus
+//      cases;
 //  (c) decode_mu against hand-computed cases: int8 codes, 2 / 3 / 4-bit codebook indices packed LSB
 //      first (3-bit indices straddling bytes, streams ending exactly at a byte), rounding,
 //      saturation, and bad arguments (false, output untouched).
@@ -41,6 +46,17 @@ constexpr double kScaleRelErr = 2.0 / 32768 + 1e-9;
 constexpr double kNegExpRel0 = 1.2e-6;
 constexpr double kNegExpRelPerT = 4.9e-6;
 constexpr double kNegExpAbs = 1.0 / (1 << 24) * (1 + 1e-6);
+
+// l2norm: y = 2^15 v / |v| (v = x clamp(c), per head) rounded once (0.5), with v' = shift_s(v, d)
+// off by 0.5 in units where max |v'| >= 2^22 (0.5 * 2^15 / 2^22 = 2^-8 per element), and the norm
+// off by the rounding of every v' (|v' - v 2^-d| <= 0.5 sqrt(N)), the floor of isqrt64 (< 1) and of
+// R (relative < 2^-33), all relative to |v'| >= 2^22: |y| (0.5 sqrt(N) + 1) 2^-22 (at most 0.13 for
+// N = 1024, 0.04 for N = 64). The clamp at +-32767 only moves y toward the real value's clamp.
+constexpr double kL2Round = 0.5 + 0.5 * 32768.0 / (1 << 22) + 1e-9;
+// head_bonus: W rounds shift_s(T, d1) (0.5 * 2^d1 T units <= max |T| 2^-29, real) and the finer of
+// Y / Z to the coarser unit 2^-e (0.5 unit; a shift beyond 62 gives 0, still < 0.5 unit), then the
+// quantizer as above (kQuantStepErr steps, kScaleRelErr of the value: scale_of's one normalize).
+constexpr double kBonusTRel = 1.0 / (1 << 29);
 
 double lsb(RowScale s) { return double(s.mant) * std::ldexp(1.0, -s.exp); }
 
@@ -268,6 +284,127 @@ double qreal(const Out& o, int qmax, int64_t n, int64_t m, int64_t i) {
 }
 double real(int64_t q, RowScale s) { return q == 0 ? 0.0 : double(q) * lsb(s); }   // 0, not 0 * inf
 
+// ---- l2norm, head_bonus ---------------------------------------------------------------------------
+
+// A head count for width n: 7v0 / v7 shapes, heads of N = 1..80 (n up to 2048), or invalid ones.
+struct Heads {
+  int64_t n;
+  int heads;
+};
+Heads random_heads(Rng& r) {
+  switch (uniform(r, 0, 9)) {
+    case 0: return {64, 1};     // RWKV 7v0-834K: n_embd 64, head size 64
+    case 1: return {128, 2};
+    case 2: return {768, 12};
+    case 3: {
+      const int64_t N = uniform(r, 1, 1024);
+      return {N * uniform(r, 1, 2048 / N), 0};
+    }
+    default: {
+      const int64_t N = uniform(r, 1, 80);
+      const int64_t H = uniform(r, 0, 2) == 0 ? uniform(r, 1, 2048 / N) : uniform(r, 1, std::min<int64_t>(8, 2048 / N));
+      return {N * H, int(H)};
+    }
+  }
+}
+// case 3 above picks heads from the divisors of n
+Heads fix_heads(Rng& r, Heads h) {
+  if (h.heads != 0) return h;
+  std::vector<int> div;
+  for (int64_t d = 1; d <= h.n; ++d)
+    if (h.n % d == 0 && h.n / d <= 1024) div.push_back(int(d));
+  h.heads = div[size_t(uniform(r, 0, int64_t(div.size()) - 1))];
+  return h;
+}
+
+// c in Q16: small, about 1, up to the clamps (l2norm 2^24, head_bonus 2^20) and beyond, extremes.
+std::vector<int32_t> random_c(Rng& r, int64_t n, bool ext) {
+  const int bits = int(uniform(r, 0, 31));
+  const int64_t b = int64_t{1} << bits;
+  std::vector<int32_t> c = random_i32(r, n, std::max<int64_t>(INT32_MIN, -b), std::min<int64_t>(INT32_MAX, b - 1), ext);
+  if (uniform(r, 0, 5) == 0) std::fill(c.begin(), c.end(), uniform(r, 0, 1) ? INT32_MAX : INT32_MIN);
+  return c;
+}
+// Zeroes whole heads of some rows of x (every v 0 in a head).
+void zero_heads(Rng& r, std::vector<int16_t>& x, int64_t M, int64_t n, int heads) {
+  const int64_t N = n / heads;
+  for (int64_t m = 0; m < M; ++m)
+    for (int h = 0; h < heads; ++h)
+      if (uniform(r, 0, 4) == 0) std::fill_n(x.begin() + m * n + h * N, N, int16_t(0));
+}
+
+struct L2Case {
+  int64_t M = 0, n = 0;
+  int heads = 1;
+  std::vector<int16_t> x;
+  std::vector<RowScale> xs;
+  std::vector<int32_t> c;
+};
+
+L2Case random_l2(Rng& r, int64_t M, Heads hd, bool ext) {
+  L2Case c;
+  hd = fix_heads(r, hd);
+  c.M = M, c.n = hd.n, c.heads = hd.heads;
+  c.x = random_rows(r, M, c.n, ext);
+  if (uniform(r, 0, 2) == 0) zero_heads(r, c.x, M, c.n, c.heads);
+  for (int64_t m = 0; m < M; ++m) c.xs.push_back(ext ? ext_scale(r, 20) : random_scale(r, -10, 40));
+  c.c = random_c(r, c.n, ext);
+  if (uniform(r, 0, 4) == 0) std::fill_n(c.c.begin(), c.n / c.heads, 0);   // a head with c = 0
+  return c;
+}
+
+Out run_l2(const RwkvKernel& k, const L2Case& c, const std::vector<int64_t>& rows) {
+  Out o;
+  o.y.assign(size_t(c.M * c.n * 2), 0x5A);
+  RwkvL2normArgs a{};
+  a.x = c.x.data(), a.xs = c.xs.data(), a.c = c.c.data(), a.n = c.n, a.heads = c.heads;
+  a.y = reinterpret_cast<int16_t*>(o.y.data());
+  for (size_t i = 0; i + 1 < rows.size(); ++i) k.l2norm(a, rows[i], rows[i + 1]);
+  return o;
+}
+int16_t i16_at(const Out& o, int64_t k) {
+  int16_t t;
+  std::memcpy(&t, o.y.data() + 2 * k, 2);
+  return t;
+}
+
+struct BonusCase {
+  int64_t M = 0, n = 0;
+  int heads = 1, qmax = 127;
+  std::vector<int16_t> y, v, p;
+  std::vector<RowScale> ys, vs, ps;
+  std::vector<int32_t> c;
+};
+
+BonusCase random_bonus(Rng& r, int64_t M, Heads hd, bool ext) {
+  BonusCase c;
+  hd = fix_heads(r, hd);
+  c.M = M, c.n = hd.n, c.heads = hd.heads, c.qmax = random_qmax(r);
+  c.y = random_rows(r, M, c.n, ext), c.v = random_rows(r, M, c.n, ext), c.p = random_rows(r, M, c.n, ext);
+  if (uniform(r, 0, 2) == 0) zero_heads(r, c.v, M, c.n, c.heads);
+  if (uniform(r, 0, 2) == 0) zero_heads(r, c.p, M, c.n, c.heads);
+  for (int64_t m = 0; m < M; ++m) {
+    // y's unit near v p's (ys.exp ~ vs.exp + ps.exp + 16 - d1, d1 up to ~31), or far from it
+    c.ys.push_back(ext ? ext_scale(r, 30) : random_scale(r, -10, 40));
+    c.vs.push_back(ext ? ext_scale(r, 10) : random_scale(r, -10, 30));
+    c.ps.push_back(ext ? ext_scale(r, c.ys.back().exp - c.vs.back().exp) : random_scale(r, -10, 30));
+  }
+  c.c = random_c(r, c.n, ext);
+  return c;
+}
+
+Out run_bonus(const RwkvKernel& k, const BonusCase& c, const std::vector<int64_t>& rows) {
+  Out o;
+  o.y.assign(size_t(c.M * c.n * (c.qmax <= 127 ? 1 : 2)), 0x5A);
+  o.ys.assign(size_t(c.M), RowScale{-1, -1});
+  RwkvBonusArgs a{};
+  a.y = c.y.data(), a.ys = c.ys.data(), a.v = c.v.data(), a.vs = c.vs.data(), a.p = c.p.data(), a.ps = c.ps.data();
+  a.c = c.c.data(), a.n = c.n, a.heads = c.heads, a.qmax = c.qmax, a.out = o.y.data(), a.os = o.ys.data();
+  Scratch s(c.n);
+  for (size_t i = 0; i + 1 < rows.size(); ++i) k.head_bonus(a, rows[i], rows[i + 1], s.p());
+  return o;
+}
+
 // ---- (a) every variant == scalar ------------------------------------------------------------------
 
 // Runs every runnable variant on `make(it)` cases; `run(kernel, case, rows)` gives the outputs.
@@ -316,6 +453,76 @@ TEST_CASE("rwkv: relu_sq variants bit-exact", "[rwkv][variants]") {
 TEST_CASE("rwkv: mul variants bit-exact", "[rwkv][variants]") {
   check_variants("mul", 1000, 5, [](Rng& r, int it) { return random_bin(r, uniform(r, 1, 4), random_width(r), it % 2 == 1); },
                  run_mul);
+}
+
+TEST_CASE("rwkv: l2norm variants bit-exact", "[rwkv][variants]") {
+  check_variants("l2norm", 1500, 7, [](Rng& r, int it) { return random_l2(r, uniform(r, 1, 4), random_heads(r), it % 2 == 1); },
+                 run_l2);
+}
+
+TEST_CASE("rwkv: head_bonus variants bit-exact", "[rwkv][variants]") {
+  check_variants("head_bonus", 1500, 8, [](Rng& r, int it) {
+    return random_bonus(r, uniform(r, 1, 4), random_heads(r), it % 2 == 1);
+  }, run_bonus);
+}
+
+// l2norm / head_bonus edges: extreme x / v / p / y rows with c at and beyond the clamps, mant 0,
+// all-zero heads, exponent gaps from 0 to far beyond 62 between Y's unit and Z's, qmax 1 .. 32767,
+// and invalid head counts (nothing written by any variant).
+TEST_CASE("rwkv: l2norm / head_bonus variants bit-exact at the edges", "[rwkv][variants]") {
+  size_t nk = 0;
+  const RwkvKernel* const* ks = rwkv_kernels(&nk);
+  for (Heads hd : {Heads{1, 1}, Heads{7, 7}, Heads{7, 1}, Heads{33, 3}, Heads{64, 1}, Heads{128, 2}, Heads{96, 12}}) {
+    for (int16_t xv : {int16_t(INT16_MIN), int16_t(INT16_MAX), int16_t(-1), int16_t(0)}) {
+      for (int32_t cv : {INT32_MIN, INT32_MAX, -(1 << 24), (1 << 24) + 1, (1 << 20), -(1 << 20) - 1, 1, 0}) {
+        for (int32_t mant : {0, 1 << 14, 1 << 15}) {
+          L2Case lc;
+          lc.M = 1, lc.n = hd.n, lc.heads = hd.heads;
+          lc.x.assign(size_t(hd.n), xv);
+          lc.x[0] = int16_t(-xv / 3);
+          lc.xs = {RowScale{mant, 7}};
+          lc.c.assign(size_t(hd.n), cv);
+          const Out lw = run_l2(scalar(), lc, {0, 1});
+          for (int32_t gap : {0, 1, 29, 62, 63, 100, -1, -29, -62, -63, -100}) {
+            for (int qmax : {1, 127, 32767, 1001}) {
+              BonusCase bc;
+              bc.M = 1, bc.n = hd.n, bc.heads = hd.heads, bc.qmax = qmax;
+              bc.y.assign(size_t(hd.n), int16_t(-xv / 2));
+              bc.v.assign(size_t(hd.n), xv), bc.p.assign(size_t(hd.n), xv);
+              bc.v[size_t(hd.n - 1)] = 3;
+              bc.c.assign(size_t(hd.n), cv);
+              bc.ys = {RowScale{mant == 0 ? (1 << 15) : mant, 20 + gap}};
+              bc.vs = {RowScale{1 << 15, 0}}, bc.ps = {RowScale{mant, -16}};
+              const Out bw = run_bonus(scalar(), bc, {0, 1});
+              for (size_t v = 1; v < nk; ++v) {
+                if (!test::runnable(ks[v]->isa, ks[v]->name)) continue;
+                INFO(ks[v]->name << " n=" << hd.n << " H=" << hd.heads << " x=" << xv << " c=" << cv << " mant=" << mant
+                                 << " gap=" << gap << " qmax=" << qmax);
+                REQUIRE(run_l2(*ks[v], lc, {0, 1}) == lw);
+                REQUIRE(run_bonus(*ks[v], bc, {0, 1}) == bw);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  // invalid heads: 0, negative, not a divisor of n; n = 0
+  Rng r(9);
+  for (Heads hd : {Heads{64, 0}, Heads{64, -2}, Heads{64, 3}, Heads{10, 20}, Heads{0, 1}}) {
+    L2Case lc = random_l2(r, 2, Heads{64, 1}, false);
+    lc.n = hd.n, lc.heads = hd.heads;
+    BonusCase bc = random_bonus(r, 2, Heads{64, 1}, false);
+    bc.n = hd.n, bc.heads = hd.heads;
+    for (size_t v = 0; v < nk; ++v) {
+      if (!test::runnable(ks[v]->isa, ks[v]->name)) continue;
+      INFO(ks[v]->name << " n=" << hd.n << " heads=" << hd.heads);
+      const Out lo = run_l2(*ks[v], lc, {0, 2}), bo = run_bonus(*ks[v], bc, {0, 2});
+      REQUIRE(std::all_of(lo.y.begin(), lo.y.end(), [](uint8_t b) { return b == 0x5A; }));
+      REQUIRE(std::all_of(bo.y.begin(), bo.y.end(), [](uint8_t b) { return b == 0x5A; }));
+      REQUIRE(std::all_of(bo.ys.begin(), bo.ys.end(), [](RowScale s) { return s.mant == -1 && s.exp == -1; }));
+    }
+  }
 }
 
 // Hand-picked edges for every operator: all-extreme rows, mant 0 with nonzero data, exps far apart.
@@ -473,6 +680,131 @@ void check_product(uint64_t seed, bool square, Run run) {
 
 TEST_CASE("rwkv: relu_sq accuracy vs max(x, 0)^2", "[rwkv][accuracy]") { check_product(14, true, run_relu_sq); }
 TEST_CASE("rwkv: mul accuracy vs a * b", "[rwkv][accuracy]") { check_product(15, false, run_mul); }
+
+TEST_CASE("rwkv: l2norm accuracy vs 2^15 v / |v| per head", "[rwkv][accuracy]") {
+  Rng r(16);
+  double worst = 0, worst_abs = 0;
+  for (int it = 0; it < 3000; ++it) {
+    const L2Case c = random_l2(r, 1, random_heads(r), it % 4 == 3);
+    const Out o = run_l2(scalar(), c, {0, 1});
+    const int64_t N = c.n / c.heads;
+    for (int64_t h0 = 0; h0 < c.n; h0 += N) {
+      double ss = 0;
+      std::vector<double> v(static_cast<size_t>(N));
+      for (int64_t i = 0; i < N; ++i) {
+        v[size_t(i)] = double(c.x[size_t(h0 + i)]) * double(std::clamp<int64_t>(c.c[size_t(h0 + i)], -(1 << 24), 1 << 24));
+        ss += v[size_t(i)] * v[size_t(i)];
+      }
+      for (int64_t i = 0; i < N; ++i) {
+        const int64_t got = i16_at(o, h0 + i);
+        INFO("it=" << it << " n=" << c.n << " H=" << c.heads << " i=" << h0 + i << " got=" << got);
+        if (ss == 0 || c.xs[0].mant == 0) {
+          REQUIRE(got == 0);
+          continue;
+        }
+        const double want = std::clamp(32768.0 * v[size_t(i)] / std::sqrt(ss), -32767.0, 32767.0);
+        const double bound = kL2Round + std::fabs(want) * (0.5 * std::sqrt(double(N)) + 1.01) / (1 << 22);
+        INFO("want=" << want << " bound=" << bound);
+        REQUIRE(std::fabs(double(got) - want) <= bound);
+        worst = std::max(worst, std::fabs(double(got) - want) / bound);
+        worst_abs = std::max(worst_abs, std::fabs(double(got) - want));
+      }
+    }
+  }
+  WARN("l2norm: worst error / bound " << worst << ", worst error " << worst_abs << " LSB");
+}
+
+TEST_CASE("rwkv: l2norm hand-computed", "[rwkv][accuracy]") {
+  // (3, 4) / 5 = (0.6, 0.8): 19660.8 -> 19661, 26214.4 -> 26214; c = -1 flips the signs; a lone
+  // element gives 2^15, clamped to 32767; mant 0 and an all-zero head give 0
+  L2Case c;
+  c.M = 1, c.n = 6, c.heads = 3;
+  c.x = {3, 4, -3, 4, 0, 9};
+  c.xs = {RowScale{1 << 14, 3}};
+  c.c = {1 << 16, 1 << 16, -(1 << 16), -(1 << 16), INT32_MIN, 0};
+  const Out o = run_l2(scalar(), c, {0, 1});
+  const int16_t want[6] = {19661, 26214, 19661, -26214, 0, 0};
+  for (int i = 0; i < 6; ++i) REQUIRE(i16_at(o, i) == want[i]);
+  c.n = 2, c.heads = 2, c.c = {INT32_MIN, 7};
+  const Out o2 = run_l2(scalar(), c, {0, 1});
+  REQUIRE(i16_at(o2, 0) == -32767);
+  REQUIRE(i16_at(o2, 1) == 32767);
+  c.xs = {RowScale{0, 3}};
+  const Out o3 = run_l2(scalar(), c, {0, 1});
+  REQUIRE((i16_at(o3, 0) == 0 && i16_at(o3, 1) == 0));
+}
+
+TEST_CASE("rwkv: head_bonus accuracy vs y + v sum(p c) per head", "[rwkv][accuracy]") {
+  Rng r(17);
+  double worst = 0;
+  for (int it = 0; it < 3000; ++it) {
+    BonusCase c = random_bonus(r, 1, random_heads(r), false);
+    // units near each other, or apart by up to 40 bits either way
+    c.vs[0] = random_scale(r, 0, 20), c.ps[0] = random_scale(r, 0, 20);
+    c.ys[0] = random_scale(r, 0, 0);
+    c.ys[0].exp = int32_t(c.vs[0].exp + c.ps[0].exp + uniform(r, -40, 40));
+    if (it % 3 == 0) c.c = random_i32(r, c.n, -(1 << 21), 1 << 21, false);   // around the clamp
+    const Out o = run_bonus(scalar(), c, {0, 1});
+    const int64_t N = c.n / c.heads;
+    // exact T (int64) for d1, and the real values
+    std::vector<int64_t> T(size_t(c.n));
+    uint64_t Tmax = 0;
+    for (int64_t h0 = 0; h0 < c.n; h0 += N) {
+      int64_t s = 0;
+      for (int64_t i = h0; i < h0 + N; ++i) s += int64_t{c.p[size_t(i)]} * std::clamp<int64_t>(c.c[size_t(i)], -(1 << 20), 1 << 20);
+      for (int64_t i = h0; i < h0 + N; ++i) {
+        T[size_t(i)] = c.v[size_t(i)] * s;
+        Tmax = std::max<uint64_t>(Tmax, uint64_t(std::llabs(T[size_t(i)])));
+      }
+    }
+    const int64_t mz = int64_t{c.vs[0].mant} * c.ps[0].mant;
+    const bool hasZ = mz != 0 && Tmax != 0, hasY = c.ys[0].mant != 0;
+    const int bl = Tmax ? 64 - __builtin_clzll(Tmax) : 0;
+    const int64_t d1 = std::max(0, bl - 29);
+    const double tunit = double(mz) * std::ldexp(1.0, -(c.vs[0].exp + c.ps[0].exp + 16));   // real of one T unit
+    // the coarser unit of W (0 when only one of Y / Z is present: nothing is rounded there)
+    const double uy = std::ldexp(1.0, -c.ys[0].exp), uz = std::ldexp(1.0, -int(c.vs[0].exp + c.ps[0].exp + 16 - d1));
+    const double coarse = hasY && hasZ ? std::max(uy, uz) : 0;
+    const double step = lsb(o.ys[0]);
+    for (int64_t i = 0; i < c.n; ++i) {
+      const double want = real(c.y[size_t(i)], c.ys[0]) + double(T[size_t(i)]) * tunit;
+      const double got = qreal(o, c.qmax, c.n, 0, i);
+      const double bound = kQuantStepErr * step + kScaleRelErr * std::fabs(want) + 0.5 * coarse +
+                           (hasZ ? double(Tmax) * tunit * kBonusTRel : 0);
+      INFO("it=" << it << " n=" << c.n << " H=" << c.heads << " i=" << i << " want=" << want << " got=" << got
+                 << " bound=" << bound);
+      REQUIRE(std::fabs(got - want) <= bound);
+      if (bound > 0) worst = std::max(worst, std::fabs(got - want) / bound);
+    }
+  }
+  WARN("head_bonus: worst error / bound " << worst);
+}
+
+TEST_CASE("rwkv: head_bonus hand-computed", "[rwkv][accuracy]") {
+  // two heads of 2: s_0 = 1 * 2^16 + 2 * 2^15 = 2^17, s_1 = 3 * 2^16 + 4 * 0 = 3 * 2^16 (c = 1, 0.5, 1,
+  // 0, real p = p * 2^14 * 2^-14 = p): real s = 2, 3. v real = v, y real = y: y + v s = (1 + 2 * 1,
+  // 2 + 2 * -1, 3 + 3 * 2, -4 + 3 * 0) = (3, 0, 9, -4); int16 out: 9 -> 32767 steps, 3 -> 10922.33
+  BonusCase c;
+  c.M = 1, c.n = 4, c.heads = 2, c.qmax = 32767;
+  c.y = {1, 2, 3, -4}, c.v = {1, -1, 2, 0}, c.p = {1, 2, 3, 4};
+  c.ys = {RowScale{1 << 14, 14}}, c.vs = {RowScale{1 << 14, 14}}, c.ps = {RowScale{1 << 14, 14}};
+  c.c = {1 << 16, 1 << 15, 1 << 16, 0};
+  const Out o = run_bonus(scalar(), c, {0, 1});
+  const double want[4] = {3, 0, 9, -4};
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(std::fabs(qreal(o, c.qmax, c.n, 0, i) - want[i]) <= kQuantStepErr * lsb(o.ys[0]) + kScaleRelErr * std::fabs(want[i]));
+  REQUIRE(i16_at(o, 2) == 32767);
+  REQUIRE(i16_at(o, 1) == 0);
+  // no Z (ps.mant 0): out = quantized y; no Y and no Z: zeros and a zero scale
+  c.ps = {RowScale{0, 0}};
+  const Out o2 = run_bonus(scalar(), c, {0, 1});
+  for (int i = 0; i < 4; ++i)
+    REQUIRE(std::fabs(qreal(o2, c.qmax, c.n, 0, i) - c.y[size_t(i)]) <= kQuantStepErr * lsb(o2.ys[0]) + kScaleRelErr * 4);
+  c.ys = {RowScale{0, 0}};
+  const Out o3 = run_bonus(scalar(), c, {0, 1});
+  for (int i = 0; i < 4; ++i) REQUIRE(i16_at(o3, i) == 0);
+  REQUIRE((o3.ys[0].mant == 0 && o3.ys[0].exp == 0));
+}
 
 // ---- (c) decode_mu --------------------------------------------------------------------------------
 

@@ -48,6 +48,29 @@
 //   quantize_row(v, qmax); (mu, eu) = normalize(as.mant * bs.mant, as.exp + bs.exp);
 //   ys = scale_of(Am, qmax, d, mu, eu).
 //
+// ---- l2norm: RWKV v7's kk = per-head l2-normalized (x * c) ---------------------------------------
+//   x int16 [M][n] + xs [M], c int32 [n] (Q16; clamped into [-2^24, 2^24]), heads H (n = H N, N <=
+//   1024); y int16 [M][n] in Q15 (real = y 2^-15; the row scale cancels). Per row and head:
+//     v_i = x_i * clamp(c_i)                                   (|v| <= 2^39)
+//     A0 = max |v_i|; A0 == 0 or xs.mant == 0: y = 0 for the head
+//     d = bitlen(A0) - 23;  v'_i = shift_s(v_i, d)              (|v'| <= 2^23; d < 0 is exact)
+//     S = sum v'_i^2 (<= 2^56);  r = isqrt64(S) (floor; r >= 2^22);  R = (2^61 - 1) / r (<= 2^39)
+//     y_i = clamp(rshift_round(v'_i * R, 46), -32767, 32767)   (|v' R| <= 2^62)
+//   (x / |x|: the sign of c carries through, so c = -k_k gives -kk directly.)
+//
+// ---- head_bonus: RWKV v7's y + v * per-head sum(p * c) ---------------------------------------------
+//   y, v, p int16 [M][n] + ys, vs, ps [M] (p = r * k, from mul); c int32 [n] (Q16, clamped into
+//   [-2^20, 2^20]), heads H (n = H N, N <= 1024); out int8 / int16 [M][n] (qmax) + os [M]. Per row:
+//     s_h = sum_{i in head h} p_i * clamp(c_i)                 (|s| <= 2^45; unit ps 2^-16)
+//     T_i = v_i * s_{h(i)}                                      (|T| <= 2^60)
+//     d1 = max(0, bitlen(max_i |T_i|) - 29);  Z_i = shift_s(T_i, d1) * (vs.mant * ps.mant)
+//                                             (|Z| <= 2^59; real Z 2^-et, et = vs.exp + ps.exp + 16 - d1)
+//     Y_i = y_i * ys.mant                      (|Y| <= 2^30; real Y 2^-ey, ey = ys.exp)
+//     no Y (ys.mant == 0): ey = et; no Z (vs.mant, ps.mant or every T zero): Z = 0, et = ey
+//     e = min(ey, et);  W_i = shift_s(Y_i, ey - e) + shift_s(Z_i, et - e)   (coarser unit: right
+//                                                                  shifts only; |W| < 2^61)
+//     q, d, A = quantize_row(W, qmax); out = q; os = scale_of(A, qmax, d, 1, e)
+//
 // ---- decode_mu (scalar, once at load): element-wise vectors to Q16 -------------------------------
 //   A vector of n values stored as codes c_i with a per-tensor scale s = (mant, exp) (real = value *
 //   mant * 2^-exp, mant in [0, 2^15]):
@@ -59,8 +82,8 @@
 //   of range).
 //
 // ---- Variants ----------------------------------------------------------------------------------
-// mix, relu_sq and mul take scratch of rwkv_scratch(n) bytes per worker (no alignment needed;
-// the int64 row before quantize_row); fixed and neg_exp take none.
+// mix, relu_sq, mul and head_bonus take scratch of rwkv_scratch(n) bytes per worker (no alignment
+// needed; the int64 row before quantize_row); fixed, neg_exp and l2norm take none.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -111,6 +134,22 @@ struct RwkvMulArgs {
   void* y; RowScale* ys;
 };
 
+struct RwkvL2normArgs {
+  const int16_t* x; const RowScale* xs;       // [M][n], [M]
+  const int32_t* c;                           // [n] Q16
+  int64_t n; int heads;
+  int16_t* y;                                 // [M][n] Q15
+};
+
+struct RwkvBonusArgs {
+  const int16_t* y; const RowScale* ys;       // [M][n], [M]
+  const int16_t* v; const RowScale* vs;
+  const int16_t* p; const RowScale* ps;
+  const int32_t* c;                           // [n] Q16
+  int64_t n; int heads; int qmax;
+  void* out; RowScale* os;                    // int8 if qmax <= 127 else int16
+};
+
 struct RwkvKernel {
   Isa isa;
   const char* name;
@@ -119,6 +158,8 @@ struct RwkvKernel {
   void (*neg_exp)(const RwkvNegExpArgs& a, int64_t m0, int64_t m1);
   void (*relu_sq)(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* scratch);
   void (*mul)(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* scratch);
+  void (*l2norm)(const RwkvL2normArgs& a, int64_t m0, int64_t m1);
+  void (*head_bonus)(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch);
 };
 
 size_t rwkv_scratch(int64_t n);
