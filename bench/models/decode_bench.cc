@@ -7,7 +7,7 @@
 // sequence/<graph>/<isa>/threads:<t>: 2048 teacher-forced tokens from the zero state through the
 // decode graph (one token per run) or the prefill graph (-prefill64: 64 tokens per run; the same
 // bytes), items_per_second = tokens/s.
-// RWKV (docs/rwkv.md): decode rows for rwkv-{5v1-730K,5v2-730K,6v0-3m}-{f32,w8a8} and sequence
+// RWKV (docs/rwkv.md): decode rows for rwkv-{5v1-730K,5v2-730K,6v0-3m,7v0-834K}-{f32,w8a8} and sequence
 // rows over 512 bytes (rwkv.cpp's eval_sequence figure) through the token graph or the 64-row
 // sequence-mode graph (-seq64).
 #include <benchmark/benchmark.h>
@@ -103,7 +103,7 @@ void register_all() {
   for (const char* name : {"stories260K-f32", "stories260K-w8a8", "stories260K-w4a8", "stories260K-w4a4",
                            "mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w4a8", "rwkv-5v1-730K-f32",
                            "rwkv-5v1-730K-w8a8", "rwkv-5v2-730K-f32", "rwkv-5v2-730K-w8a8", "rwkv-6v0-3m-f32",
-                           "rwkv-6v0-3m-w8a8"}) {
+                           "rwkv-6v0-3m-w8a8", "rwkv-7v0-834K-f32", "rwkv-7v0-834K-w8a8"}) {
     const std::shared_ptr<fq::Graph> g = load(dir, name);
     if (!g) continue;
     const bool is_float = std::string(name).find("f32") != std::string::npos;
@@ -121,7 +121,8 @@ void register_all() {
   for (const char* name : {"mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w8a8-prefill64",
                            "mamba-tiny-w4a8", "mamba-tiny-w4a8-prefill64", "rwkv-5v2-730K-f32",
                            "rwkv-5v2-730K-w8a8", "rwkv-5v2-730K-w8a8-seq64", "rwkv-6v0-3m-f32",
-                           "rwkv-6v0-3m-w8a8", "rwkv-6v0-3m-w8a8-seq64"}) {
+                           "rwkv-6v0-3m-w8a8", "rwkv-6v0-3m-w8a8-seq64", "rwkv-7v0-834K-w8a8",
+                           "rwkv-7v0-834K-w8a8-seq64"}) {
     const std::shared_ptr<fq::Graph> g = load(dir, name);
     if (!g) continue;
     const int n = std::string(name).rfind("rwkv", 0) == 0 ? 512 : 2048;

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "fq/kernels/fixed_point.h"
+
 namespace fq::exec {
 
 void conv_step(const void* params, int64_t begin, int64_t end, void* scratch) {
@@ -169,9 +171,27 @@ void act_step(const void* params, int64_t begin, int64_t end, void* scratch) {
     row.x = p.a.x + m * p.a.n;
     row.xs = p.a.xs + m;
     p.front->fixed(row, 0, 1);
+    if (p.y32) {  // a widened, rescaled output (one multiply per element after the table)
+      int16_t* t = static_cast<int16_t*>(scratch);
+      p.lut->run(*p.table, t, p.a.n, t);
+      int32_t* y = p.y32 + m * p.a.n;
+      for (int64_t i = 0; i < p.a.n; ++i) y[i] = int32_t(k::rshift_round(int64_t{t[i]} * p.out_mul, p.out_shift));
+      continue;
+    }
     p.lut->run(*p.table, scratch, p.a.n, p.y + m * p.a.n);
     p.ys[m] = p.out_scale;
   }
+}
+
+void rwkv_bonus_step(const void* params, int64_t begin, int64_t end, void* scratch) {
+  const auto& p = rwkv<k::RwkvBonusArgs>(params);
+  p.kernel->head_bonus(p.a, begin, end, scratch);
+}
+
+void rwkv_l2norm_step(const void* params, int64_t begin, int64_t end, void*) {
+  const auto& p = *static_cast<const RwkvQ15Params*>(params);
+  p.kernel->l2norm(p.a, begin, end);
+  for (int64_t m = begin; m < end; ++m) p.ys[m] = k::RowScale{1 << 14, 29};
 }
 
 void token_shift_step(const void* params, int64_t, int64_t, void*) {

@@ -129,6 +129,14 @@ void rwkv_mix_step(const void* params, int64_t begin, int64_t end, void* scratch
 void rwkv_relu_sq_step(const void* params, int64_t begin, int64_t end, void* scratch);  // rows
 void rwkv_mul_step(const void* params, int64_t begin, int64_t end, void* scratch);      // rows
 void rwkv_decay_step(const void* params, int64_t begin, int64_t end, void* scratch);    // rows
+void rwkv_bonus_step(const void* params, int64_t begin, int64_t end, void* scratch);    // rows
+// l2norm: the Q15 output rows get the constant scale (2^14, 29). Units are rows.
+struct RwkvQ15Params {
+  const k::RwkvKernel* kernel;
+  k::RwkvL2normArgs a;
+  k::RowScale* ys;
+};
+void rwkv_l2norm_step(const void* params, int64_t begin, int64_t end, void* scratch);
 
 // A DULUT activation of a dynamic int16 input: the rwkv fixed-point front (input + bias in the
 // table's input format, int16 codes into scratch) then the lut kernel; every output row gets the
@@ -141,6 +149,11 @@ struct ActParams {
   int16_t* y;
   k::RowScale out_scale;
   k::RowScale* ys;
+  // int32 output instead (y32 != nullptr, ys unused): y32 = rshift_round(code * out_mul, out_shift)
+  // (RWKV v7's log-decay -0.606531 sigmoid(.) in the linattn kernel's Q format)
+  int32_t* y32 = nullptr;
+  int32_t out_mul = 0;
+  int out_shift = 0;
 };
 void act_step(const void* params, int64_t begin, int64_t end, void* scratch);
 

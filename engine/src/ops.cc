@@ -1382,7 +1382,9 @@ void bind_rwkv_mix(BindCtx& ctx, const NodeDef& n) {
 // dulut: x i16 [M, D] + x_scale, table i16 [4, 64] (constant: b1, d1, b2, d2 of a DULUT table with
 // int16 input and output, lut.h) [, bias i32 [D] constant in Q(frac)]; attrs k1, k2, g (the table
 // format), frac (the table's input code is x + bias in Q(frac), saturated to int16), out_exp (the
-// output code's unit 2^-out_exp) -> y i16 [M, D] + y_scale (every row (2^14, out_exp + 14)).
+// output code's unit 2^-out_exp) -> y i16 [M, D] + y_scale (every row (2^14, out_exp + 14)); or, with
+// one output y i32 [M, D] and attrs out_mul, out_shift: y = rshift_round(code * out_mul, out_shift)
+// (RWKV v7's log-decay in the linattn kernel's Q format).
 k::LutTable dulut_table(const NodeDef& n, const TensorDef& t) {
   k::LutTable lt;
   lt.in_bits = 16, lt.out_bits = 16;
@@ -1399,7 +1401,8 @@ k::LutTable dulut_table(const NodeDef& n, const TensorDef& t) {
 }
 
 void check_dulut(const Check& c) {
-  c.arity(3, 4, 2);
+  const bool wide = c.n.outputs.size() == 1;  // int32 output: code * out_mul >> out_shift
+  c.arity(3, 4, wide ? 1 : 2);
   const TensorDef& x = dynamic_input(c, 0, DType::i16);
   const int16_t* tv = c.param<int16_t>(2, DType::i16, {4, k::kLutMaxEntries});
   if (c.n.inputs.size() == 4) c.param<int32_t>(3, DType::i32, {x.shape[1]});
@@ -1407,9 +1410,16 @@ void check_dulut(const Check& c) {
   c.attr("k2", 1, k::kLutMaxLog2);
   c.attr("g", 0, 14);
   c.attr("frac", 0, 30);
-  c.attr("out_exp", -kMaxExp + 14, kMaxExp - 14);
+  if (!wide) c.attr("out_exp", -kMaxExp + 14, kMaxExp - 14);
   if (tv && !k::lut_valid(dulut_table(c.n, c.in(2))))
     c.error("tensor '" + c.in(2).name + "' is not a valid DULUT table for k1, k2, g (fq/kernels/lut.h)");
+  if (wide) {
+    c.attr("out_mul", std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max());
+    c.attr("out_shift", 0, 31);
+    c.dtype(c.out(0), {DType::i32});
+    c.shape(c.out(0), x.shape);
+    return;
+  }
   c.dtype(c.out(0), {DType::i16});
   c.shape(c.out(0), x.shape);
   row_scales(c, c.out(1), x.shape[0]);
@@ -1426,9 +1436,14 @@ void bind_dulut(BindCtx& ctx, const NodeDef& n) {
   p.a.xs = row_scale_ptr(ctx, n.inputs[1]);
   p.a.bias = n.inputs.size() == 4 ? ctx.g.tensor(n.inputs[3]).as<int32_t>() : nullptr;
   p.a.n = x.shape[1], p.a.frac = attr_of(n, "frac"), p.a.out_bits = 16;
-  p.y = ptr_of<int16_t>(ctx, n.outputs[0]);
-  p.out_scale = k::RowScale{1 << 14, attr_of(n, "out_exp") + 14};
-  p.ys = row_scale_ptr(ctx, n.outputs[1]);
+  if (n.outputs.size() == 1) {
+    p.y32 = ptr_of<int32_t>(ctx, n.outputs[0]);
+    p.out_mul = int32_t(n.attr_int("out_mul", 0)), p.out_shift = attr_of(n, "out_shift");
+  } else {
+    p.y = ptr_of<int16_t>(ctx, n.outputs[0]);
+    p.out_scale = k::RowScale{1 << 14, attr_of(n, "out_exp") + 14};
+    p.ys = row_scale_ptr(ctx, n.outputs[1]);
+  }
   ctx.step(exec::act_step, ctx.make(p), x.shape[0], sizeof(int16_t) * size_t(p.a.n) + 64, 4 * x.numel());
 }
 
@@ -1542,6 +1557,122 @@ void bind_rwkv_wkv5_int(BindCtx& ctx, const NodeDef& n) {
   a.bonus = ctx.g.tensor(n.inputs[7]).as<int32_t>();
   const auto* params = ctx.make(p);
   ctx.step(exec::linattn_heads_step, params, a.kv_heads, 0, 4 * r.numel() * a.dk);
+  ctx.step(exec::linattn_out_step, params, a.rows, 0, 4 * r.numel());
+}
+
+// l2norm (integer form, RWKV v7's kk): x i16 [M, D] + x_scale, c i32 [D] (constant, Q16: the
+// per-channel factor k_k, or -k_k for -kk); attr groups (heads) -> y i16 [M, D] in Q15 + y_scale
+// (every row (2^14, 29)): per head x c / |x c|.
+void check_l2norm_int(const Check& c) {
+  c.arity(3, 3, 2);
+  const TensorDef& x = dynamic_input(c, 0, DType::i16);
+  c.param<int32_t>(2, DType::i32, {x.shape[1]});
+  const int64_t h = int_groups(c, x.shape[1]);
+  if (x.shape[1] / h > kMaxLinattnDim) c.error("head size " + std::to_string(x.shape[1] / h) + " exceeds 1024");
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), x.shape);
+  row_scales(c, c.out(1), x.shape[0]);
+}
+
+void bind_l2norm_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& x = ctx.g.tensor(n.inputs[0]);
+  exec::RwkvQ15Params p{rwkv_kernel(ctx, n), {}, row_scale_ptr(ctx, n.outputs[1])};
+  p.a.x = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  p.a.xs = row_scale_ptr(ctx, n.inputs[1]);
+  p.a.c = ctx.g.tensor(n.inputs[2]).as<int32_t>();
+  p.a.n = x.shape[1], p.a.heads = int(n.attr_int("groups", 1));
+  p.a.y = ptr_of<int16_t>(ctx, n.outputs[0]);
+  ctx.step(exec::rwkv_l2norm_step, ctx.make(p), x.shape[0], 0, 8 * x.numel());
+}
+
+// rwkv7_bonus (integer form): y, y_scale, v, v_scale, p, p_scale (i16 [M, C] dynamic; p = r * k),
+// r_k i32 [C] (constant, Q16); attrs heads, qmax -> out i8/i16 + out_scale = y + v * per-head
+// sum(p * r_k) (fq/kernels/rwkv.h head_bonus).
+void check_rwkv7_bonus_int(const Check& c) {
+  c.arity(7, 7, 2);
+  const TensorDef& y = dynamic_input(c, 0, DType::i16);
+  for (size_t i : {size_t(2), size_t(4)}) c.shape(dynamic_input(c, i, DType::i16), y.shape);
+  c.param<int32_t>(6, DType::i32, {y.shape[1]});
+  const int64_t h = c.positive("heads");
+  if (y.shape[1] % h != 0 || y.shape[1] / h > kMaxLinattnDim)
+    c.error("attribute 'heads' = " + std::to_string(h) + " does not split the width " + std::to_string(y.shape[1]) +
+            " into heads of at most 1024");
+  dynamic_output(c, {DType::i8, DType::i16}, y.shape);
+}
+
+void bind_rwkv7_bonus_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef& y = ctx.g.tensor(n.inputs[0]);
+  k::RwkvBonusArgs a{};
+  a.y = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.ys = row_scale_ptr(ctx, n.inputs[1]);
+  a.v = ptr_of<const int16_t>(ctx, n.inputs[2]);
+  a.vs = row_scale_ptr(ctx, n.inputs[3]);
+  a.p = ptr_of<const int16_t>(ctx, n.inputs[4]);
+  a.ps = row_scale_ptr(ctx, n.inputs[5]);
+  a.c = ctx.g.tensor(n.inputs[6]).as<int32_t>();
+  a.n = y.shape[1], a.heads = attr_of(n, "heads"), a.qmax = attr_of(n, "qmax");
+  a.out = ctx.tensor(n.outputs[0]);
+  a.os = row_scale_ptr(ctx, n.outputs[1]);
+  rwkv_rows_step(ctx, n, exec::rwkv_bonus_step, a, y.shape[0], k::rwkv_scratch(a.n), 8 * y.numel());
+}
+
+// rwkv_wkv7 (integer form, on the linattn kernel): r, r_scale, w (i32 [M, C]: log-decay in
+// Q(decay_frac)), k, k_scale, v, v_scale, a, a_scale, b, b_scale (i16 [M, C] dynamic), state i32
+// [H, N, N] (state tensor, unit 2^-state_exp) -> y i16 [M, C] + y_scale. In rwkv.cpp's layout
+// S = S diag(e^w) + (S a) b^T + v k^T, y = S r (linattn: retrieval before the decay, second key b).
+void check_rwkv_wkv7_int(const Check& c) {
+  c.arity(12, 12, 2);
+  const TensorDef& r = dynamic_input(c, 0, DType::i16);
+  const TensorDef& w = c.in(2);
+  c.dtype(w, {DType::i32});
+  c.shape(w, r.shape);
+  c.not_const(w);
+  for (size_t i : {size_t(3), size_t(5), size_t(7), size_t(9)}) c.shape(dynamic_input(c, i, DType::i16), r.shape);
+  const TensorDef& s = c.in(11);
+  c.state(s);
+  c.dtype(s, {DType::i32});
+  const int64_t ch = r.shape[1];
+  if (s.shape.size() != 3 || s.shape[1] != s.shape[2] || s.shape[0] * s.shape[1] != ch)
+    c.error("tensor '" + s.name + "' has shape " + shape_str(s.shape) +
+            ", expected [heads, head_size, head_size] with heads * head_size = " + std::to_string(ch));
+  if (s.shape[1] > kMaxLinattnDim) c.error("head size " + std::to_string(s.shape[1]) + " exceeds 1024");
+  c.attr("state_exp", -kMaxExp, kMaxExp);
+  c.attr("decay_frac", 8, 24);
+  c.dtype(c.out(0), {DType::i16});
+  c.shape(c.out(0), r.shape);
+  row_scales(c, c.out(1), r.shape[0]);
+}
+
+void bind_rwkv_wkv7_int(BindCtx& ctx, const NodeDef& n) {
+  const TensorDef &r = ctx.g.tensor(n.inputs[0]), &s = ctx.g.tensor(n.inputs[11]);
+  exec::LinattnParams p{k::linattn_kernel(ctx.isa), {}};
+  ctx.kernel[ctx.node] = "rwkv_wkv7_int/linattn_" + std::string(p.kernel->name);
+  k::LinattnArgs& a = p.a;
+  a.q = ptr_of<const int16_t>(ctx, n.inputs[0]);
+  a.qs = row_scale_ptr(ctx, n.inputs[1]);
+  a.decay = ptr_of<const int32_t>(ctx, n.inputs[2]);
+  a.decay_per_key = 1;
+  a.decay_frac = attr_of(n, "decay_frac");
+  a.k = ptr_of<const int16_t>(ctx, n.inputs[3]);
+  a.ks = row_scale_ptr(ctx, n.inputs[4]);
+  a.v = ptr_of<const int16_t>(ctx, n.inputs[5]);
+  a.vs = row_scale_ptr(ctx, n.inputs[6]);
+  a.a = ptr_of<const int16_t>(ctx, n.inputs[7]);
+  a.as = row_scale_ptr(ctx, n.inputs[8]);
+  a.b = ptr_of<const int16_t>(ctx, n.inputs[9]);
+  a.bs = row_scale_ptr(ctx, n.inputs[10]);
+  a.retrieve_pre_decay = 1;
+  a.rows = r.shape[0];
+  a.q_heads = a.kv_heads = int(s.shape[0]);
+  a.dk = a.dv = int(s.shape[1]);
+  a.state_exp = attr_of(n, "state_exp");
+  a.scale = k::RowScale{1 << 14, 14};  // 1.0
+  a.state = ptr_of<int32_t>(ctx, n.inputs[11]);
+  a.y = ptr_of<int16_t>(ctx, n.outputs[0]);
+  a.ys = row_scale_ptr(ctx, n.outputs[1]);
+  a.work = static_cast<int64_t*>(ctx.alloc(sizeof(int64_t) * size_t(r.numel())));
+  const auto* params = ctx.make(p);
+  ctx.step(exec::linattn_heads_step, params, a.kv_heads, 0, 8 * r.numel() * a.dk);
   ctx.step(exec::linattn_out_step, params, a.rows, 0, 4 * r.numel());
 }
 
@@ -1735,6 +1866,7 @@ void bind_unary(BindCtx& ctx, const NodeDef& n) {
 
 // l2norm: x [T, D] -> per row and group x / max(|x|_2, eps); attrs groups (1), eps (1e-12).
 void check_l2norm(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_l2norm_int(c);
   c.arity(1, 1, 1);
   const TensorDef &x = c.in(0), &y = c.out(0);
   rwkv_rows(c, x);
@@ -1757,6 +1889,7 @@ void ref_l2norm_step(const void* p, int64_t, int64_t, void*) {
 }
 
 void bind_l2norm(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_l2norm_int(ctx, n);
   const TensorDef& x = ctx.g.tensor(n.inputs[0]);
   RefL2normParams p{ptr_of<const float>(ctx, n.inputs[0]), int(x.shape[0]), int(x.shape[1]),
                     int(n.attr_int("groups", 1)), float(n.attr_float("eps", 1e-12)),
@@ -1864,6 +1997,7 @@ void bind_rwkv_wkv5(BindCtx& ctx, const NodeDef& n) {
 
 // rwkv_wkv7: r, w, k, v, a, b [T, C], state [H, N, N] -> y [T, C].
 void check_rwkv_wkv7(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_rwkv_wkv7_int(c);
   c.arity(7, 7, 1);
   const TensorDef &r = c.in(0), &y = c.out(0);
   rwkv_rows(c, r);
@@ -1889,6 +2023,7 @@ void ref_wkv7_step(const void* p, int64_t, int64_t, void*) {
 }
 
 void bind_rwkv_wkv7(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_rwkv_wkv7_int(ctx, n);
   const TensorDef &r = ctx.g.tensor(n.inputs[0]), &s = ctx.g.tensor(n.inputs[6]);
   RefWkv7Params p{};
   const float** ins[6] = {&p.r, &p.w, &p.k, &p.v, &p.a, &p.b};
@@ -1902,6 +2037,7 @@ void bind_rwkv_wkv7(BindCtx& ctx, const NodeDef& n) {
 
 // rwkv7_bonus: r, k, v [T, C], r_k [C] (constant); attr heads -> y = v * per-head sum(k r r_k).
 void check_rwkv7_bonus(const Check& c) {
+  if (int_form(c, 0, DType::i16)) return check_rwkv7_bonus_int(c);
   c.arity(4, 4, 1);
   const TensorDef &r = c.in(0), &y = c.out(0);
   rwkv_rows(c, r);
@@ -1930,6 +2066,7 @@ void ref_bonus_step(const void* p, int64_t, int64_t, void*) {
 }
 
 void bind_rwkv7_bonus(BindCtx& ctx, const NodeDef& n) {
+  if (ctx.g.tensor(n.inputs[0]).dtype != DType::f32) return bind_rwkv7_bonus_int(ctx, n);
   const TensorDef& r = ctx.g.tensor(n.inputs[0]);
   const int heads = int(n.attr_int("heads", 1));
   RefBonusParams p{ptr_of<const float>(ctx, n.inputs[0]), ptr_of<const float>(ctx, n.inputs[1]),

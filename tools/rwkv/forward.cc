@@ -305,10 +305,22 @@ std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
       Vec xs[6];
       for (int c = 0; c < 6; ++c)
         xs[c] = mix_v6(xa, sx, Vec(mu.begin() + int64_t(c) * E, mu.begin() + int64_t(c + 1) * E));
+      see(l, "att.receptance.weight", xs[0]);
+      see(l, "att.g1", xs[5]);
+      see(l, "att.a1", xs[4]);
+      see(l, "att.w1", xs[1]);
+      see(l, "att.key.weight", xs[2]);
+      see(l, "att.value.weight", xs[3]);
       const Vec r = matvec(w("att.receptance.weight"), xs[0]);
-      const Vec g = matvec(w("att.g2"), sigmoid(matvec(w("att.g1"), xs[5])));
-      const Vec a = sigmoid(matvec(w("att.a2"), matvec(w("att.a1"), xs[4]), &w("att.a0")));
-      Vec dw = matvec(w("att.w2"), tanh_(matvec(w("att.w1"), xs[1])), &w("att.w0"));
+      const Vec gh = sigmoid(matvec(w("att.g1"), xs[5]));
+      see(l, "att.g2", gh);
+      const Vec g = matvec(w("att.g2"), gh);
+      const Vec ah = matvec(w("att.a1"), xs[4]);
+      see(l, "att.a2", ah);
+      const Vec a = sigmoid(matvec(w("att.a2"), ah, &w("att.a0")));
+      const Vec wh = tanh_(matvec(w("att.w1"), xs[1]));
+      see(l, "att.w2", wh);
+      Vec dw = matvec(w("att.w2"), wh, &w("att.w0"));
       dw = exp_(scale(sigmoid(dw), -0.606531f));
       Vec k = matvec(w("att.key.weight"), xs[2]);
       Vec kk = mul(k, w("att.k_k"));
@@ -328,10 +340,14 @@ std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
       if (l == 0) {
         v_first = v;
       } else {
-        const Vec gate = sigmoid(matvec(w("att.v2"), matvec(w("att.v1"), xs[3]), &w("att.v0")));
+        see(l, "att.v1", xs[3]);
+        const Vec vh = matvec(w("att.v1"), xs[3]);
+        see(l, "att.v2", vh);
+        const Vec gate = sigmoid(matvec(w("att.v2"), vh, &w("att.v0")));
         v = add(v, mul(sub(v_first, v), gate));
       }
       Vec y = wkv7(r, dw, k, v, scale(kk, -1.0f), mul(kk, a), H, N, s.wkv[size_t(l)]);
+      see(l, "wkv", s.wkv[size_t(l)]);
       y = norm(y, w("att.ln_x.weight"), w("att.ln_x.bias"), H, 64e-5f);
       Vec bonus(static_cast<size_t>(E));
       const Vec& rk = w("att.r_k");
@@ -346,7 +362,9 @@ std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
         for (int j = 0; j < N; ++j) bonus[size_t(h) * N + j] = v[size_t(h) * N + j] * sc;
       }
       y = add(y, bonus);
-      att = matvec(w("att.output.weight"), mul(y, g));
+      const Vec yg = mul(y, g);
+      see(l, "att.output.weight", yg);
+      att = matvec(w("att.output.weight"), yg);
     }
     x = add(x, att);
     // ---- channel mix ----
@@ -372,7 +390,10 @@ std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
       ffn = mul(r, matvec(w("ffn.value.weight"), k));
     } else {
       const Vec xk = mix_v6(xf, sub(fp, xf), w("ffn.x_k"));
-      ffn = matvec(w("ffn.value.weight"), relu_squared(matvec(w("ffn.key.weight"), xk)));
+      see(l, "ffn.key.weight", xk);
+      const Vec kr = relu_squared(matvec(w("ffn.key.weight"), xk));
+      see(l, "ffn.value.weight", kr);
+      ffn = matvec(w("ffn.value.weight"), kr);
     }
     x = add(x, ffn);
   }

@@ -66,6 +66,7 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
   std::string x = b.tensor("embed", DType::i32, {M, E});
   b.op("embed", "embedding", {"tokens", "embedding", "embedding.scale"}, {x}, {{"exp", int64_t(RE)}});
 
+  Dyn v_first;  // v7: the first layer's v
   for (int l = 0; l < m.n_layer; ++l) {
     const QLayer& L = q.layers[size_t(l)];
     const std::string p = "blocks." + std::to_string(l) + ".";
@@ -98,10 +99,11 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
       b.op(p + n, "token_shift", {a.first, a.second, st, ss}, {y.first, y.second});
       return y;
     };
-    auto mix = [&](const std::string& n, const Dyn& a, const Dyn& prev, const std::string& mu, const Dyn* md = nullptr) {
-      const auto y = b.dyn(p + n, DType::i8, M, E);
+    auto mix = [&](const std::string& n, const Dyn& a, const Dyn& prev, const std::string& mu, const Dyn* md = nullptr,
+                   int qmax = 127) {
+      const auto y = b.dyn(p + n, qmax <= 127 ? DType::i8 : DType::i16, M, E);
       std::vector<std::string> ins{a.first, a.second, prev.first, prev.second};
-      Attrs at{{"qmax", int64_t(127)}};
+      Attrs at{{"qmax", int64_t(qmax)}};
       auto cb = L.mu_cb.find(mu);
       if (cb == L.mu_cb.end()) {
         ins.push_back(vec32(p + n + ".mu", L.q16.at(mu)));
@@ -123,12 +125,20 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
       b.op(p + n, "rwkv_mix", ins, {y.first, y.second}, at);
       return y;
     };
-    auto act = [&](const std::string& n, const Dyn& in, bool sigmoid, int64_t width) {
+    // a DULUT activation (Q15 output); bias: a per-channel constant added to the input first
+    auto act = [&](const std::string& n, const Dyn& in, bool sigmoid, int64_t width, const std::string& bias = "") {
       const auto y = b.dyn(p + n, DType::i16, M, width);
       const k::LutTable& t = sigmoid ? q.sigmoid : q.tanh;
-      b.op(p + n, "dulut", {in.first, in.second, sigmoid ? sig_t : tanh_t}, {y.first, y.second},
+      std::vector<std::string> ins{in.first, in.second, sigmoid ? sig_t : tanh_t};
+      if (!bias.empty()) ins.push_back(vec32(p + n + ".bias", L.q16.at(bias)));
+      b.op(p + n, "dulut", ins, {y.first, y.second},
            {{"k1", int64_t(t.k1)}, {"k2", int64_t(t.k2)}, {"g", int64_t(t.g)},
             {"frac", int64_t(sigmoid ? kSigmoidFrac : kTanhFrac)}, {"out_exp", int64_t(15)}});
+      return y;
+    };
+    auto product = [&](const std::string& n, const Dyn& a, const Dyn& c, int qmax) {
+      const auto y = b.dyn(p + n, qmax <= 127 ? DType::i8 : DType::i16, M, E);
+      b.op(p + n, "mul", {a.first, a.second, c.first, c.second}, {y.first, y.second}, {{"qmax", int64_t(qmax)}});
       return y;
     };
     auto requant = [&](const std::string& n, const Dyn& in, int64_t width) {
@@ -147,6 +157,69 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
     const auto xp = shift("att.shift", xa);
     Dyn xr, xk, xv, xg;
     std::string decay;
+    if (major == 7) {
+      const auto mx = [&](const char* c) { return mix(std::string("att.x") + c, xa, xp, std::string("att.mu_") + c); };
+      const Dyn x7r = mx("r"), x7w = mx("w"), x7k = mx("k"), x7v = mx("v"), x7a = mx("a"), x7g = mx("g");
+      auto lora = [&](const std::string& n, const std::string& w, const Dyn& in) {  // width of w's rows
+        const int64_t D = int64_t(L.w.at(w).q.size()) / g.tensor(in.first).shape[1];
+        return std::make_pair(mm(n, w, in), D);
+      };
+      const auto r7 = mm("att.r", "att.receptance.weight", x7r);
+      const auto g1 = lora("att.g.fc1", "att.g1", x7g);
+      const auto g7 = mm("att.g", "att.g2", requant("att.g.h", act("att.g.sig", g1.first, true, g1.second), g1.second));
+      const auto a1 = lora("att.a.fc1", "att.a1", x7a);
+      const auto a7 = act("att.a", mm("att.a.fc2", "att.a2", requant("att.a.h", a1.first, a1.second)), true, E, "att.a0");
+      const auto w1 = lora("att.w.fc1", "att.w1", x7w);
+      const auto w2 = mm("att.w.fc2", "att.w2", requant("att.w.h", act("att.w.tanh", w1.first, false, w1.second), w1.second));
+      // log-decay -0.606531 sigmoid(w2 + w0) in Q24: the sigmoid table's Q15 code times
+      // -round(0.606531 2^31) >> 22
+      decay = b.tensor(p + "att.decay", DType::i32, {M, E});
+      b.op(p + "att.decay", "dulut", {w2.first, w2.second, sig_t, vec32(p + "att.decay.bias", L.q16.at("att.w0"))},
+           {decay},
+           {{"k1", int64_t(q.sigmoid.k1)}, {"k2", int64_t(q.sigmoid.k2)}, {"g", int64_t(q.sigmoid.g)},
+            {"frac", int64_t(kSigmoidFrac)}, {"out_mul", int64_t(-std::llround(0.606531 * 2147483648.0))},
+            {"out_shift", int64_t(22)}});
+      const auto k0 = mm("att.k0", "att.key.weight", x7k);
+      auto l2 = [&](const std::string& n, const std::string& c) {
+        const auto y = b.dyn(p + n, DType::i16, M, E);
+        b.op(p + n, "l2norm", {k0.first, k0.second, vec32(p + n + ".c", L.q16.at(c))}, {y.first, y.second},
+             {{"groups", int64_t(H)}});
+        return y;
+      };
+      const auto kk = l2("att.kk", "att.k_k"), na = l2("att.neg_kk", "att.neg_k_k");
+      const auto k7 = mix("att.k", k0, product("att.k0a", k0, a7, 32767), "att.k_a", nullptr, 32767);
+      auto v7 = mm("att.v_fc", "att.value.weight", x7v);
+      if (l == 0) {
+        v_first = v7;
+      } else {
+        const auto v1 = lora("att.vg.fc1", "att.v1", x7v);
+        const auto gate = act("att.vg", mm("att.vg.fc2", "att.v2", requant("att.vg.h", v1.first, v1.second)), true, E,
+                              "att.v0");
+        v7 = mix("att.v", v7, v_first, "att.mu_zero", &gate, 32767);
+      }
+      const auto kb = product("att.kk_a", kk, a7, 32767);
+      const std::string wkv_state = b.tensor(p + "wkv", DType::i32, {H, N, N}, true);
+      const auto y = b.dyn(p + "att.wkv", DType::i16, M, E);
+      b.op(p + "att.wkv", "rwkv_wkv7",
+           {r7.first, r7.second, decay, k7.first, k7.second, v7.first, v7.second, na.first, na.second, kb.first,
+            kb.second, wkv_state},
+           {y.first, y.second}, {{"state_exp", int64_t(L.state_exp)}, {"decay_frac", int64_t(kDecayFrac)}});
+      const auto yn = norm("att.ln_x", y.first, y.second, L.ln_x, H, 32767);
+      const auto rkp = product("att.rk", r7, k7, 32767);
+      const auto yb = b.dyn(p + "att.bonused", DType::i16, M, E);
+      b.op(p + "att.bonused", "rwkv7_bonus",
+           {yn.first, yn.second, v7.first, v7.second, rkp.first, rkp.second, vec32(p + "att.r_k", L.q16.at("att.r_k"))},
+           {yb.first, yb.second}, {{"heads", int64_t(H)}, {"qmax", int64_t(32767)}});
+      residual("att_res", mm("att.out", "att.output.weight", product("att.gated", yb, g7, 127)));
+      // channel mix: Wv relu²(Wk x_k)
+      const auto xf = norm("ln2", x, "", L.ln2, 1, 32767);
+      const auto fp = shift("ffn.shift", xf);
+      const auto kpre = mm("ffn.k_fc", "ffn.key.weight", mix("ffn.xk", xf, fp, "ffn.mu_k"));
+      const auto ksq = b.dyn(p + "ffn.k", DType::i8, M, F);
+      b.op(p + "ffn.k", "relu_squared", {kpre.first, kpre.second}, {ksq.first, ksq.second}, {{"qmax", int64_t(127)}});
+      residual("ffn_res", mm("ffn.v", "ffn.value.weight", ksq));
+      continue;
+    }
     if (major == 5) {
       xr = mix("att.xr", xa, xp, "att.mu_r");
       xk = mix("att.xk", xa, xp, "att.mu_k");

@@ -239,8 +239,8 @@ k::LutTable fit_act(quant::ActFn f, int frac, std::vector<std::string>* notes) {
 
 QModel quantize_model(const Model& m, const RwkvRecipe& r) {
   const int major = m.version.major;
-  if (major != 5 && major != 6)
-    throw Error(m.path + ": the integer RWKV graphs cover v5.1, v5.2 and v6 so far; this is v" + m.version.str());
+  if (major < 5)
+    throw Error(m.path + ": the integer RWKV graphs cover v5.1, v5.2, v6 and v7; this is v" + m.version.str());
   const int E = m.n_embed, V = m.n_vocab, H = m.head_count, N = m.head_size;
   QModel q;
   q.m = &m;
@@ -343,9 +343,34 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
       L.q16[name] = o;
     };
     for (const char* n : {"att.receptance.weight", "att.key.weight", "att.value.weight", "att.output.weight",
-                          "ffn.key.weight", "ffn.value.weight", "ffn.receptance.weight"})
+                          "ffn.key.weight", "ffn.value.weight"})
       matq(n);
-    if (major == 5) {
+    if (major != 7) matq("ffn.receptance.weight");
+    if (major == 7) {
+      // mixing vectors x_r, x_w, x_k, x_v, x_a, x_g (x + (x_prev - x) mu) and the channel mix's x_k
+      const Vec& mu = lv("att.x_rwkvag");
+      const char* tags[6] = {"r", "w", "k", "v", "a", "g"};
+      for (int c = 0; c < 6; ++c)
+        q16(std::string("att.mu_") + tags[c], Vec(mu.begin() + int64_t(c) * E, mu.begin() + int64_t(c + 1) * E), false);
+      q16("ffn.mu_k", lv("ffn.x_k"), false);
+      for (const char* n : {"att.w1", "att.w2", "att.a1", "att.a2", "att.g1", "att.g2"}) matq(n);
+      if (l > 0) matq("att.v1"), matq("att.v2");
+      // per-channel constants: l2norm factors (k_k, -k_k), the key update's k_a (a mixing vector:
+      // k = k0 + (k0 a - k0) k_a), the bonus r_k, and the LoRA biases in the sigmoid input format
+      std::vector<int32_t> kk, nkk, rk, zero(size_t(E), 0);
+      for (float v : lv("att.k_k")) kk.push_back(fix(v, 16)), nkk.push_back(fix(-double(v), 16));
+      for (float v : lv("att.r_k")) rk.push_back(fix(v, 16));
+      L.q16["att.k_k"] = kk, L.q16["att.neg_k_k"] = nkk, L.q16["att.r_k"] = rk, L.q16["att.mu_zero"] = zero;
+      std::vector<int32_t> ka;
+      for (float v : lv("att.k_a")) ka.push_back(fix(v, 16));
+      L.q16["att.k_a"] = ka;
+      for (const char* b : {"att.w0", "att.a0", "att.v0"}) {
+        if (l == 0 && std::string(b) == "att.v0") continue;
+        std::vector<int32_t> o;
+        for (float v : lv(b)) o.push_back(fix(v, kSigmoidFrac));
+        L.q16[b] = o;
+      }
+    } else if (major == 5) {
       // v4/v5 mixing x mu + p (1 - mu) = x + (p - x)(1 - mu)
       for (const char* c : {"k", "v", "r"}) q16(std::string("att.mu_") + c, lv(std::string("att.time_mix_") + c), true);
       for (const char* c : {"k", "r"}) q16(std::string("ffn.mu_") + c, lv(std::string("ffn.time_mix_") + c), true);
