@@ -1506,18 +1506,13 @@ void bind_mul_int(BindCtx& ctx, const NodeDef& n) {
 // 2^-state_exp) -> y i16 [M, C] + y_scale. y = r . (S + u k v^T), S = diag(e^w) S + k v^T per head.
 constexpr int kMaxLinattnDim = 1024;
 
-void check_rwkv_wkv5_int(const Check& c) {
-  c.arity(9, 9, 2);
-  const TensorDef& r = dynamic_input(c, 0, DType::i16);
-  for (size_t i : {size_t(2), size_t(4)}) c.shape(dynamic_input(c, i, DType::i16), r.shape);
-  const int64_t ch = r.shape[1];
-  const TensorDef& w = c.in(6);
-  c.dtype(w, {DType::i32});
-  c.shape(w, w.is_const ? std::vector<int64_t>{ch} : r.shape);
-  c.param<int32_t>(7, DType::i32, {ch});
-  const TensorDef& s = c.in(8);
+// The WKV state [H, N, N] (int32 state tensor matching a width C = H N), the state unit, the decay
+// format and the output row of rwkv_wkv5 / rwkv_wkv7 (integer forms).
+void check_wkv_int_tail(const Check& c, const TensorDef& r, size_t state) {
+  const TensorDef& s = c.in(state);
   c.state(s);
   c.dtype(s, {DType::i32});
+  const int64_t ch = r.shape[1];
   if (s.shape.size() != 3 || s.shape[1] != s.shape[2] || s.shape[0] * s.shape[1] != ch)
     c.error("tensor '" + s.name + "' has shape " + shape_str(s.shape) +
             ", expected [heads, head_size, head_size] with heads * head_size = " + std::to_string(ch));
@@ -1529,35 +1524,54 @@ void check_rwkv_wkv5_int(const Check& c) {
   row_scales(c, c.out(1), r.shape[0]);
 }
 
-void bind_rwkv_wkv5_int(BindCtx& ctx, const NodeDef& n) {
-  const TensorDef &r = ctx.g.tensor(n.inputs[0]), &w = ctx.g.tensor(n.inputs[6]),
-                  &s = ctx.g.tensor(n.inputs[8]);
-  exec::LinattnParams p{k::linattn_kernel(ctx.isa), {}};
-  ctx.kernel[ctx.node] = "rwkv_wkv5_int/linattn_" + std::string(p.kernel->name);
+// The linattn arguments both WKV forms share (q = r, one kv head per head, dk = dv = N, per-key
+// decay, output scale 1) and its two steps.
+void bind_wkv_int(BindCtx& ctx, const NodeDef& n, exec::LinattnParams& p, size_t state) {
+  const TensorDef &r = ctx.g.tensor(n.inputs[0]), &s = ctx.g.tensor(n.inputs[state]);
   k::LinattnArgs& a = p.a;
   a.q = ptr_of<const int16_t>(ctx, n.inputs[0]);
   a.qs = row_scale_ptr(ctx, n.inputs[1]);
-  a.k = ptr_of<const int16_t>(ctx, n.inputs[2]);
-  a.ks = row_scale_ptr(ctx, n.inputs[3]);
-  a.v = ptr_of<const int16_t>(ctx, n.inputs[4]);
-  a.vs = row_scale_ptr(ctx, n.inputs[5]);
-  a.decay = ptr_of<const int32_t>(ctx, n.inputs[6]);
-  a.decay_per_key = 1, a.decay_const = w.is_const ? 1 : 0;
+  a.decay_per_key = 1;
   a.decay_frac = attr_of(n, "decay_frac");
   a.rows = r.shape[0];
   a.q_heads = a.kv_heads = int(s.shape[0]);
   a.dk = a.dv = int(s.shape[1]);
   a.state_exp = attr_of(n, "state_exp");
   a.scale = k::RowScale{1 << 14, 14};  // 1.0
-  a.state = ptr_of<int32_t>(ctx, n.inputs[8]);
+  a.state = ptr_of<int32_t>(ctx, n.inputs[state]);
   a.y = ptr_of<int16_t>(ctx, n.outputs[0]);
   a.ys = row_scale_ptr(ctx, n.outputs[1]);
   a.work = static_cast<int64_t*>(ctx.alloc(sizeof(int64_t) * size_t(r.numel())));
+  ctx.kernel[ctx.node] = n.op + "_int/linattn_" + std::string(p.kernel->name);
+  const auto* params = ctx.make(p);
+  ctx.step(exec::linattn_heads_step, params, a.kv_heads, 0, 8 * r.numel() * a.dk);
+  ctx.step(exec::linattn_out_step, params, a.rows, 0, 4 * r.numel());
+}
+
+void check_rwkv_wkv5_int(const Check& c) {
+  c.arity(9, 9, 2);
+  const TensorDef& r = dynamic_input(c, 0, DType::i16);
+  for (size_t i : {size_t(2), size_t(4)}) c.shape(dynamic_input(c, i, DType::i16), r.shape);
+  const int64_t ch = r.shape[1];
+  const TensorDef& w = c.in(6);
+  c.dtype(w, {DType::i32});
+  c.shape(w, w.is_const ? std::vector<int64_t>{ch} : r.shape);
+  c.param<int32_t>(7, DType::i32, {ch});
+  check_wkv_int_tail(c, r, 8);
+}
+
+void bind_rwkv_wkv5_int(BindCtx& ctx, const NodeDef& n) {
+  exec::LinattnParams p{k::linattn_kernel(ctx.isa), {}};
+  k::LinattnArgs& a = p.a;
+  a.k = ptr_of<const int16_t>(ctx, n.inputs[2]);
+  a.ks = row_scale_ptr(ctx, n.inputs[3]);
+  a.v = ptr_of<const int16_t>(ctx, n.inputs[4]);
+  a.vs = row_scale_ptr(ctx, n.inputs[5]);
+  a.decay = ptr_of<const int32_t>(ctx, n.inputs[6]);
+  a.decay_const = ctx.g.tensor(n.inputs[6]).is_const ? 1 : 0;
   a.output_first = 1;
   a.bonus = ctx.g.tensor(n.inputs[7]).as<int32_t>();
-  const auto* params = ctx.make(p);
-  ctx.step(exec::linattn_heads_step, params, a.kv_heads, 0, 4 * r.numel() * a.dk);
-  ctx.step(exec::linattn_out_step, params, a.rows, 0, 4 * r.numel());
+  bind_wkv_int(ctx, n, p, 8);
 }
 
 // l2norm (integer form, RWKV v7's kk): x i16 [M, D] + x_scale, c i32 [D] (constant, Q16: the
@@ -1628,31 +1642,13 @@ void check_rwkv_wkv7_int(const Check& c) {
   c.shape(w, r.shape);
   c.not_const(w);
   for (size_t i : {size_t(3), size_t(5), size_t(7), size_t(9)}) c.shape(dynamic_input(c, i, DType::i16), r.shape);
-  const TensorDef& s = c.in(11);
-  c.state(s);
-  c.dtype(s, {DType::i32});
-  const int64_t ch = r.shape[1];
-  if (s.shape.size() != 3 || s.shape[1] != s.shape[2] || s.shape[0] * s.shape[1] != ch)
-    c.error("tensor '" + s.name + "' has shape " + shape_str(s.shape) +
-            ", expected [heads, head_size, head_size] with heads * head_size = " + std::to_string(ch));
-  if (s.shape[1] > kMaxLinattnDim) c.error("head size " + std::to_string(s.shape[1]) + " exceeds 1024");
-  c.attr("state_exp", -kMaxExp, kMaxExp);
-  c.attr("decay_frac", 8, 24);
-  c.dtype(c.out(0), {DType::i16});
-  c.shape(c.out(0), r.shape);
-  row_scales(c, c.out(1), r.shape[0]);
+  check_wkv_int_tail(c, r, 11);
 }
 
 void bind_rwkv_wkv7_int(BindCtx& ctx, const NodeDef& n) {
-  const TensorDef &r = ctx.g.tensor(n.inputs[0]), &s = ctx.g.tensor(n.inputs[11]);
   exec::LinattnParams p{k::linattn_kernel(ctx.isa), {}};
-  ctx.kernel[ctx.node] = "rwkv_wkv7_int/linattn_" + std::string(p.kernel->name);
   k::LinattnArgs& a = p.a;
-  a.q = ptr_of<const int16_t>(ctx, n.inputs[0]);
-  a.qs = row_scale_ptr(ctx, n.inputs[1]);
   a.decay = ptr_of<const int32_t>(ctx, n.inputs[2]);
-  a.decay_per_key = 1;
-  a.decay_frac = attr_of(n, "decay_frac");
   a.k = ptr_of<const int16_t>(ctx, n.inputs[3]);
   a.ks = row_scale_ptr(ctx, n.inputs[4]);
   a.v = ptr_of<const int16_t>(ctx, n.inputs[5]);
@@ -1662,18 +1658,7 @@ void bind_rwkv_wkv7_int(BindCtx& ctx, const NodeDef& n) {
   a.b = ptr_of<const int16_t>(ctx, n.inputs[9]);
   a.bs = row_scale_ptr(ctx, n.inputs[10]);
   a.retrieve_pre_decay = 1;
-  a.rows = r.shape[0];
-  a.q_heads = a.kv_heads = int(s.shape[0]);
-  a.dk = a.dv = int(s.shape[1]);
-  a.state_exp = attr_of(n, "state_exp");
-  a.scale = k::RowScale{1 << 14, 14};  // 1.0
-  a.state = ptr_of<int32_t>(ctx, n.inputs[11]);
-  a.y = ptr_of<int16_t>(ctx, n.outputs[0]);
-  a.ys = row_scale_ptr(ctx, n.outputs[1]);
-  a.work = static_cast<int64_t*>(ctx.alloc(sizeof(int64_t) * size_t(r.numel())));
-  const auto* params = ctx.make(p);
-  ctx.step(exec::linattn_heads_step, params, a.kv_heads, 0, 8 * r.numel() * a.dk);
-  ctx.step(exec::linattn_out_step, params, a.rows, 0, 4 * r.numel());
+  bind_wkv_int(ctx, n, p, 11);
 }
 
 // ---- RWKV float ops (docs/rwkv.md; reference: fq/reference/rwkv_ops.h) -------------------------
