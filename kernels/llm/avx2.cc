@@ -568,6 +568,22 @@ inline V visqrt4(V u) {
   return r;
 }
 
+// The shift c of a run of len elements at b: bitlen(max |x - x0|) - P (the anchor scan of the
+// layernorm contract; max and min in int32 lanes).
+int ln_anchor_shift(const LayernormArgs& a, int64_t b, int64_t len, int32_t x0, int P) {
+  V mx = _mm256_set1_epi32(x0), mn = mx;
+  for (int64_t i = 0; i < len; i += 8) {
+    const V v = ln_load8(a, b + i, len - i, x0);
+    mx = _mm256_max_epi32(mx, v), mn = _mm256_min_epi32(mn, v);
+  }
+  alignas(32) int32_t bx[8], bn[8];
+  _mm256_store_si256(reinterpret_cast<V*>(bx), mx);
+  _mm256_store_si256(reinterpret_cast<V*>(bn), mn);
+  int64_t hi = x0, lo = x0;
+  for (int j = 0; j < 8; ++j) hi = bx[j] > hi ? bx[j] : hi, lo = bn[j] < lo ? bn[j] : lo;
+  return bitlen64(uint64_t(hi - x0 > x0 - lo ? hi - x0 : x0 - lo)) - P;
+}
+
 // segments > 1 (RWKV's GroupNorm over heads): runs of L = d / segments elements, statistics per run
 // (any L >= 1: a short run is one block padded with its anchor). Per batch of up to 64 runs: the
 // stats of each run (x' into w; a block's padding writes zeros ahead, into runs not yet loaded),
@@ -592,17 +608,7 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
       for (int t = 0; t < nb; ++t) {
         const int64_t s0 = (rb + t) * L, b = base + s0;
         const int32_t x0 = int32_t(ln_x(a, b));
-        V mx = _mm256_set1_epi32(x0), mn = mx;
-        for (int64_t i = 0; i < L; i += 8) {
-          const V v = ln_load8(a, b + i, L - i, x0);
-          mx = _mm256_max_epi32(mx, v), mn = _mm256_min_epi32(mn, v);
-        }
-        alignas(32) int32_t bx[8], bn[8];
-        _mm256_store_si256(reinterpret_cast<V*>(bx), mx);
-        _mm256_store_si256(reinterpret_cast<V*>(bn), mn);
-        int64_t hi = x0, lo = x0;
-        for (int j = 0; j < 8; ++j) hi = bx[j] > hi ? bx[j] : hi, lo = bn[j] < lo ? bn[j] : lo;
-        const int c = bitlen64(uint64_t(hi - x0 > x0 - lo ? hi - x0 : x0 - lo)) - P;
+        const int c = ln_anchor_shift(a, b, L, x0, P);
         const V x0v = s64(x0);
         V sv = _mm256_setzero_si256(), qv = sv;
         for (int64_t i = 0; i < L; i += 8) {
@@ -668,17 +674,7 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
   for (int64_t m = m0; m < m1; ++m) {
     const int64_t base = m * D;
     const int32_t x0 = int32_t(ln_x(a, base));
-    V mx = _mm256_set1_epi32(x0), mn = mx;
-    for (int64_t i = 0; i < D; i += 8) {
-      const V v = ln_load8(a, base + i, D - i, x0);
-      mx = _mm256_max_epi32(mx, v), mn = _mm256_min_epi32(mn, v);
-    }
-    alignas(32) int32_t bx[8], bn[8];
-    _mm256_store_si256(reinterpret_cast<V*>(bx), mx);
-    _mm256_store_si256(reinterpret_cast<V*>(bn), mn);
-    int64_t hi = x0, lo = x0;
-    for (int j = 0; j < 8; ++j) hi = bx[j] > hi ? bx[j] : hi, lo = bn[j] < lo ? bn[j] : lo;
-    const int c = bitlen64(uint64_t(hi - x0 > x0 - lo ? hi - x0 : x0 - lo)) - ln_P(D);
+    const int c = ln_anchor_shift(a, base, D, x0, ln_P(D));
     const V x0v = s64(x0);
     V sv = _mm256_setzero_si256(), qv = sv;
     for (int64_t i = 0; i < D; i += 8) {

@@ -899,6 +899,29 @@ inline uint64x2_t visqrt2(uint64x2_t u) {
   return r;
 }
 
+// Four elements of a layernorm run: z = shift_s((x' - mu) * R, sh), w = gm * z + bo * 2^16 (g
+// non-null), lanes outside `keep` zeroed, stored to out; wm keeps the running max |w|.
+inline void ln_half(const LnRow& r, int32x4_t muv, int32x2_t Rv, int64x2_t nsh, int32x4_t xp, const int32_t* g,
+                    const int32_t* bo, int64_t* out, uint32x4_t keep, uint64x2_t& wm) {
+  const int32x4_t dd = vsubq_s32(xp, muv);
+  int64x2_t z0 = vdupq_n_s64(0), z1 = z0;
+  if (r.sh <= 62) {
+    z0 = vrshlq_s64(vmull_s32(vget_low_s32(dd), Rv), nsh);
+    z1 = vrshlq_s64(vmull_high_s32(dd, vcombine_s32(Rv, Rv)), nsh);
+  }
+  if (g) {
+    const int32x4_t z = lo_hi_s32(z0, z1), gv = vld1q_s32(g), bv = vld1q_s32(bo);
+    z0 = vmlal_s32(vshll_n_s32(vget_low_s32(bv), 16), vget_low_s32(z), vget_low_s32(gv));
+    z1 = vmlal_high_s32(vshll_high_n_s32(bv, 16), z, gv);
+  }
+  const uint64x2_t k0 = vmovl_u32(vget_low_u32(keep)), k1 = vmovl_high_u32(keep);
+  z0 = vandq_s64(z0, vreinterpretq_s64_u64(vshlq_n_u64(k0, 32) | k0));
+  z1 = vandq_s64(z1, vreinterpretq_s64_u64(vshlq_n_u64(k1, 32) | k1));
+  vst1q_s64(out, z0);
+  vst1q_s64(out + 2, z1);
+  wm = maxu(wm, maxu(absu(z0), absu(z1)));
+}
+
 // segments > 1 (RWKV's GroupNorm over heads): runs of L = d / segments elements, statistics per run
 // (any L >= 1: a short run is one block padded with its anchor). Per batch of up to 64 runs: the
 // stats of each run, the runs' square roots 2 at a time, then w of each run from x' again (a
@@ -973,23 +996,7 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
         const int32x2_t Rv = vdup_n_s32(int32_t(r.R));
         const int64x2_t nsh = vdupq_n_s64(-r.sh);
         auto half = [&](int32x4_t xp, const int32_t* g, const int32_t* bo, int64_t* out, uint32x4_t keep) {
-          const int32x4_t dd = vsubq_s32(xp, muv);
-          int64x2_t z0 = vdupq_n_s64(0), z1 = z0;
-          if (r.sh <= 62) {
-            z0 = vrshlq_s64(vmull_s32(vget_low_s32(dd), Rv), nsh);
-            z1 = vrshlq_s64(vmull_high_s32(dd, vcombine_s32(Rv, Rv)), nsh);
-          }
-          if (g) {
-            const int32x4_t z = lo_hi_s32(z0, z1), gv = vld1q_s32(g), bv = vld1q_s32(bo);
-            z0 = vmlal_s32(vshll_n_s32(vget_low_s32(bv), 16), vget_low_s32(z), vget_low_s32(gv));
-            z1 = vmlal_high_s32(vshll_high_n_s32(bv, 16), z, gv);
-          }
-          const uint64x2_t k0 = vmovl_u32(vget_low_u32(keep)), k1 = vmovl_high_u32(keep);
-          z0 = vandq_s64(z0, vreinterpretq_s64_u64(vshlq_n_u64(k0, 32) | k0));
-          z1 = vandq_s64(z1, vreinterpretq_s64_u64(vshlq_n_u64(k1, 32) | k1));
-          vst1q_s64(out, z0);
-          vst1q_s64(out + 2, z1);
-          wm = maxu(wm, maxu(absu(z0), absu(z1)));
+          ln_half(r, muv, Rv, nsh, xp, g, bo, out, keep, wm);
         };
         for (int64_t i = 0; i < L; i += 8) {
           int32x4_t lo, hi;
@@ -1076,23 +1083,7 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
     const int64x2_t nsh = vdupq_n_s64(-r.sh);
     uint64x2_t wm = vdupq_n_u64(0);
     auto half = [&](int32x4_t xp, const int32_t* g, const int32_t* bo, int64_t* out, uint32x4_t keep) {
-      const int32x4_t dd = vsubq_s32(xp, muv);
-      int64x2_t z0 = vdupq_n_s64(0), z1 = z0;
-      if (r.sh <= 62) {
-        z0 = vrshlq_s64(vmull_s32(vget_low_s32(dd), Rv), nsh);
-        z1 = vrshlq_s64(vmull_high_s32(dd, vcombine_s32(Rv, Rv)), nsh);
-      }
-      if (g) {
-        const int32x4_t z = lo_hi_s32(z0, z1), gv = vld1q_s32(g), bv = vld1q_s32(bo);
-        z0 = vmlal_s32(vshll_n_s32(vget_low_s32(bv), 16), vget_low_s32(z), vget_low_s32(gv));
-        z1 = vmlal_high_s32(vshll_high_n_s32(bv, 16), z, gv);
-      }
-      const uint64x2_t k0 = vmovl_u32(vget_low_u32(keep)), k1 = vmovl_high_u32(keep);
-      z0 = vandq_s64(z0, vreinterpretq_s64_u64(vshlq_n_u64(k0, 32) | k0));
-      z1 = vandq_s64(z1, vreinterpretq_s64_u64(vshlq_n_u64(k1, 32) | k1));
-      vst1q_s64(out, z0);
-      vst1q_s64(out + 2, z1);
-      wm = maxu(wm, maxu(absu(z0), absu(z1)));
+      ln_half(r, muv, Rv, nsh, xp, g, bo, out, keep, wm);
     };
     const int64_t chbase = (m % (a.groups < 1 ? 1 : a.groups)) * (D / inner);
     for (int64_t c0 = 0; c0 < D; c0 += kChunk) {
