@@ -827,19 +827,25 @@ k::RowScale* row_scale_ptr(BindCtx& ctx, const std::string& name) {
 }
 int attr_of(const NodeDef& n, const char* key) { return int(n.attr_int(key, 0)); }
 
-// The llm kernel for this node, reported as "op/variant".
-const k::LlmKernel* llm_kernel(BindCtx& ctx, const NodeDef& n) {
-  const k::LlmKernel* kern = k::llm_kernel(ctx.isa);
+// A family's kernel chosen for this node, reported as "op_int/variant".
+template <class Kernel>
+const Kernel* reported(BindCtx& ctx, const NodeDef& n, const Kernel* kern) {
   ctx.kernel[ctx.node] = n.op + "_int/" + kern->name;
   return kern;
 }
+const k::LlmKernel* llm_kernel(BindCtx& ctx, const NodeDef& n) { return reported(ctx, n, k::llm_kernel(ctx.isa)); }
 
-// A row-wise llm op: one step over its rows. `work` ~ multiply-adds (small steps stay on the
-// calling thread).
+// A row-wise op of a kernel family: one step over its rows, the params {kernel, args}. `work` ~
+// multiply-adds (small steps stay on the calling thread).
+template <class Params, class Kernel, class Args>
+void rows_step(BindCtx& ctx, exec::StepFn fn, const Kernel* kern, const Args& a, int64_t rows, size_t scratch,
+               int64_t work) {
+  ctx.step(fn, ctx.make(Params{kern, a}), rows, scratch, work);
+}
 template <class Args>
 void llm_rows(BindCtx& ctx, const NodeDef& n, exec::StepFn fn, const Args& a, int64_t rows,
               size_t scratch, int64_t work) {
-  ctx.step(fn, ctx.make(exec::LlmParams<Args>{llm_kernel(ctx, n), a}), rows, scratch, work);
+  rows_step<exec::LlmParams<Args>>(ctx, fn, llm_kernel(ctx, n), a, rows, scratch, work);
 }
 
 void bind_embedding_int(BindCtx& ctx, const NodeDef& n) {
@@ -1222,16 +1228,12 @@ void bind_swiglu(BindCtx& ctx, const NodeDef& n) {
 
 constexpr int64_t kMaxRwkvLn = int64_t{1} << 24;   // llm layernorm: d <= 2^24
 
-const k::RwkvKernel* rwkv_kernel(BindCtx& ctx, const NodeDef& n) {
-  const k::RwkvKernel* kern = k::rwkv_kernel(ctx.isa);
-  ctx.kernel[ctx.node] = n.op + "_int/" + kern->name;
-  return kern;
-}
+const k::RwkvKernel* rwkv_kernel(BindCtx& ctx, const NodeDef& n) { return reported(ctx, n, k::rwkv_kernel(ctx.isa)); }
 
 template <class Args>
 void rwkv_rows_step(BindCtx& ctx, const NodeDef& n, exec::StepFn fn, const Args& a, int64_t rows,
                     size_t scratch, int64_t work) {
-  ctx.step(fn, ctx.make(exec::RwkvParams<Args>{rwkv_kernel(ctx, n), a}), rows, scratch, work);
+  rows_step<exec::RwkvParams<Args>>(ctx, fn, rwkv_kernel(ctx, n), a, rows, scratch, work);
 }
 
 // attr `groups` (default 1) dividing the width d.
@@ -2243,11 +2245,7 @@ void check_requantize(const Check& c) {
   dynamic_output(c, {DType::i8, DType::i16}, x.shape);
 }
 
-const k::SsmKernel* ssm_kernel(BindCtx& ctx, const NodeDef& n) {
-  const k::SsmKernel* kern = k::ssm_kernel(ctx.isa);
-  ctx.kernel[ctx.node] = n.op + "_int/" + kern->name;
-  return kern;
-}
+const k::SsmKernel* ssm_kernel(BindCtx& ctx, const NodeDef& n) { return reported(ctx, n, k::ssm_kernel(ctx.isa)); }
 
 // Channel units first (each runs every row of its channels, in order), then row units.
 void bind_causal_conv1d_int(BindCtx& ctx, const NodeDef& n) {
