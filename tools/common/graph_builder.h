@@ -12,6 +12,20 @@
 
 namespace fq::tools {
 
+// n indices of `bits` bits (the low bits of each value) as a little-endian bitstream: index i at
+// bits i * bits .. i * bits + bits - 1 (matmul.h codebook rows, rwkv.h decode_mu); appended to out.
+inline void pack_bits(const uint8_t* idx, size_t n, int bits, std::vector<uint8_t>* out) {
+  const size_t base = out->size();
+  out->resize(base + (n * size_t(bits) + 7) / 8, 0);
+  uint8_t* o = out->data() + base;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned v = idx[i] & ((1u << bits) - 1);
+    const size_t bit = i * size_t(bits);
+    o[bit / 8] = uint8_t(o[bit / 8] | (v << (bit % 8)));
+    if (bit % 8 + size_t(bits) > 8) o[bit / 8 + 1] = uint8_t(o[bit / 8 + 1] | (v >> (8 - bit % 8)));
+  }
+}
+
 struct GraphBuilder {
   Graph g;
 

@@ -31,15 +31,9 @@ void add_dimatmul(tools::GraphBuilder& b, const std::string& name, const std::st
   std::vector<std::string> in{x.first, x.second, wname};
   if (!q.codebook.empty()) {  // indices as little-endian bitstreams per row (matmul.h)
     const int64_t rb = (int64_t{k} * q.bits + 7) / 8, ng = (k + q.group - 1) / q.group;
-    std::vector<uint8_t> bits(size_t(n) * size_t(rb), 0);
-    for (int r = 0; r < n; ++r)
-      for (int64_t j = 0; j < k; ++j) {
-        const uint32_t v = uint32_t(uint8_t(q.q[size_t(r) * size_t(k) + size_t(j)])) & ((1u << q.bits) - 1);
-        const int64_t bit = j * q.bits;
-        uint8_t* row = bits.data() + size_t(r) * size_t(rb);
-        row[bit / 8] = uint8_t(row[bit / 8] | (v << (bit % 8)));
-        if (bit % 8 + q.bits > 8) row[bit / 8 + 1] = uint8_t(row[bit / 8 + 1] | (v >> (8 - bit % 8)));
-      }
+    std::vector<uint8_t> bits;
+    for (int r = 0; r < n; ++r)  // each row starts on a byte
+      tools::pack_bits(reinterpret_cast<const uint8_t*>(q.q.data()) + size_t(r) * size_t(k), size_t(k), q.bits, &bits);
     b.constant(wname, DType::u8, {n, rb}, bits.data());
     in.push_back(b.constant(wname + ".codebook", DType::i8, {n, ng, int64_t{1} << q.bits}, q.codebook.data()));
     in.push_back(b.constant(wname + ".mult", DType::i32, {n}, q.mult.data()));

@@ -109,12 +109,8 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
         ins.push_back(vec32(p + n + ".mu", L.q16.at(mu)));
       } else {  // codebook: indices packed LSB first, entries, one scale
         const QMuCodebook& c = cb->second;
-        std::vector<uint8_t> packed((size_t(E) * size_t(c.bits) + 7) / 8, 0);
-        for (size_t i = 0; i < c.idx.size(); ++i) {
-          const size_t bit = i * size_t(c.bits);
-          packed[bit / 8] = uint8_t(packed[bit / 8] | (c.idx[i] << (bit % 8)));
-          if (bit % 8 + size_t(c.bits) > 8) packed[bit / 8 + 1] = uint8_t(packed[bit / 8 + 1] | (c.idx[i] >> (8 - bit % 8)));
-        }
+        std::vector<uint8_t> packed;
+        tools::pack_bits(c.idx.data(), c.idx.size(), c.bits, &packed);
         ins.push_back(b.constant(p + n + ".mu.codes", DType::u8, {int64_t(packed.size())}, packed.data()));
         ins.push_back(b.constant(p + n + ".mu.codebook", DType::i8,
                                  {int64_t(c.cb.size()) >> c.bits, int64_t{1} << c.bits}, c.cb.data()));

@@ -241,7 +241,7 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
   const int major = m.version.major;
   if (major < 5)
     throw Error(m.path + ": the integer RWKV graphs cover v5.1, v5.2, v6 and v7; this is v" + m.version.str());
-  const int E = m.n_embed, V = m.n_vocab, H = m.head_count, N = m.head_size;
+  const int E = m.n_embed, V = m.n_vocab, N = m.head_size;
   QModel q;
   q.m = &m;
   q.r = r;
@@ -438,7 +438,6 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
   q.sigmoid = fit_act(quant::ActFn::sigmoid, kSigmoidFrac, &q.notes);
   q.tanh = fit_act(quant::ActFn::tanh, kTanhFrac, &q.notes);
   q.notes.push_back("residual: max |x| " + std::to_string(q.residual_max) + ", E = " + std::to_string(q.residual_exp));
-  (void)H;
   return q;
 }
 
