@@ -666,8 +666,9 @@ void check_rmsnorm_int(const Check& c) {
 }
 
 // Codebook weights (RWKVQuant's vector-quantized matrices, matmul.h cb3 / cb4): w u8 [N, ceil(K b / 8)]
-// (the index bitstream of each row), codebook i8 [N, ceil(K / group), 2^b], mult i32 [N] [, bias];
-// attrs bits (3 or 4), group (32, 64 or 128), w_exp.
+// (the index bitstream of each row), codebook i8 [ceil(N / R), ceil(K / group), 2^b] (R rows share
+// a codebook), mult i32 or i16 [N] (row scales; i16 is widened at load) [, bias]; attrs bits (3 or
+// 4), group (32, 64 or 128), w_exp, optional codebook_rows R (default 1).
 void check_dimatmul_codebook(const Check& c, const TensorDef& x, const TensorDef& w) {
   const int64_t n = w.shape[0], k = x.shape[1];
   if (c.n.inputs.size() < 5 || c.n.inputs.size() > 6)
@@ -680,8 +681,16 @@ void check_dimatmul_codebook(const Check& c, const TensorDef& x, const TensorDef
   if (k > kMaxMatmulK8)
     c.error("K = " + std::to_string(k) + " exceeds the i32 accumulator budget (" + std::to_string(kMaxMatmulK8) + ")");
   c.constant(w);
-  c.param<int8_t>(3, DType::i8, {n, (k + group - 1) / group, int64_t{1} << b});
-  c.range(c.in(4), c.param<int32_t>(4, DType::i32, {n}), 0, std::numeric_limits<int32_t>::max());
+  const int64_t rows = c.n.attrs.count("codebook_rows") ? c.attr("codebook_rows", 1, std::max<int64_t>(n, 1)) : 1;
+  c.param<int8_t>(3, DType::i8, {(n + rows - 1) / rows, (k + group - 1) / group, int64_t{1} << b});
+  const TensorDef& mult = c.in(4);
+  c.constant(mult);
+  c.dtype(mult, {DType::i32, DType::i16});
+  c.shape(mult, {n});
+  if (mult.data.ptr && mult.dtype == DType::i32)
+    c.range(mult, mult.as<int32_t>(), 0, std::numeric_limits<int32_t>::max());
+  else if (mult.data.ptr)
+    c.range(mult, mult.as<int16_t>(), 0, std::numeric_limits<int16_t>::max());
   if (c.n.inputs.size() == 6) {
     const int64_t bmax = std::numeric_limits<int32_t>::max() - k * 128 * 128;
     c.range(c.in(5), c.param<int32_t>(5, DType::i32, {n}), -bmax, bmax);
@@ -881,11 +890,19 @@ void bind_dimatmul(BindCtx& ctx, const NodeDef& n) {
   s.format = cb ? (attr_of(n, "bits") == 3 ? k::WeightFormat::cb3 : k::WeightFormat::cb4)
                 : i4 ? k::WeightFormat::i4 : k::WeightFormat::i8;
   s.group = i4 || cb ? attr_of(n, "group") : 0;
+  s.codebook_rows = cb ? int(n.attr_int("codebook_rows", 1)) : 1;
   k::MatmulWeights mw;
   mw.w = w.data.ptr;
+  std::vector<int32_t> mult32;  // i16 codebook row scales, widened (pack() reads them once)
   if (cb) {
+    const TensorDef& mult = g.tensor(n.inputs[4]);
     mw.codebook = g.tensor(n.inputs[3]).as<int8_t>();
-    mw.mult = g.tensor(n.inputs[4]).as<int32_t>();
+    if (mult.dtype == DType::i16) {
+      mult32.assign(mult.as<int16_t>(), mult.as<int16_t>() + s.n);
+      mw.mult = mult32.data();
+    } else {
+      mw.mult = mult.as<int32_t>();
+    }
   } else if (i4) {
     mw.gmult = g.tensor(n.inputs[3]).as<int16_t>();
     mw.gshift = g.tensor(n.inputs[4]).as<int8_t>();

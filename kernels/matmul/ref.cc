@@ -3,7 +3,7 @@
 //
 // Packed layout (the caller's layout plus its parameters): bias i32 [N] (zeros when absent), then
 // i8: mw i32 [N], w int8 [N][K]; i4: gs i32 [N], gm i32 [N][ng], w bytes [N][(K+1)/2];
-// cb3/cb4: mw i32 [N], codebooks int8 [N][ng][2^b], index bytes [N][ceil(K*b/8)].
+// cb3/cb4: mw i32 [N], codebooks int8 [ceil(N/R)][ng][2^b], index bytes [N][ceil(K*b/8)].
 // Tasks: one pass. requant / acc / residual: unit = (row m, block of 16 columns); dynamic: unit =
 // one whole row (v kept in the worker's scratch between the max and the requantization).
 #include <cstring>
@@ -19,7 +19,8 @@ constexpr int kBlock = 16;
 
 int64_t blocks(const MatmulShape& s) { return (s.n + kBlock - 1) / kBlock; }
 int64_t cbytes(const MatmulShape& s) {  // codebooks
-  return is_codebook(s.format) ? int64_t{s.n} * matmul_groups(s) * (1 << codebook_bits(s.format)) : 0;
+  if (!is_codebook(s.format)) return 0;
+  return (s.n + int64_t{s.codebook_rows} - 1) / s.codebook_rows * matmul_groups(s) * (1 << codebook_bits(s.format));
 }
 int64_t wbytes(const MatmulShape& s) {
   if (is_codebook(s.format)) return cbytes(s) + int64_t{s.n} * codebook_row_bytes(s);
@@ -76,7 +77,7 @@ int64_t value(const MatmulShape& s, const void* packed, const int8_t* a, int n) 
   }
   if (is_codebook(s.format)) {
     const int b = codebook_bits(s.format), ng = matmul_groups(s);
-    const int8_t* cb = reinterpret_cast<const int8_t*>(w) + int64_t{n} * ng * (1 << b);
+    const int8_t* cb = reinterpret_cast<const int8_t*>(w) + int64_t{n / s.codebook_rows} * ng * (1 << b);
     const uint8_t* idx = w + cbytes(s) + int64_t{n} * codebook_row_bytes(s);
     uint32_t acc = uint32_t(bias[n]);
     for (int k = 0; k < s.k; ++k)
@@ -138,7 +139,7 @@ MatmulWeights matmul_as_i8(const MatmulShape& s, const MatmulWeights& w, Decoded
   int8_t* out8 = buf->allocate(size_t(int64_t{s.n} * s.k));
   for (int n = 0; n < s.n; ++n) {
     const uint8_t* idx = static_cast<const uint8_t*>(w.w) + int64_t{n} * codebook_row_bytes(s);
-    const int8_t* cb = w.codebook + int64_t{n} * ng * (1 << b);
+    const int8_t* cb = w.codebook + int64_t{n / s.codebook_rows} * ng * (1 << b);
     for (int k = 0; k < s.k; ++k)
       out8[int64_t{n} * s.k + k] = cb[(k / s.group) * (1 << b) + cb_index(idx, k, b)];
   }

@@ -36,15 +36,17 @@ const char* fill_name(Fill f) {
 struct Format {
   WeightFormat f;
   int group;
-  std::string name() const { return format_name(f, group); }
-  static std::string format_name(WeightFormat f, int group) {
+  int rows = 1;  // codebook: rows sharing a codebook
+  std::string name() const { return format_name(f, group, rows); }
+  static std::string format_name(WeightFormat f, int group, int rows = 1) {
     if (f == WeightFormat::i8) return "w8";
-    return (f == WeightFormat::i4 ? "w4g" : f == WeightFormat::cb3 ? "cb3g" : "cb4g") + std::to_string(group);
+    return (f == WeightFormat::i4 ? "w4g" : f == WeightFormat::cb3 ? "cb3g" : "cb4g") + std::to_string(group) +
+           (rows > 1 ? "r" + std::to_string(rows) : "");
   }
 };
 const Format kFormats[] = {{WeightFormat::i8, 0},   {WeightFormat::i4, 32},  {WeightFormat::i4, 64},
                            {WeightFormat::i4, 128}, {WeightFormat::cb3, 64}, {WeightFormat::cb4, 32},
-                           {WeightFormat::cb3, 128}};
+                           {WeightFormat::cb3, 128}, {WeightFormat::cb3, 64, 16}, {WeightFormat::cb4, 32, 3}};
 constexpr int kNumFormats = int(sizeof(kFormats) / sizeof(kFormats[0]));
 
 struct Epi {
@@ -89,7 +91,7 @@ struct Problem {
   int64_t lda = 0;
   std::vector<int8_t> a;
   std::vector<uint8_t> w;  // int8 [N][K], int4 bytes [N][(K+1)/2] or codebook index bitstreams
-  std::vector<int8_t> cb;  // codebooks [N][ng][2^b]
+  std::vector<int8_t> cb;  // codebooks [ceil(N/R)][ng][2^b]
   std::vector<int32_t> mult, bias;
   std::vector<int16_t> gm;
   std::vector<int8_t> gs;
@@ -98,7 +100,7 @@ struct Problem {
   std::string describe() const {
     std::ostringstream os;
     os << s.m << "x" << s.n << "x" << s.k << " "
-       << Format::format_name(s.format, s.group) << " "
+       << Format::format_name(s.format, s.group, s.codebook_rows) << " "
        << fill_name(fill) << (with_bias ? "" : " no-bias");
     return os.str();
   }
@@ -112,7 +114,7 @@ struct Problem {
         const int64_t bit = int64_t{k} * b + i;
         idx |= ((w[row + size_t(bit / 8)] >> (bit % 8)) & 1) << i;
       }
-      return cb[(size_t(n) * ng + size_t(k / s.group)) * (size_t{1} << b) + size_t(idx)];
+      return cb[(size_t(n / s.codebook_rows) * ng + size_t(k / s.group)) * (size_t{1} << b) + size_t(idx)];
     }
     const uint8_t byte = w[size_t(n) * ((s.k + 1) / 2) + k / 2];
     const uint8_t nib = k % 2 ? byte >> 4 : byte & 15;
@@ -171,8 +173,9 @@ Problem make_problem(const MatmulShape& s, Fill fill, test::Rng& r) {
     const int64_t row = (int64_t{s.k} * b + 7) / 8;
     p.w.resize(size_t(s.n * row));
     for (auto& x : p.w) x = uint8_t(test::uniform(r, 0, 255));
-    p.cb.resize(size_t(s.n) * ng << b);
-    for (int n = 0; n < s.n; ++n)
+    const int nb = (s.n + s.codebook_rows - 1) / s.codebook_rows;  // blocks of rows
+    p.cb.resize(size_t(nb) * ng << b);
+    for (int n = 0; n < nb; ++n)
       for (size_t j = 0; j < (size_t(ng) << b); ++j)
         p.cb[(size_t(n) * ng << b) + j] = int8_t(wval(n, int(j)));
   } else if (!i4) {
@@ -410,7 +413,7 @@ int check_all(const Problem& p, const std::vector<const MatmulKernel*>& vars, te
 
 MatmulShape shape(int64_t m, int n, int k, const Format& f) {
   MatmulShape s;
-  s.m = m, s.n = n, s.k = k, s.format = f.f, s.group = f.group;
+  s.m = m, s.n = n, s.k = k, s.format = f.f, s.group = f.group, s.codebook_rows = f.rows;
   return s;
 }
 

@@ -1,4 +1,5 @@
 // The integer decode graph of docs/llm_int.md from a quantized TModel (quantize.h).
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -35,10 +36,19 @@ void add_dimatmul(tools::GraphBuilder& b, const std::string& name, const std::st
     for (int r = 0; r < n; ++r)  // each row starts on a byte
       tools::pack_bits(reinterpret_cast<const uint8_t*>(q.q.data()) + size_t(r) * size_t(k), size_t(k), q.bits, &bits);
     b.constant(wname, DType::u8, {n, rb}, bits.data());
-    in.push_back(b.constant(wname + ".codebook", DType::i8, {n, ng, int64_t{1} << q.bits}, q.codebook.data()));
-    in.push_back(b.constant(wname + ".mult", DType::i32, {n}, q.mult.data()));
+    const int64_t R = q.codebook_rows, nb = (n + R - 1) / R;
+    if (q.codebook.size() != size_t(nb * ng) << q.bits) throw Error(wname + ": internal: codebook size");
+    in.push_back(b.constant(wname + ".codebook", DType::i8, {nb, ng, int64_t{1} << q.bits}, q.codebook.data()));
+    // row scales in 16 bits when they fit (the engine widens them at load)
+    if (*std::max_element(q.mult.begin(), q.mult.end()) <= 32767) {
+      const std::vector<int16_t> m16(q.mult.begin(), q.mult.end());
+      in.push_back(b.constant(wname + ".mult", DType::i16, {n}, m16.data()));
+    } else {
+      in.push_back(b.constant(wname + ".mult", DType::i32, {n}, q.mult.data()));
+    }
     attrs["bits"] = int64_t(q.bits);
     attrs["group"] = int64_t(q.group);
+    if (R > 1) attrs["codebook_rows"] = R;
   } else if (q.bits == 8) {
     b.constant(wname, DType::i8, {n, k}, q.q.data());
     in.push_back(b.constant(wname + ".mult", DType::i32, {n}, q.mult.data()));

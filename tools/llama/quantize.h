@@ -101,8 +101,9 @@ struct QLinear {
   std::vector<int16_t> gmult;   // int4: [N][ng]
   std::vector<int8_t> gshift;   // int4: [N]
   int w_exp = 0;
-  std::vector<int8_t> codebook; // codebook weights (matmul.h cb3 / cb4): [N][ceil(K/G)][2^bits]
+  std::vector<int8_t> codebook; // codebook weights (matmul.h cb3 / cb4): [ceil(N/R)][ceil(K/G)][2^bits]
                                 // int8 entries; q holds the indices and mult the row scales
+  int codebook_rows = 1;        // R: rows sharing one codebook per group
   Mat deq;                      // real weights q * scale
 };
 

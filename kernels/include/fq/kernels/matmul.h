@@ -25,8 +25,9 @@
 // Codebook weights (WeightFormat::cb3 / cb4, b = 3 / 4 index bits; RWKVQuant's vector-quantized
 // weights): an index idx[n, k] in [0, 2^b), row n a little-endian bitstream of ceil(K*b/8) bytes
 // (index k in bits k*b .. k*b+b-1 of the row; the unused high bits of the last byte are ignored).
-// Groups of G in {32, 64, 128} consecutive k (the last may be partial) share a codebook of 2^b
-// int8 entries, cb[n, g, j] (int8 [N][ng][2^b]). The weight is w[n, k] = cb[n, k/G, idx[n, k]],
+// Groups of G in {32, 64, 128} consecutive k (the last may be partial) of R consecutive rows
+// (R = codebook_rows >= 1; the last block of rows may be partial) share a codebook of 2^b int8
+// entries, cb[n/R, g, j] (int8 [ceil(N/R)][ng][2^b]). The weight is w[n, k] = cb[n/R, k/G, idx[n, k]],
 // and from there everything is the int8 case (mw[n], bias[n], the same v and the same limits).
 // The scalar variant decodes indices on the fly; the SIMD variants decode them once at pack()
 // into their int8 layout (matmul_as_i8), so their speed is the int8 speed.
@@ -78,13 +79,14 @@ struct MatmulShape {
   int n = 1, k = 1;                       // output channels, depth
   WeightFormat format = WeightFormat::i8;
   int group = 0;                          // int4, codebook: G in {32, 64, 128}; ignored for int8
+  int codebook_rows = 1;                  // codebook: R rows share each codebook (>= 1)
 };
 
 // Weights in the caller's layout (see the contract above); read by pack() only.
 struct MatmulWeights {
   const void* w = nullptr;                // i8: int8 [N][K]; i4: uint8 [N][(K+1)/2];
                                           // cb3/cb4: uint8 [N][ceil(K*b/8)] index bitstreams
-  const int8_t* codebook = nullptr;       // cb3/cb4: int8 [N][ceil(K/G)][2^b]
+  const int8_t* codebook = nullptr;       // cb3/cb4: int8 [ceil(N/R)][ceil(K/G)][2^b]
   const int32_t* mult = nullptr;          // i8, cb3/cb4: mw[N]
   const int16_t* gmult = nullptr;         // i4: gm[N][ceil(K/G)]
   const int8_t* gshift = nullptr;         // i4: gs[N], 0..30
