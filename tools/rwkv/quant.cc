@@ -61,7 +61,8 @@ RwkvRecipe parse_rwkv_recipe(const std::string& text, const std::string& path) {
       r.codebook_group = rc::scalar<int>(path, key, v);
       if (r.codebook_group != 32 && r.codebook_group != 64 && r.codebook_group != 128)
         rc::bad(path, v, "codebook_group must be 32, 64 or 128");
-    } else if (key == "proxy") r.proxy = rc::scalar<bool>(path, key, v);
+    } else if (key == "codebook_rows") r.codebook_rows = rc::in_range<int>(path, key, v, 1, 1 << 16);
+    else if (key == "proxy") r.proxy = rc::scalar<bool>(path, key, v);
     else if (key == "proxy_tau1") r.proxy_tau1 = rc::in_range<double>(path, key, v, 0.0, 1e9);
     else if (key == "proxy_tau2") r.proxy_tau2 = rc::in_range<double>(path, key, v, 0.0, 1e9);
     else if (key == "kmeans_iters") r.kmeans_iters = rc::in_range<int>(path, key, v, 1, 1000);
@@ -175,7 +176,8 @@ QLinear quant(const Mat& w, const std::vector<double>& h, int bits, const RwkvRe
     const int group = g >= 128 ? 128 : g >= 64 ? 64 : 32;
     const Proxy p = rwkvquant_proxy(w.a, r.proxy_tau1, r.proxy_tau2);
     if (proxy) *proxy = p;
-    return quantize_codebook(w, h, r.codebook_bits, group, r.proxy && p.coherent, r.kmeans_iters, r.gptq);
+    return quantize_codebook(w, h, r.codebook_bits, group, r.proxy && p.coherent, r.kmeans_iters, r.gptq,
+                             r.codebook_rows);
   }
   llama::WeightQuantOptions o;
   o.bits = bits;

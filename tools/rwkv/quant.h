@@ -36,6 +36,7 @@ struct RwkvRecipe {
   bool codebook = false;          // block matrices as cb<codebook_bits> (embedding / head: head_bits)
   int codebook_bits = 3;          // 3 or 4 index bits
   int codebook_group = 128;       // columns per codebook (32, 64, 128; at most K rounded up to 32)
+  int codebook_rows = 1;          // rows sharing one codebook per group
   bool proxy = true;              // coarse-to-fine proxy: uniform (scalar) codebook when coherent,
                                   // else k-means (VQ); false: k-means everywhere
   double proxy_tau1 = 8, proxy_tau2 = 8;  // thresholds of hce / fine (RWKVQuant incoherent_param)

@@ -9,6 +9,8 @@ namespace fq::rwkv {
 
 namespace {
 
+constexpr int kMaxMult = 32767;  // row scales fit int16 (the graph stores them so)
+
 // 1-D weighted k-means of values u (weights h) into `e` centroids; `round` keeps them on the int8
 // grid (the codebook is stored as int8). Returns the centroids (sorted).
 std::vector<double> kmeans1d(const std::vector<double>& u, const std::vector<double>& h, int e, int iters,
@@ -61,50 +63,87 @@ size_t nearest(const std::vector<double>& c, double v) {
 }
 
 
-// GPTVQ's M-step: with the indices fixed, each (row, group) codebook is refitted to minimize the
-// row's output error (w - w_hat)^T H (w - w_hat) over the original weights (the other groups held),
-// an E x E least-squares solve per group, entries rounded to int8; deq is updated.
-void refit_row(const llama::Mat& w, const std::vector<double>& h, int n, double s, int group, int E,
-               llama::QLinear* q) {
+// GPTVQ's M-step for one block of rows that share their codebooks: with the indices fixed, each
+// group's codebook c is refitted to minimize sum_n s_n^2 (t_n - A_n c)^T H (t_n - A_n c) over the
+// block (t_n: row n's original weights in units of s_n, with every other group's current
+// reconstruction removed), an E x E least-squares solve per group, entries rounded to int8.
+void refit_codebooks(const llama::Mat& w, const std::vector<double>& h, int n0, int n1, const std::vector<double>& s,
+                     int group, int E, int rows, llama::QLinear* q) {
   const int K = w.cols, ng = (K + group - 1) / group;
-  if (!(s > 0)) return;
-  std::vector<double> e(static_cast<size_t>(K));  // current error in units of s
-  for (int k = 0; k < K; ++k) e[size_t(k)] = double(w.at(n, k)) / s - double(q->deq.at(n, k)) / s;
+  std::vector<std::vector<double>> e;  // current error of each row of the block, in units of s_n
+  for (int n = n0; n < n1; ++n) {
+    std::vector<double> en(static_cast<size_t>(K), 0.0);
+    if (s[size_t(n)] > 0)
+      for (int k = 0; k < K; ++k) en[size_t(k)] = (double(w.at(n, k)) - double(q->deq.at(n, k))) / s[size_t(n)];
+    e.push_back(std::move(en));
+  }
   for (int g = 0; g < ng; ++g) {
     const int k0 = g * group, k1 = std::min(K, k0 + group);
-    int8_t* cb = q->codebook.data() + (size_t(n) * size_t(ng) + size_t(g)) * size_t(E);
-    const int8_t* idx = q->q.data() + size_t(n) * size_t(K);
-    // target: t = e + A c_old (the group's part of w_hat removed); minimize (t - A c)^T H (t - A c)
-    std::vector<double> t = e;
-    for (int k = k0; k < k1; ++k) t[size_t(k)] += cb[idx[k]];
+    int8_t* cb = q->codebook.data() + (size_t(n0 / rows) * size_t(ng) + size_t(g)) * size_t(E);
     std::vector<double> M(size_t(E) * size_t(E), 0.0), rhs(static_cast<size_t>(E), 0.0);
-    for (int a = k0; a < k1; ++a) {
-      const double* hr = h.data() + size_t(a) * size_t(K);
-      double ht = 0;
-      for (int b = 0; b < K; ++b) ht += hr[b] * t[size_t(b)];
-      rhs[size_t(idx[a])] += ht;
-      for (int b = k0; b < k1; ++b) M[size_t(idx[a]) * size_t(E) + size_t(idx[b])] += hr[b];
+    bool used[16] = {};
+    for (int n = n0; n < n1; ++n) {
+      const double wt = s[size_t(n)] * s[size_t(n)];
+      if (!(wt > 0)) continue;
+      const int8_t* idx = q->q.data() + size_t(n) * size_t(K);
+      std::vector<double>& t = e[size_t(n - n0)];  // becomes t_n (restored below)
+      for (int k = k0; k < k1; ++k) t[size_t(k)] += cb[idx[k]], used[idx[k]] = true;
+      for (int a = k0; a < k1; ++a) {
+        const double* hr = h.data() + size_t(a) * size_t(K);
+        double ht = 0;
+        for (int b = 0; b < K; ++b) ht += hr[b] * t[size_t(b)];
+        rhs[size_t(idx[a])] += wt * ht;
+        for (int b = k0; b < k1; ++b) M[size_t(idx[a]) * size_t(E) + size_t(idx[b])] += wt * hr[b];
+      }
     }
     for (int j = 0; j < E; ++j) M[size_t(j) * size_t(E) + size_t(j)] += 1e-9 + 1e-6 * std::fabs(M[size_t(j) * size_t(E) + size_t(j)]);
-    if (!llama::cholesky_lower(M, E)) continue;
-    std::vector<double> c = rhs;  // solve L L^T c = rhs
-    for (int i = 0; i < E; ++i) {
-      for (int j = 0; j < i; ++j) c[size_t(i)] -= M[size_t(i) * size_t(E) + size_t(j)] * c[size_t(j)];
-      c[size_t(i)] /= M[size_t(i) * size_t(E) + size_t(i)];
+    std::vector<double> c = rhs;
+    if (llama::cholesky_lower(M, E)) {  // solve L L^T c = rhs
+      for (int i = 0; i < E; ++i) {
+        for (int j = 0; j < i; ++j) c[size_t(i)] -= M[size_t(i) * size_t(E) + size_t(j)] * c[size_t(j)];
+        c[size_t(i)] /= M[size_t(i) * size_t(E) + size_t(i)];
+      }
+      for (int i = E - 1; i >= 0; --i) {
+        for (int j = i + 1; j < E; ++j) c[size_t(i)] -= M[size_t(j) * size_t(E) + size_t(i)] * c[size_t(j)];
+        c[size_t(i)] /= M[size_t(i) * size_t(E) + size_t(i)];
+      }
+      for (int j = 0; j < E; ++j)
+        if (used[j]) cb[j] = int8_t(std::clamp(std::nearbyint(c[size_t(j)]), -127.0, 127.0));
     }
-    for (int i = E - 1; i >= 0; --i) {
-      for (int j = i + 1; j < E; ++j) c[size_t(i)] -= M[size_t(j) * size_t(E) + size_t(i)] * c[size_t(j)];
-      c[size_t(i)] /= M[size_t(i) * size_t(E) + size_t(i)];
-    }
-    bool used[16] = {};
-    for (int k = k0; k < k1; ++k) used[idx[k]] = true;
-    for (int j = 0; j < E; ++j)
-      if (used[j]) cb[j] = int8_t(std::clamp(std::nearbyint(c[size_t(j)]), -127.0, 127.0));
-    for (int k = k0; k < k1; ++k) {
-      q->deq.at(n, k) = float(double(cb[idx[k]]) * s);
-      e[size_t(k)] = t[size_t(k)] - cb[idx[k]];
+    for (int n = n0; n < n1; ++n) {
+      if (!(s[size_t(n)] > 0)) continue;
+      const int8_t* idx = q->q.data() + size_t(n) * size_t(K);
+      std::vector<double>& t = e[size_t(n - n0)];
+      for (int k = k0; k < k1; ++k) {
+        q->deq.at(n, k) = float(double(cb[idx[k]]) * s[size_t(n)]);
+        t[size_t(k)] -= cb[idx[k]];
+      }
     }
   }
+}
+
+// With the codebooks and indices fixed, the row scale that minimizes the row's output error:
+// s = (w^T H a) / (a^T H a), a the decoded row; kept on the mult grid (mult 2^-w_exp).
+void refit_scale(const llama::Mat& w, const std::vector<double>& h, int n, int group, int E, int rows,
+                 std::vector<double>* s, llama::QLinear* q) {
+  const int K = w.cols, ng = (K + group - 1) / group;
+  std::vector<double> a(static_cast<size_t>(K));
+  const int8_t* idx = q->q.data() + size_t(n) * size_t(K);
+  const int8_t* cb = q->codebook.data() + size_t(n / rows) * size_t(ng) * size_t(E);
+  for (int k = 0; k < K; ++k) a[size_t(k)] = cb[size_t(k / group) * size_t(E) + size_t(idx[k])];
+  double num = 0, den = 0;
+  for (int i = 0; i < K; ++i) {
+    const double* hr = h.data() + size_t(i) * size_t(K);
+    double ha = 0;
+    for (int j = 0; j < K; ++j) ha += hr[j] * a[size_t(j)];
+    num += double(w.at(n, i)) * ha, den += a[size_t(i)] * ha;
+  }
+  if (!(den > 0) || !(num > 0)) return;
+  const double m = std::min(std::nearbyint(std::ldexp(num / den, q->w_exp)), double(kMaxMult));
+  if (m < 1) return;
+  q->mult[size_t(n)] = int32_t(m);
+  (*s)[size_t(n)] = std::ldexp(m, -q->w_exp);
+  for (int k = 0; k < K; ++k) q->deq.at(n, k) = float(a[size_t(k)] * (*s)[size_t(n)]);
 }
 
 }  // namespace
@@ -136,19 +175,22 @@ Proxy rwkvquant_proxy(const std::vector<float>& w, double tau1, double tau2) {
 }
 
 llama::QLinear quantize_codebook(const llama::Mat& w, const std::vector<double>& h, int bits, int group,
-                                 bool uniform, int iters, bool gptq) {
+                                 bool uniform, int iters, bool gptq, int rows) {
   const int N = w.rows, K = w.cols, E = 1 << bits, ng = (K + group - 1) / group;
+  rows = std::clamp(rows, 1, std::max(N, 1));
   std::vector<double> hdiag, U;
   for (int k = 0; !h.empty() && k < K; ++k) hdiag.push_back(h[size_t(k) * size_t(K) + size_t(k)]);
-  if (gptq && !h.empty()) {
-    std::vector<int> perm(static_cast<size_t>(K));
-    std::iota(perm.begin(), perm.end(), 0);
-    if (!llama::gptq_factor(h, K, perm, 0.01, &U)) U.clear();
-  }
+  // GPTQ order: group after group, within a group the columns by decreasing H_kk (act order)
+  std::vector<int> perm(static_cast<size_t>(K));
+  std::iota(perm.begin(), perm.end(), 0);
+  for (int g = 0; g < ng && !hdiag.empty(); ++g)
+    std::stable_sort(perm.begin() + g * group, perm.begin() + std::min(K, (g + 1) * group),
+                     [&](int a, int b) { return hdiag[size_t(a)] > hdiag[size_t(b)]; });
+  if (gptq && !h.empty() && !llama::gptq_factor(h, K, perm, 0.01, &U)) U.clear();
   llama::QLinear q;
-  q.bits = bits, q.group = group;
+  q.bits = bits, q.group = group, q.codebook_rows = rows;
   q.q.assign(size_t(N) * size_t(K), 0);
-  q.codebook.assign(size_t(N) * size_t(ng) * size_t(E), 0);
+  q.codebook.assign(size_t((N + rows - 1) / rows) * size_t(ng) * size_t(E), 0);
   // per-row scales: int8 entries span the row's range; encoded as quantize_linear's int8 (mult, w_exp)
   std::vector<double> s(size_t(N), 0.0);
   double smax = 0;
@@ -158,21 +200,30 @@ llama::QLinear quantize_codebook(const llama::Mat& w, const std::vector<double>&
     s[size_t(n)] = a / 127.0;
     smax = std::max(smax, s[size_t(n)]);
   }
-  q.w_exp = smax > 0 ? 22 - int(std::floor(std::log2(smax))) : 0;
+  // 15-bit row scales (stored as int16; the largest in [2^14, 2^15))
+  q.w_exp = smax > 0 ? 14 - int(std::floor(std::log2(smax))) : 0;
   q.mult.resize(size_t(N));
   for (int n = 0; n < N; ++n) {
-    q.mult[size_t(n)] = int32_t(std::min(std::nearbyint(std::ldexp(s[size_t(n)], q.w_exp)), double((1 << 23) - 1)));
+    q.mult[size_t(n)] = int32_t(std::min(std::nearbyint(std::ldexp(s[size_t(n)], q.w_exp)), double(kMaxMult)));
     s[size_t(n)] = std::ldexp(double(q.mult[size_t(n)]), -q.w_exp);
   }
   q.deq = llama::Mat(N, K);
-  std::vector<double> wr(static_cast<size_t>(K));
-  for (int n = 0; n < N; ++n) {
-    for (int k = 0; k < K; ++k) wr[size_t(k)] = s[size_t(n)] > 0 ? double(w.at(n, k)) / s[size_t(n)] : 0.0;
+  for (int n0 = 0; n0 < N; n0 += rows) {  // a block of rows sharing its codebooks
+    const int n1 = std::min(N, n0 + rows);
+    std::vector<std::vector<double>> wr;  // the block's rows in units of their scales (GPTQ-updated)
+    for (int n = n0; n < n1; ++n) {
+      std::vector<double> r(static_cast<size_t>(K), 0.0);
+      for (int k = 0; k < K && s[size_t(n)] > 0; ++k) r[size_t(k)] = double(w.at(n, k)) / s[size_t(n)];
+      wr.push_back(std::move(r));
+    }
     for (int g = 0; g < ng; ++g) {
       const int k0 = g * group, k1 = std::min(K, k0 + group);
-      const std::vector<double> u(wr.begin() + k0, wr.begin() + k1);
-      std::vector<double> hw;
-      for (int k = k0; k < k1; ++k) hw.push_back(hdiag.empty() ? 1.0 : std::max(hdiag[size_t(k)], 1e-12));
+      std::vector<double> u, hw;  // the block's values of the group, weighted by H_kk s_n^2
+      for (int n = n0; n < n1; ++n)
+        for (int k = k0; k < k1; ++k) {
+          u.push_back(wr[size_t(n - n0)][size_t(k)]);
+          hw.push_back((hdiag.empty() ? 1.0 : std::max(hdiag[size_t(k)], 1e-12)) * std::max(s[size_t(n)] * s[size_t(n)], 1e-30));
+        }
       std::vector<double> c;
       if (uniform) {  // the uniform grid over a shrunk range, the shrink chosen by weighted error
         const double lo = *std::min_element(u.begin(), u.end()), hi = *std::max_element(u.begin(), u.end());
@@ -189,18 +240,27 @@ llama::QLinear quantize_codebook(const llama::Mat& w, const std::vector<double>&
       } else {
         c = kmeans1d(u, hw, E, iters, true);
       }
-      for (int j = 0; j < E; ++j) q.codebook[(size_t(n) * size_t(ng) + size_t(g)) * size_t(E) + size_t(j)] = int8_t(c[size_t(j)]);
-      for (int k = k0; k < k1; ++k) {
-        const size_t j = nearest(c, wr[size_t(k)]);
-        q.q[size_t(n) * size_t(K) + size_t(k)] = int8_t(j);
-        q.deq.at(n, k) = float(c[j] * s[size_t(n)]);
-        if (U.empty()) continue;
-        const double* ur = U.data() + size_t(k) * size_t(K);  // GPTQ: push the error onto later columns
-        const double err = (wr[size_t(k)] - c[j]) / ur[k];
-        for (int i = k + 1; i < K; ++i) wr[size_t(i)] -= err * ur[i];
+      int8_t* cb = q.codebook.data() + (size_t(n0 / rows) * size_t(ng) + size_t(g)) * size_t(E);
+      for (int j = 0; j < E; ++j) cb[j] = int8_t(c[size_t(j)]);
+      for (int n = n0; n < n1; ++n) {
+        std::vector<double>& r = wr[size_t(n - n0)];
+        for (int p = k0; p < k1; ++p) {  // position p in the GPTQ order: column perm[p]
+          const int k = perm[size_t(p)];
+          const size_t j = nearest(c, r[size_t(k)]);
+          q.q[size_t(n) * size_t(K) + size_t(k)] = int8_t(j);
+          q.deq.at(n, k) = float(c[j] * s[size_t(n)]);
+          if (U.empty()) continue;
+          const double* ur = U.data() + size_t(p) * size_t(K);  // GPTQ: push the error onto later columns
+          const double err = (r[size_t(k)] - c[j]) / ur[p];
+          for (int i = p + 1; i < K; ++i) r[size_t(perm[size_t(i)])] -= err * ur[i];
+        }
       }
     }
-    if (!U.empty() && !uniform) refit_row(w, h, n, s[size_t(n)], group, E, &q);
+    if (U.empty() || uniform) continue;
+    for (int pass = 0; pass < 2; ++pass) {  // alternate: codebooks for the scales, scales for the codebooks
+      refit_codebooks(w, h, n0, n1, s, group, E, rows, &q);
+      for (int n = n0; n < n1; ++n) refit_scale(w, h, n, group, E, rows, &s, &q);
+    }
   }
   return q;
 }
@@ -221,7 +281,7 @@ std::vector<double> kmeans_mul(const std::vector<double>& w, const std::vector<d
 
 double codebook_bits_per_weight(const llama::QLinear& q) {
   const double n = q.deq.rows, k = q.deq.cols;
-  const double bits = n * std::ceil(k * q.bits / 8) * 8 + double(q.codebook.size()) * 8 + n * 32;
+  const double bits = n * std::ceil(k * q.bits / 8) * 8 + double(q.codebook.size()) * 8 + n * 16;
   return bits / (n * k);
 }
 

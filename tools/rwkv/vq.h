@@ -22,16 +22,19 @@ struct Proxy {
 };
 Proxy rwkvquant_proxy(const std::vector<float>& w, double tau1, double tau2);
 
-// Codebook weights for matmul.h's cb3 / cb4 format: per row n a scale (mult[n] 2^-w_exp, the
-// int8 encoding of llama::quantize_linear), per group of `group` columns 2^bits int8 entries in
-// units of that scale. uniform = true: the entries are the uniform grid of the group's range
-// (scalar quantization, the range shrink chosen by weighted error); false: 1-D k-means with the
-// columns weighted by the Hessian diagonal E[x_k^2] (h: K x K input second moments, or empty = 1),
-// `iters` Lloyd steps, entries rounded to int8 each step. Indices = nearest entry. With gptq (and
-// h), GPTVQ's order: group by group, the codebook is fitted to the row's current values, then its
-// columns are quantized one at a time with the GPTQ update of the columns after them.
+// Codebook weights for matmul.h's cb3 / cb4 format: per row n a scale (mult[n] 2^-w_exp, mult
+// < 2^15 so that the graph stores it as int16), per block of `rows` rows and group of `group`
+// columns 2^bits int8 entries in units of the row's scale (the rows are normalized to max |w| =
+// 127 units, so one codebook serves them all). uniform = true: the entries are the uniform grid of
+// the block's range (scalar quantization, the range shrink chosen by weighted error); false: 1-D
+// k-means with each value weighted by H_kk s_n^2 (its share of the output error; h: K x K input
+// second moments, or empty = 1), `iters` Lloyd steps, entries rounded to int8 each step. Indices =
+// nearest entry. With gptq (and h), GPTVQ's order: group by group, the codebook is fitted to the
+// block's current values, then its columns are quantized one at a time (by decreasing H_kk: act
+// order within the group) with the GPTQ update of the columns after them; then two rounds of an M-step (each codebook refitted to the block's output
+// error, indices fixed) and a least-squares refit of each row's scale.
 llama::QLinear quantize_codebook(const llama::Mat& w, const std::vector<double>& h, int bits, int group,
-                                 bool uniform, int iters = 30, bool gptq = false);
+                                 bool uniform, int iters = 30, bool gptq = false, int rows = 1);
 
 // Element-wise vectors (RWKVQuant Mask_Q): groups of `group` values, 2^bits centroids per group
 // from k-means whose M-step is weighted by mask (mean |x| of the activation each value multiplies):
