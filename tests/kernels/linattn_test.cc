@@ -800,5 +800,14 @@ TEST_CASE("linattn RWKV extensions: invalid combinations", "[linattn][rwkv]") {
   }
 }
 
+TEST_CASE("linattn: dispatch honours FQ_ISA", "[linattn]") {
+  const Isa want = isa_from_env();
+  const LinattnKernel* k = linattn_kernel(want);
+  REQUIRE(k != nullptr);
+  CHECK(isa_fits(k->isa, want));
+  CHECK(isa_supported(k->isa));
+  CHECK(linattn_kernel(Isa::scalar)->isa == Isa::scalar);
+}
+
 }  // namespace
 }  // namespace fq::k

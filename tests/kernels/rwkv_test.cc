@@ -912,5 +912,14 @@ TEST_CASE("rwkv: decode_mu rejects bad arguments", "[rwkv][decode_mu]") {
   REQUIRE(ok);
 }
 
+TEST_CASE("rwkv: dispatch honours FQ_ISA", "[rwkv]") {
+  const Isa want = isa_from_env();
+  const RwkvKernel* k = rwkv_kernel(want);
+  REQUIRE(k != nullptr);
+  CHECK(isa_fits(k->isa, want));
+  CHECK(isa_supported(k->isa));
+  CHECK(rwkv_kernel(Isa::scalar)->isa == Isa::scalar);
+}
+
 }  // namespace
 }  // namespace fq::k

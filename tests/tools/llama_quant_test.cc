@@ -31,7 +31,7 @@ const LlamaWeights& stories() {
   return w;
 }
 
-const std::string kModels = FQ_BINARY_DIR "/models/";
+const std::string kModels = FQ_MODELS_DIR "/";
 const std::string kEvalTokens = FQ_SOURCE_DIR "/graphs/llama/stories260K-eval.tokens";
 const std::string kConfigs = FQ_SOURCE_DIR "/configs/";
 

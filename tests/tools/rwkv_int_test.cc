@@ -101,12 +101,12 @@ Score int_score(const fq::Graph& g, const std::vector<int>& bytes) {
 
 // The graphs of the `models` target (fqquant-rwkv with configs/rwkv-*.yaml).
 fq::Graph model_graph(const std::string& name) {
-  return fq::load_graph(std::string(FQ_BINARY_DIR) + "/models/rwkv-" + name + ".yaml");
+  return fq::load_graph(std::string(FQ_MODELS_DIR) + "/rwkv-" + name + ".yaml");
 }
 
 // Size of a file of the models directory.
 uintmax_t file_bytes(const std::string& name) {
-  return std::filesystem::file_size(std::string(FQ_BINARY_DIR) + "/models/rwkv-" + name);
+  return std::filesystem::file_size(std::string(FQ_MODELS_DIR) + "/rwkv-" + name);
 }
 
 // Bytes of a graph's constants (its weights, without the YAML).
