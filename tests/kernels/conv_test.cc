@@ -366,20 +366,7 @@ TEST_CASE("conv: the scalar reference equals a naive float64/int128 direct convo
 }
 
 TEST_CASE("conv: dispatch honours FQ_ISA and lists scalar first", "[conv]") {
-  size_t n = 0;
-  const ConvKernel* const* all = conv_kernels(&n);
-  REQUIRE(n >= 1);
-  REQUIRE(all[0]->isa == Isa::scalar);
-  const Isa want = isa_from_env();
-  const ConvKernel* k = conv_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  // Best: no other compiled, supported, fitting variant is above it.
-  for (size_t i = 0; i < n; ++i)
-    if (isa_fits(all[i]->isa, want) && isa_supported(all[i]->isa)) CHECK(all[i]->isa <= k->isa);
-  CHECK(conv_kernel(Isa::scalar)->isa == Isa::scalar);
-  WARN("FQ_ISA level " << isa_name(want) << " -> conv variant " << k->name);
+  test::check_dispatch(conv_kernels, conv_kernel, "conv");
 }
 
 TEST_CASE("conv: work units split mid-sized layers and FC layers", "[conv]") {

@@ -283,19 +283,7 @@ TEST_CASE("dwconv: the scalar reference equals an independent int64/int128 model
 }
 
 TEST_CASE("dwconv: dispatch honours FQ_ISA and lists scalar first", "[dwconv]") {
-  size_t n = 0;
-  const DwConvKernel* const* all = dwconv_kernels(&n);
-  REQUIRE(n >= 1);
-  REQUIRE(all[0]->isa == Isa::scalar);
-  const Isa want = isa_from_env();
-  const DwConvKernel* k = dwconv_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  for (size_t i = 0; i < n; ++i)
-    if (isa_fits(all[i]->isa, want) && isa_supported(all[i]->isa)) CHECK(all[i]->isa <= k->isa);
-  CHECK(dwconv_kernel(Isa::scalar)->isa == Isa::scalar);
-  WARN("FQ_ISA level " << isa_name(want) << " -> dwconv variant " << k->name);
+  test::check_dispatch(dwconv_kernels, dwconv_kernel, "dwconv");
 }
 
 TEST_CASE("dwconv: work units", "[dwconv]") {

@@ -38,4 +38,24 @@ inline bool runnable(Isa isa, const char* name) {
   return true;
 }
 
+// The dispatch contract of a kernel family (`list`: all compiled variants; `pick`: the dispatcher):
+// scalar listed first; the variant picked for the FQ_ISA cap fits the cap, runs on this CPU, and
+// no compiled variant that also does is above it; the scalar level picks the scalar variant.
+template <class K>
+void check_dispatch(const K* const* (*list)(size_t*), const K* (*pick)(Isa), const char* family) {
+  size_t n = 0;
+  const K* const* all = list(&n);
+  REQUIRE(n >= 1);
+  REQUIRE(all[0]->isa == Isa::scalar);
+  const Isa want = isa_from_env();
+  const K* k = pick(want);
+  REQUIRE(k != nullptr);
+  CHECK(isa_fits(k->isa, want));
+  CHECK(isa_supported(k->isa));
+  for (size_t i = 0; i < n; ++i)
+    if (isa_fits(all[i]->isa, want) && isa_supported(all[i]->isa)) CHECK(all[i]->isa <= k->isa);
+  CHECK(pick(Isa::scalar)->isa == Isa::scalar);
+  WARN("FQ_ISA level " << isa_name(want) << " -> " << family << " variant " << k->name);
+}
+
 }  // namespace fq::k::test

@@ -800,14 +800,7 @@ TEST_CASE("linattn RWKV extensions: invalid combinations", "[linattn][rwkv]") {
   }
 }
 
-TEST_CASE("linattn: dispatch honours FQ_ISA", "[linattn]") {
-  const Isa want = isa_from_env();
-  const LinattnKernel* k = linattn_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  CHECK(linattn_kernel(Isa::scalar)->isa == Isa::scalar);
-}
+TEST_CASE("linattn: dispatch honours FQ_ISA", "[linattn]") { test::check_dispatch(linattn_kernels, linattn_kernel, "linattn"); }
 
 }  // namespace
 }  // namespace fq::k

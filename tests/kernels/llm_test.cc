@@ -1476,14 +1476,7 @@ TEST_CASE("llm: layernorm segments variants bit-exact (short runs, many rows)", 
   });
 }
 
-TEST_CASE("llm: dispatch honours FQ_ISA", "[llm]") {
-  const Isa want = isa_from_env();
-  const LlmKernel* k = llm_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  CHECK(llm_kernel(Isa::scalar)->isa == Isa::scalar);
-}
+TEST_CASE("llm: dispatch honours FQ_ISA", "[llm]") { test::check_dispatch(llm_kernels, llm_kernel, "llm"); }
 
 }  // namespace
 }  // namespace fq::k

@@ -272,16 +272,7 @@ TEST_CASE("lut: every variant equals the scalar reference bit for bit", "[lut]")
   }
 }
 
-TEST_CASE("lut: dispatch honours FQ_ISA", "[lut]") {
-  REQUIRE(lut_kernel(Isa::scalar)->isa == Isa::scalar);
-  const LutKernel* best = lut_kernel(best_isa());
-  REQUIRE(isa_supported(best->isa));
-  const Isa want = isa_from_env();
-  const LutKernel* k = lut_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-}
+TEST_CASE("lut: dispatch honours FQ_ISA", "[lut]") { test::check_dispatch(lut_kernels, lut_kernel, "lut"); }
 
 TEST_CASE("lut: DULUT accuracy over the whole input domain (bounds of docs/accuracy.md)", "[lut][accuracy]") {
   for (const Bound& b : kBounds) {

@@ -505,18 +505,9 @@ TEST_CASE("matmul: the same bytes for every split of the units", "[matmul]") {
 }
 
 TEST_CASE("matmul: dispatch honours FQ_ISA and lists scalar first; units split GEMV and GEMM", "[matmul]") {
+  test::check_dispatch(matmul_kernels, matmul_kernel, "matmul");
   size_t n = 0;
   const MatmulKernel* const* all = matmul_kernels(&n);
-  REQUIRE(n >= 1);
-  REQUIRE(all[0]->isa == Isa::scalar);
-  const Isa want = isa_from_env();
-  const MatmulKernel* k = matmul_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  for (size_t i = 0; i < n; ++i)
-    if (isa_fits(all[i]->isa, want) && isa_supported(all[i]->isa)) CHECK(all[i]->isa <= k->isa);
-  CHECK(matmul_kernel(Isa::scalar)->isa == Isa::scalar);
   MatmulEpilogue e;
   for (size_t i = 1; i < n; ++i) {  // SIMD variants: enough units for 2+ threads
     INFO(all[i]->name);

@@ -116,14 +116,7 @@ TEST_CASE("gap: every variant equals the scalar reference; the reference equals 
   REQUIRE(cases == 2 * 6 * 10 * 4);
 }
 
-TEST_CASE("gap: dispatch honours FQ_ISA", "[pool]") {
-  const Isa want = isa_from_env();
-  const PoolKernel* k = pool_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  CHECK(pool_kernel(Isa::scalar)->isa == Isa::scalar);
-}
+TEST_CASE("gap: dispatch honours FQ_ISA", "[pool]") { test::check_dispatch(pool_kernels, pool_kernel, "gap"); }
 
 }  // namespace
 }  // namespace fq::k

@@ -912,14 +912,7 @@ TEST_CASE("rwkv: decode_mu rejects bad arguments", "[rwkv][decode_mu]") {
   REQUIRE(ok);
 }
 
-TEST_CASE("rwkv: dispatch honours FQ_ISA", "[rwkv]") {
-  const Isa want = isa_from_env();
-  const RwkvKernel* k = rwkv_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  CHECK(rwkv_kernel(Isa::scalar)->isa == Isa::scalar);
-}
+TEST_CASE("rwkv: dispatch honours FQ_ISA", "[rwkv]") { test::check_dispatch(rwkv_kernels, rwkv_kernel, "rwkv"); }
 
 }  // namespace
 }  // namespace fq::k

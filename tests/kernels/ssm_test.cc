@@ -634,14 +634,7 @@ TEST_CASE("ssm: long sequences, prefill == decode per variant", "[ssm][variants]
   }
 }
 
-TEST_CASE("ssm: dispatch honours FQ_ISA", "[ssm]") {
-  const Isa want = isa_from_env();
-  const SsmKernel* k = ssm_kernel(want);
-  REQUIRE(k != nullptr);
-  CHECK(isa_fits(k->isa, want));
-  CHECK(isa_supported(k->isa));
-  CHECK(ssm_kernel(Isa::scalar)->isa == Isa::scalar);
-}
+TEST_CASE("ssm: dispatch honours FQ_ISA", "[ssm]") { test::check_dispatch(ssm_kernels, ssm_kernel, "ssm"); }
 
 }  // namespace
 }  // namespace fq::k
