@@ -3,8 +3,12 @@
 //   dimatmul/<w8|w4|cb3>/<M>x<N>x<K>/<isa>/threads:<t>   every compiled variant this CPU supports
 //                                                     (scalar only on the small LLM shapes);
 //                                                     w4 = int4 weights, groups of 32
+//   dimatmul/<w8|w4>/1x4096x4096/<isa>/streamed/threads:<t>  the GEMV with its weights streamed from
+//                                                     memory: each call reads the next of enough
+//                                                     packed copies to fill kStreamBytes (256 MiB)
 //   peer/onednn/<M>x<N>x<K>/threads:<t>               oneDNN u8s8->s8 matmul, its default ISA
 //                                                     (only when built with libdnnl-dev)
+//   peer/onednn/1x4096x4096/streamed/threads:<t>      the same, weights streamed as above
 //   peak/vpdpbusd_zmm/threads:<t>                     the vpdpbusd zmm throughput of this machine
 //   peak/read_<16|256>MiB/threads:<t>                 read bandwidth (GBps): the GEMV ceiling is
 //                                                     2 int8 ops per weight byte
@@ -75,6 +79,8 @@ const MShape kShapes[] = {
     {1, 64, 64},     {1, 172, 64},     {1, 64, 172},      {1, 512, 64},  // stories260K
 };
 constexpr int kGroup = 32;
+constexpr size_t kStreamBytes = size_t{256} << 20;  // streamed rows: copies of the weights filling this
+const MShape kStreamShape = {1, 4096, 4096};
 
 // A fixed pool: worker 0 is the calling thread; the others spin on a generation counter while
 // the benchmark runs (the pool lives only as long as one benchmark row).
@@ -140,7 +146,10 @@ struct Aligned {  // 64-byte aligned byte buffer
   }
 };
 
-void bench_fq(benchmark::State& state, const MatmulKernel* kern, MShape sh, WeightFormat f, int threads) {
+// streamed: the packed weights are copied until they fill kStreamBytes and each call reads the next
+// copy (none of it is in cache); otherwise one copy, cache-resident when it fits.
+void bench_fq(benchmark::State& state, const MatmulKernel* kern, MShape sh, WeightFormat f, int threads,
+              bool streamed = false) {
   MatmulShape s;
   s.m = sh.m, s.n = sh.n, s.k = sh.k, s.format = f;
   s.group = f == WeightFormat::i4 ? kGroup : is_codebook(f) ? 64 : 0;  // codebooks: groups of 64
@@ -157,8 +166,11 @@ void bench_fq(benchmark::State& state, const MatmulKernel* kern, MShape sh, Weig
   MatmulWeights mw;
   mw.w = w.data(), mw.mult = mult.data(), mw.gmult = gm.data(), mw.gshift = gs.data();
   mw.codebook = cb.data();
-  Aligned packed(kern->packed_size(s));
+  const size_t psize = (kern->packed_size(s) + 63) / 64 * 64;
+  const size_t copies = streamed ? (kStreamBytes + psize - 1) / psize : 1;
+  Aligned packed(psize * copies);
   kern->pack(s, mw, packed.data());
+  for (size_t c = 1; c < copies; ++c) std::memcpy(packed.data() + c * psize, packed.data(), psize);
   std::vector<int8_t> y(size_t(sh.m) * sh.n), row_shift(size_t(sh.m));
   MatmulArgs x;
   x.a = a.data(), x.lda = sh.k, x.packed = packed.data(), x.y = y.data(), x.ldy = sh.n;
@@ -176,8 +188,10 @@ void bench_fq(benchmark::State& state, const MatmulKernel* kern, MShape sh, Weig
     if (b < e) kern->run(s, x, pass, b, e, scratch.data() + sstride * size_t(wk));
   };
   double seconds = 0;
+  size_t call = 0;
   const double c0 = process_cpu_seconds();
   for (auto _ : state) {
+    x.packed = packed.data() + psize * (call++ % copies);
     const auto t0 = Clock::now();
     for (pass = 0; pass < passes; ++pass) pool.run(job, units[pass]);
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -265,7 +279,7 @@ void bench_read(benchmark::State& state, int mib, int threads) {
 #if FQ_BENCH_ONEDNN
 // oneDNN u8 x s8 -> s8 matmul with a common output scale, weights reordered once into the layout
 // it prefers (format_tag::any), its default ISA and OpenMP threads.
-void bench_onednn(benchmark::State& state, MShape sh, int threads) {
+void bench_onednn(benchmark::State& state, MShape sh, int threads, bool streamed = false) {
   using namespace dnnl;
   using dt = memory::data_type;
   using tag = memory::format_tag;
@@ -278,20 +292,27 @@ void bench_onednn(benchmark::State& state, MShape sh, int threads) {
   primitive_attr attr;
   attr.set_output_scales(0, {1.0f / 4096});
   const matmul::primitive_desc pd(matmul::desc(a_md, w_any, c_md), attr, eng);
-  memory a(a_md, eng), w(w_md, eng), wp(pd.weights_desc(), eng), c(c_md, eng);
+  memory a(a_md, eng), w(w_md, eng), c(c_md, eng);
   const auto av = random_vec<uint8_t>(size_t(M * K), 0, 255, 1);
   const auto wv = random_vec<int8_t>(size_t(N * K), -128, 127, 2);
   std::memcpy(a.get_data_handle(), av.data(), av.size());
   std::memcpy(w.get_data_handle(), wv.data(), wv.size());
-  reorder(w, wp).execute(strm, w, wp);
+  const size_t copies = streamed ? (kStreamBytes + size_t(N * K) - 1) / size_t(N * K) : 1;
+  std::vector<std::unordered_map<int, memory>> args;
+  for (size_t i = 0; i < copies; ++i) {
+    memory wp(pd.weights_desc(), eng);
+    reorder(w, wp).execute(strm, w, wp);
+    args.push_back({{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, wp}, {DNNL_ARG_DST, c}});
+  }
   strm.wait();
   const matmul prim(pd);
-  const std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, wp}, {DNNL_ARG_DST, c}};
   double seconds = 0;
+  size_t call = 0;
   const double c0 = process_cpu_seconds();
   for (auto _ : state) {
+    const auto& arg = args[call++ % copies];
     const auto t0 = Clock::now();
-    prim.execute(strm, args);
+    prim.execute(strm, arg);
     strm.wait();
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   }
@@ -327,6 +348,24 @@ int register_matmul() {
           ->Unit(benchmark::kMicrosecond);
 #endif
   }
+  // The GEMV with its weights streamed from memory (beside peak/read_256MiB).
+  const MShape ss = kStreamShape;
+  for (WeightFormat f : {WeightFormat::i8, WeightFormat::i4})
+    for (size_t i = 0; i < n; ++i) {
+      const MatmulKernel* k = all[i];
+      if (!isa_supported(k->isa) || k->isa == Isa::scalar) continue;
+      for (int t : {1, 2})
+        benchmark::RegisterBenchmark((std::string("dimatmul/") + (f == WeightFormat::i8 ? "w8/" : "w4/") + ss.name() +
+                                      "/" + isa_name(k->isa) + "/streamed/threads:" + std::to_string(t)).c_str(),
+                                     [k, ss, f, t](benchmark::State& st) { bench_fq(st, k, ss, f, t, true); })
+            ->Unit(benchmark::kMicrosecond);
+    }
+#if FQ_BENCH_ONEDNN
+  for (int t : {1, 2})
+    benchmark::RegisterBenchmark(("peer/onednn/" + ss.name() + "/streamed/threads:" + std::to_string(t)).c_str(),
+                                 [ss, t](benchmark::State& st) { bench_onednn(st, ss, t, true); })
+        ->Unit(benchmark::kMicrosecond);
+#endif
 #if defined(__x86_64__)
   if (isa_supported(Isa::avx512))
     for (int t : {1, 2}) {
