@@ -18,12 +18,8 @@ namespace {
 constexpr int kBlock = 16;
 
 int64_t blocks(const MatmulShape& s) { return (s.n + kBlock - 1) / kBlock; }
-int64_t cbytes(const MatmulShape& s) {  // codebooks
-  if (!is_codebook(s.format)) return 0;
-  return (s.n + int64_t{s.codebook_rows} - 1) / s.codebook_rows * matmul_groups(s) * (1 << codebook_bits(s.format));
-}
 int64_t wbytes(const MatmulShape& s) {
-  if (is_codebook(s.format)) return cbytes(s) + int64_t{s.n} * codebook_row_bytes(s);
+  if (is_codebook(s.format)) return codebook_bytes(s) + int64_t{s.n} * codebook_row_bytes(s);
   return s.format == WeightFormat::i4 ? int64_t{s.n} * ((s.k + 1) / 2) : int64_t{s.n} * s.k;
 }
 int64_t pbytes(const MatmulShape& s) {  // parameter block, before the weights
@@ -53,9 +49,9 @@ void ref_pack(const MatmulShape& s, const MatmulWeights& w, void* packed) {
   }
   uint8_t* out = static_cast<uint8_t*>(packed) + pbytes(s);
   std::memcpy(out, is_codebook(s.format) ? static_cast<const void*>(w.codebook) : w.w,
-              size_t(is_codebook(s.format) ? cbytes(s) : wbytes(s)));
+              size_t(is_codebook(s.format) ? codebook_bytes(s) : wbytes(s)));
   if (is_codebook(s.format))
-    std::memcpy(out + cbytes(s), w.w, size_t(int64_t{s.n} * codebook_row_bytes(s)));
+    std::memcpy(out + codebook_bytes(s), w.w, size_t(int64_t{s.n} * codebook_row_bytes(s)));
 }
 
 // Signed 4-bit value of element k in an int4 row.
@@ -78,7 +74,7 @@ int64_t value(const MatmulShape& s, const void* packed, const int8_t* a, int n) 
   if (is_codebook(s.format)) {
     const int b = codebook_bits(s.format), ng = matmul_groups(s);
     const int8_t* cb = reinterpret_cast<const int8_t*>(w) + int64_t{n / s.codebook_rows} * ng * (1 << b);
-    const uint8_t* idx = w + cbytes(s) + int64_t{n} * codebook_row_bytes(s);
+    const uint8_t* idx = w + codebook_bytes(s) + int64_t{n} * codebook_row_bytes(s);
     uint32_t acc = uint32_t(bias[n]);
     for (int k = 0; k < s.k; ++k)
       acc += uint32_t(int32_t{a[k]} * cb[(k / s.group) * (1 << b) + cb_index(idx, k, b)]);

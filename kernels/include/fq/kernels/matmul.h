@@ -147,6 +147,12 @@ inline int64_t codebook_row_bytes(const MatmulShape& s) {
   return (int64_t{s.k} * codebook_bits(s.format) + 7) / 8;
 }
 
+// Bytes of a codebook matrix's codebooks: ceil(N / R) * ceil(K / G) * 2^b; 0 for other formats.
+inline int64_t codebook_bytes(const MatmulShape& s) {
+  if (!is_codebook(s.format)) return 0;
+  return (s.n + int64_t{s.codebook_rows} - 1) / s.codebook_rows * matmul_groups(s) * (1 << codebook_bits(s.format));
+}
+
 // Owner of decoded weights. Its members are out of line (ref.cc) on purpose: no inline library
 // code gets instantiated in a translation unit compiled with ISA flags, where the linker could
 // pick it for baseline code too.
