@@ -125,9 +125,9 @@ TEST_CASE("rwkv int: bits per byte of the W8A8 and rwkvquant graphs on held-out 
     const char* name;
     bool utf16;
     double rq_tol;  // rwkvquant: relative bpb bound (the issue's 3 % holds for 6v0 and 7v0; the
-                    // 730K v5 models are measured at +3.9 % / +3.3 %, docs/rwkv.md)
+                    // 730K v5 models are measured at +3.25 % / +3.67 %, docs/rwkv.md)
   };
-  for (const Case c : {Case{"tiny-rwkv-5v2-730K-FP32.bin", "5v2-730K", false, 0.045},
+  for (const Case c : {Case{"tiny-rwkv-5v2-730K-FP32.bin", "5v2-730K", false, 0.035},
                        Case{"tiny-rwkv-6v0-3m-Q5_1.bin", "6v0-3m", true, 0.02},
                        Case{"tiny-rwkv-5v1-730K-FP32.bin", "5v1-730K", false, 0.04},
                        Case{"tiny-rwkv-7v0-834K-FP32.bin", "7v0-834K", false, 0.01}}) {

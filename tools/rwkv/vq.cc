@@ -10,6 +10,7 @@ namespace fq::rwkv {
 namespace {
 
 constexpr int kMaxMult = 32767;  // row scales fit int16 (the graph stores them so)
+constexpr int kRefinePasses = 8, kRefineSweeps = 8;
 
 // 1-D weighted k-means of values u (weights h) into `e` centroids; `round` keeps them on the int8
 // grid (the codebook is stored as int8). Returns the centroids (sorted).
@@ -120,6 +121,45 @@ void refit_codebooks(const llama::Mat& w, const std::vector<double>& h, int n0, 
       }
     }
   }
+}
+
+// With the codebooks and the row scale fixed, row n's indices by coordinate descent on its output
+// error e^T H e (e = t - a in units of s_n): each sweep moves every weight to the codebook entry that
+// lowers the error most given all the others (GPTQ's one greedy pass leaves such moves open).
+void refine_indices(const llama::Mat& w, const std::vector<double>& h, int n, int group, int E, int rows,
+                    const std::vector<double>& s, int sweeps, llama::QLinear* q) {
+  const int K = w.cols, ng = (K + group - 1) / group;
+  const double sn = s[size_t(n)];
+  if (!(sn > 0)) return;
+  int8_t* idx = q->q.data() + size_t(n) * size_t(K);
+  const int8_t* cb = q->codebook.data() + size_t(n / rows) * size_t(ng) * size_t(E);
+  std::vector<double> e(static_cast<size_t>(K)), g(static_cast<size_t>(K), 0.0);
+  for (int k = 0; k < K; ++k) e[size_t(k)] = double(w.at(n, k)) / sn - cb[size_t(k / group) * size_t(E) + size_t(idx[k])];
+  for (int i = 0; i < K; ++i) {
+    const double* hr = h.data() + size_t(i) * size_t(K);
+    for (int j = 0; j < K; ++j) g[size_t(i)] += hr[j] * e[size_t(j)];
+  }
+  for (int sw = 0; sw < sweeps; ++sw) {
+    bool moved = false;
+    for (int k = 0; k < K; ++k) {
+      const int8_t* c = cb + size_t(k / group) * size_t(E);
+      const double hkk = h[size_t(k) * size_t(K) + size_t(k)], ak = c[idx[k]];
+      double best = -1e-12 * hkk;
+      int bj = -1;
+      for (int j = 0; j < E; ++j) {
+        const double d = ak - c[j];
+        const double df = 2 * d * g[size_t(k)] + d * d * hkk;
+        if (df < best) best = df, bj = j;
+      }
+      if (bj < 0) continue;
+      const double d = ak - c[bj];
+      idx[k] = int8_t(bj), e[size_t(k)] += d, moved = true;
+      const double* hr = h.data() + size_t(k) * size_t(K);
+      for (int i = 0; i < K; ++i) g[size_t(i)] += d * hr[i];
+    }
+    if (!moved) break;
+  }
+  for (int k = 0; k < K; ++k) q->deq.at(n, k) = float(double(cb[size_t(k / group) * size_t(E) + size_t(idx[k])]) * sn);
 }
 
 // With the codebooks and indices fixed, the row scale that minimizes the row's output error:
@@ -257,7 +297,10 @@ llama::QLinear quantize_codebook(const llama::Mat& w, const std::vector<double>&
       }
     }
     if (U.empty() || uniform) continue;
-    for (int pass = 0; pass < 2; ++pass) {  // alternate: codebooks for the scales, scales for the codebooks
+    // Alternating minimization of the block's output error: indices (coordinate descent), codebooks,
+    // row scales. 8 rounds of up to 8 sweeps: 16 of each lowered the KL on 5v2 by 0.1 % more.
+    for (int pass = 0; pass < kRefinePasses; ++pass) {
+      for (int n = n0; n < n1; ++n) refine_indices(w, h, n, group, E, rows, s, kRefineSweeps, &q);
       refit_codebooks(w, h, n0, n1, s, group, E, rows, &q);
       for (int n = n0; n < n1; ++n) refit_scale(w, h, n, group, E, rows, &s, &q);
     }
