@@ -27,13 +27,6 @@ inline V sra64(V x, int c) {  // arithmetic right shift by c in [0, 63]
   const V s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
   return _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(x, s), _mm_cvtsi32_si128(c)), s);
 }
-// shift_s by a uniform d in [-62, 62]; a left shift is exact (the callers need no saturation).
-inline V vshift_uniform(V x, int d) {
-  if (d > 0)
-    return _mm256_add_epi64(sra64(x, d), _mm256_and_si256(_mm256_srl_epi64(x, _mm_cvtsi32_si128(d - 1)), s64(1)));
-  if (d < 0) return _mm256_sll_epi64(x, _mm_cvtsi32_si128(-d));
-  return x;
-}
 inline __m128i lo32(V v) {  // the low dword of each 64-bit lane
   return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
 }
@@ -49,37 +42,11 @@ inline int64_t hmax64(V v) {
   return x > y ? x : y;
 }
 
-// quantize_row of int64 values |v| < 2^62 with A0 = max|v| known: v' * F (< 2^57) in 64-bit lanes
-// from three vpmuludq, the floor shift by 40 read from the high dwords; the last n mod 8 scalar.
+// quantize_row of int64 values with A0 = max|v| known (avx2h::vquant_gen).
 int64_t vquant(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout, uint64_t A0) {
-  if (A0 == 0) {
-    if (qmax <= 127) memset(q8, 0, size_t(n)); else memset(q16, 0, size_t(n) * 2);
-    *dout = 0;
-    return 0;
-  }
-  const QParams p = qparams(A0, qmax);
-  const V F = s64(p.F), Fh = s64(p.F >> 32), rnd = s64(int64_t{1} << 39);
-  const V odd = _mm256_setr_epi32(1, 3, 5, 7, 0, 0, 0, 0);
-  const __m128i hi = _mm_set1_epi32(qmax), lo = _mm_set1_epi32(-qmax);
-  auto q4 = [&](const int64_t* s) {  // clamp(rshift_round(shift_s(v, d) * F, 40)) as 4 int32
-    const V x = vshift_uniform(_mm256_loadu_si256(reinterpret_cast<const V*>(s)), p.d);
-    const V cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), F), _mm256_mul_epu32(x, Fh));
-    const V h = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epu32(x, F), _mm256_slli_epi64(cross, 32)), rnd);
-    const __m128i q = _mm_srai_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(h, odd)), 8);
-    return _mm_max_epi32(_mm_min_epi32(q, hi), lo);
-  };
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m128i w = _mm_packs_epi32(q4(v + i), q4(v + i + 4));
-    if (qmax <= 127) _mm_storel_epi64(reinterpret_cast<__m128i*>(q8 + i), _mm_packs_epi16(w, w));
-    else _mm_storeu_si128(reinterpret_cast<__m128i*>(q16 + i), w);
-  }
-  for (; i < n; ++i) {
-    const int64_t q = qelem(v[i], p, qmax);
-    if (qmax <= 127) q8[i] = int8_t(q); else q16[i] = int16_t(q);
-  }
-  *dout = p.d;
-  return p.A;
+  return vquant_gen(
+      n, qmax, QRow{q8, q16}, A0, dout, [v](int64_t i) { return _mm256_loadu_si256(reinterpret_cast<const V*>(v + i)); },
+      [v](int64_t i) { return v[i]; });
 }
 
 // ---- rope ---------------------------------------------------------------------------------------

@@ -38,18 +38,6 @@ inline V vshs(V x, V s) {
   return _mm512_mask_mov_epi64(out, _mm512_cmpgt_epi64_mask(s, s64(62)), zero);
 }
 
-// Uniform rounding right shift by d >= 1 (d <= 62), or exact left shift by -d (no saturation
-// needed by the callers), or identity.
-inline V vshift_uniform(V x, int d) {
-  if (d > 0) {
-    const V r = _mm512_sra_epi64(x, _mm_cvtsi32_si128(d));
-    const V b = _mm512_and_si512(_mm512_sra_epi64(x, _mm_cvtsi32_si128(d - 1)), s64(1));
-    return _mm512_add_epi64(r, b);
-  }
-  if (d < 0) return _mm512_sll_epi64(x, _mm_cvtsi32_si128(-d));
-  return x;
-}
-
 // exp_q(x, F) per lane for x <= 0 (avx512h::vexpq of nx = -x).
 template <int F>
 inline V vexpq_x(V x) { return vexpq<F>(_mm512_sub_epi64(zero(), x)); }
@@ -68,25 +56,7 @@ inline V load8_i64(const int32_t* v, __mmask8 k) { return _mm512_cvtepi32_epi64(
 
 template <typename T>
 int64_t vquant(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout, uint64_t A0) {
-  if (A0 == 0) {
-    for (int64_t i = 0; i < n; ++i) {
-      if (qmax <= 127) q8[i] = 0; else q16[i] = 0;
-    }
-    *dout = 0;
-    return 0;
-  }
-  const QParams p = qparams(A0, qmax);
-  const V F = s64(p.F), hi = s64(qmax), lo = s64(-qmax), rnd = s64(int64_t{1} << 39);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __mmask8 k = tail8(n - i);
-    const V x = vshift_uniform(load8_i64(v + i, k), p.d);
-    V q = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, F), rnd), 40);
-    q = _mm512_max_epi64(_mm512_min_epi64(q, hi), lo);
-    if (qmax <= 127) _mm512_mask_cvtepi64_storeu_epi8(q8 + i, k, q);
-    else _mm512_mask_cvtepi64_storeu_epi16(q16 + i, k, q);
-  }
-  *dout = p.d;
-  return p.A;
+  return vquant_gen(n, qmax, llm::QRow{q8, q16}, A0, dout, [v](int64_t i, __mmask8 k) { return load8_i64(v + i, k); });
 }
 
 // ---- rmsnorm ------------------------------------------------------------------------------------

@@ -95,6 +95,32 @@ inline int64_t qelem(int64_t v, const QParams& p, int qmax) {
   return q < -qmax ? -qmax : q > qmax ? qmax : q;
 }
 
+// The destination of one quantized row: int8 (q8), or int16 (q16) when q8 is null. The SIMD row
+// quantizers of the ssm and rwkv families (vquant_gen in the ISA helper headers) write through it.
+struct QRow {
+  int8_t* q8;
+  int16_t* q16;
+};
+// Row m of an [M][n] output that is int8 when qmax <= 127, else int16.
+inline QRow qrow(void* y, int qmax, int64_t n, int64_t m) {
+  if (qmax <= 127) return {static_cast<int8_t*>(y) + m * n, nullptr};
+  return {nullptr, static_cast<int16_t*>(y) + m * n};
+}
+inline void zero_row(int64_t n, const QRow& o) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (o.q8) o.q8[i] = 0; else o.q16[i] = 0;
+  }
+}
+// Elements [i, n) of a row by the scalar quantize_row element (a SIMD loop's tail); v(i) gives
+// element i of the int64 row.
+template <class Gen>
+void quant_tail(int64_t i, int64_t n, const QParams& p, int qmax, const QRow& o, Gen v) {
+  for (; i < n; ++i) {
+    const int64_t q = qelem(v(i), p, qmax);
+    if (o.q8) o.q8[i] = int8_t(q); else o.q16[i] = int16_t(q);
+  }
+}
+
 // scale_of of llm.h (mant_in in [0, 2^15]).
 inline RowScale scale_of_i(int64_t A, int qmax, int d, int64_t mant_in, int64_t e_in) {
   if (A <= 0 || mant_in <= 0) return RowScale{};

@@ -1,7 +1,8 @@
 // NEON (aarch64) lane helpers shared by the llm, ssm and rwkv families' neon.cc files: four int64
-// lanes as two int64x2 halves, the one vector form of shift_s and exp_q (llm.h). Include only from
-// a file of the neon variant (fq_isa_sources ... neon); everything has internal linkage (anonymous
-// namespace), so each including file gets its own copy compiled with its own flags.
+// lanes as two int64x2 halves, the one vector form of shift_s and exp_q (llm.h), and the int64-row
+// quantizer of the ssm and rwkv families. Include only from a file of the neon variant
+// (fq_isa_sources ... neon); everything has internal linkage (anonymous namespace), so each
+// including file gets its own copy compiled with its own flags.
 #pragma once
 #if !defined(__aarch64__)
 #error "neon_helpers.h is for aarch64 files only"
@@ -78,6 +79,36 @@ inline uint32x4_t vexpq(I4 nx) {
   const uint32x4_t v = vsubq_u32(P, rmul_u32<32>(P, rc));
   const uint32x4_t e = vrshlq_u32(v, vnegq_s32(vreinterpretq_s32_u32(n)));
   return vbicq_u32(e, vcgtq_u32(n, vdupq_n_u32(31)));
+}
+
+// quantize_row (llm.h) of the int64 row whose lanes i..i+3 are gen(i) (element i alone: gen1(i)),
+// given A0 = max |v|: the one NEON row quantizer of the ssm and rwkv families (llm's rows of
+// int16 / int32 values take the int32-lane form in llm/neon.cc). x' * F with |x'| <= 2^23, F <
+// 2^34 as vmull_s32 of 17-bit halves of F.
+template <class Gen, class Gen1>
+inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
+  *dout = 0;
+  if (A0 == 0) {
+    llm::zero_row(n, o);
+    return 0;
+  }
+  const llm::QParams p = llm::qparams(A0, qmax);
+  const int32x2_t F0 = vdup_n_s32(int32_t(p.F & 0x1FFFF)), F1 = vdup_n_s32(int32_t(p.F >> 17));
+  const int32x4_t hi = vdupq_n_s32(qmax), lo = vdupq_n_s32(-qmax);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const int32x4_t x = narrow(vshs(gen(i), p.d));
+    const int32x2_t xl = vget_low_s32(x), xh = vget_high_s32(x);
+    const I2 pl = vaddq_s64(vshlq_n_s64(vmull_s32(xl, F1), 17), vmull_s32(xl, F0));
+    const I2 ph = vaddq_s64(vshlq_n_s64(vmull_s32(xh, F1), 17), vmull_s32(xh, F0));
+    const int32x4_t q = vmaxq_s32(vminq_s32(narrow(I4{vrshrq_n_s64(pl, 40), vrshrq_n_s64(ph, 40)}), hi), lo);
+    const int16x4_t qh = vmovn_s32(q);
+    if (o.q8) vst1_lane_s32(reinterpret_cast<int32_t*>(o.q8 + i), vreinterpret_s32_s8(vmovn_s16(vcombine_s16(qh, qh))), 0);
+    else vst1_s16(o.q16 + i, qh);
+  }
+  llm::quant_tail(i, n, p, qmax, o, gen1);
+  *dout = p.d;
+  return p.A;
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
 // AVX2 lane helpers shared by the llm, ssm and rwkv families' avx2.cc files: 64-bit lane min / max
-// / abs / arithmetic shift (AVX2 has none of them), the one vector form of shift_s and exp_q
-// (llm.h). Include only from a file compiled with the avx2 flags (fq_isa_sources ... avx2);
-// everything has internal linkage (anonymous namespace), so each including file gets its own copy
-// compiled with its own flags and nothing leaks into a baseline file through the ODR.
+// / abs / arithmetic shift (AVX2 has none of them), the one vector form of shift_s, exp_q and
+// quantize_row (llm.h). Include only from a file compiled with the avx2 flags (fq_isa_sources ...
+// avx2); everything has internal linkage (anonymous namespace), so each including file gets its
+// own copy compiled with its own flags and nothing leaks into a baseline file through the ODR.
 #pragma once
 #if !defined(__AVX2__)
 #error "x86_avx2_helpers.h needs the avx2 ISA flags (see cmake/FQIsa.cmake)"
@@ -76,6 +76,48 @@ inline V vexpq(V nx) {
       P, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
   const V half = _mm256_sllv_epi64(s64(1), _mm256_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
   return _mm256_srlv_epi64(_mm256_add_epi64(v, half), n);                 // n >= 64 -> 0
+}
+
+// shift_s by a uniform d in [-62, 62] where a left shift cannot overflow (the quantizer's
+// normalization): rounding right shift, exact left shift.
+inline V vshift_uniform(V x, int d) {
+  if (d > 0) return _mm256_add_epi64(sra(x, d), _mm256_and_si256(_mm256_srl_epi64(x, _mm_cvtsi32_si128(d - 1)), s64(1)));
+  if (d < 0) return _mm256_sll_epi64(x, _mm_cvtsi32_si128(-d));
+  return x;
+}
+
+// quantize_row (llm.h) of the int64 row whose 4 lanes at i are gen(i) (element i alone: gen1(i)),
+// given A0 = max |v|: the one AVX2 row quantizer of the llm, ssm and rwkv families. x' =
+// shift_s(v, d) (|x'| <= 2^23) times F (< 2^34) as three vpmuludq (the low 64 bits of the product,
+// exact as |x' F| < 2^57), the floor shift by 40 read from the high dwords; 8 elements per step,
+// the last n mod 8 by the scalar element.
+template <class Gen, class Gen1>
+inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
+  *dout = 0;
+  if (A0 == 0) {
+    llm::zero_row(n, o);
+    return 0;
+  }
+  const llm::QParams p = llm::qparams(A0, qmax);
+  const V F = s64(p.F), Fh = s64(p.F >> 32), rnd = s64(int64_t{1} << 39);
+  const V odd = _mm256_setr_epi32(1, 3, 5, 7, 0, 0, 0, 0);
+  const __m128i hi = _mm_set1_epi32(qmax), lo = _mm_set1_epi32(-qmax);
+  auto q4 = [&](V v) {  // clamp(rshift_round(x' F, 40)) as 4 int32
+    const V x = vshift_uniform(v, p.d);
+    const V cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), F), _mm256_mul_epu32(x, Fh));
+    const V h = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epu32(x, F), _mm256_slli_epi64(cross, 32)), rnd);
+    const __m128i q = _mm_srai_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(h, odd)), 8);
+    return _mm_max_epi32(_mm_min_epi32(q, hi), lo);
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i w = _mm_packs_epi32(q4(gen(i)), q4(gen(i + 4)));
+    if (o.q8) _mm_storel_epi64(reinterpret_cast<__m128i*>(o.q8 + i), _mm_packs_epi16(w, w));
+    else _mm_storeu_si128(reinterpret_cast<__m128i*>(o.q16 + i), w);
+  }
+  llm::quant_tail(i, n, p, qmax, o, gen1);
+  *dout = p.d;
+  return p.A;
 }
 
 }  // namespace

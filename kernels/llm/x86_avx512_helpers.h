@@ -1,8 +1,8 @@
 // AVX-512 (F/BW/DQ/VL) lane helpers shared by the llm, ssm and rwkv families' avx512.cc files: the
-// one vector form of shift_s and exp_q (llm.h) in 64-bit lanes, tails and masked loads. Include
-// only from a file compiled with the avx512 flags (fq_isa_sources ... avx512); everything has
-// internal linkage (anonymous namespace), so each including file gets its own copy compiled with
-// its own flags and nothing leaks into a baseline file through the ODR.
+// one vector form of shift_s, exp_q and quantize_row (llm.h) in 64-bit lanes, tails and masked
+// loads. Include only from a file compiled with the avx512 flags (fq_isa_sources ... avx512);
+// everything has internal linkage (anonymous namespace), so each including file gets its own copy
+// compiled with its own flags and nothing leaks into a baseline file through the ODR.
 #pragma once
 #if !defined(__AVX512F__) || !defined(__AVX512BW__) || !defined(__AVX512DQ__) || !defined(__AVX512VL__)
 #error "x86_avx512_helpers.h needs the avx512 ISA flags (see cmake/FQIsa.cmake)"
@@ -68,6 +68,40 @@ inline V vexpq(V nx) {
       P, _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
   const V half = _mm512_sllv_epi64(s64(1), _mm512_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
   return _mm512_srlv_epi64(_mm512_add_epi64(v, half), n);                 // n >= 64 -> 0
+}
+
+// Uniform rounding right shift by d >= 1 (d <= 62), or exact left shift by -d (no saturation
+// needed by the callers), or identity.
+inline V vshift_uniform(V x, int d) {
+  if (d > 0) {
+    const V r = _mm512_sra_epi64(x, _mm_cvtsi32_si128(d));
+    const V b = _mm512_and_si512(_mm512_sra_epi64(x, _mm_cvtsi32_si128(d - 1)), s64(1));
+    return _mm512_add_epi64(r, b);
+  }
+  if (d < 0) return _mm512_sll_epi64(x, _mm_cvtsi32_si128(-d));
+  return x;
+}
+
+// quantize_row (llm.h) of the int64 row whose 8 lanes at i (mask k) are gen(i, k), given A0 = max |v|:
+// the one AVX-512 row quantizer of the llm, ssm and rwkv families.
+template <class Gen>
+inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen gen) {
+  *dout = 0;
+  if (A0 == 0) {
+    llm::zero_row(n, o);
+    return 0;
+  }
+  const llm::QParams p = llm::qparams(A0, qmax);
+  const V F = s64(p.F), rnd = s64(int64_t{1} << 39);
+  for (int64_t i = 0; i < n; i += 8) {
+    const __mmask8 k = tail8(n - i);
+    const V x = vshift_uniform(gen(i, k), p.d);  // |v| <= A0: |x| <= 2^23 (no overflow), F < 2^34
+    const V q = clampv(_mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, F), rnd), 40), -qmax, qmax);
+    if (o.q8) _mm512_mask_cvtepi64_storeu_epi8(o.q8 + i, k, q);
+    else _mm512_mask_cvtepi64_storeu_epi16(o.q16 + i, k, q);
+  }
+  *dout = p.d;
+  return p.A;
 }
 
 }  // namespace

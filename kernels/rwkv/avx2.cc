@@ -33,35 +33,6 @@ inline uint64_t hmax_u64(V x) {  // lanes >= 0
   return uint64_t(m);
 }
 
-// quantize_row of the int64 row whose lanes i..i+3 are gen(i) (element i alone: gen1(i)), given
-// A0 = max |v|. x' * F with |x'| <= 2^23 and F < 2^34 as two vpmuldq of 17-bit halves of F.
-template <class Gen, class Gen1>
-int64_t vquant(int64_t n, int qmax, const QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
-  *dout = 0;
-  if (A0 == 0) {
-    zero_row(n, o);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
-  const V F0 = s64(p.F & 0x1FFFF), F1 = s64(p.F >> 17), rnd = s64(int64_t{1} << 39);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const V x = vshs(gen(i), p.d);
-    const V prod = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(x, F1), 17), _mm256_mul_epi32(x, F0));
-    const __m128i q32 = low_dwords(clampv(sra(_mm256_add_epi64(prod, rnd), 40), -qmax, qmax));
-    const __m128i q16 = _mm_packs_epi32(q32, q32);
-    if (o.q8) {
-      const int32_t w = _mm_cvtsi128_si32(_mm_packs_epi16(q16, q16));
-      std::memcpy(o.q8 + i, &w, 4);
-    } else {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(o.q16 + i), q16);
-    }
-  }
-  quant_tail(i, n, p, qmax, o, gen1);
-  *dout = p.d;
-  return p.A;
-}
-
 void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
   int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
   const int64_t n = a.n;
@@ -92,7 +63,7 @@ void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
       A0 = llm::mag64(v[i]) > A0 ? llm::mag64(v[i]) : A0;
     }
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d, [v](int64_t j) { return load_i64(v + j); },
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d, [v](int64_t j) { return load_i64(v + j); },
                              [v](int64_t j) { return v[j]; });
     a.ys[m] = mix_scale(A, a.qmax, d, r);
   }
@@ -152,7 +123,7 @@ void x_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* /*scratch*/
     int64_t xm = int16_t(_mm_extract_epi16(h, 0));
     for (; i < n; ++i) xm = x[i] > xm ? x[i] : xm;
     int d = 0;
-    const int64_t A = vquant(
+    const int64_t A = vquant_gen(
         n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d,
         [x](int64_t j) {
           const V xj = _mm256_cvtepi16_epi64(
@@ -182,7 +153,7 @@ void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
     uint64_t A0 = uint32_t(_mm_cvtsi128_si32(h));
     for (; i < n; ++i) A0 = std::max<uint64_t>(A0, llm::mag64(int64_t{pa[i]} * pb[i]));
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
                              [pa, pb](int64_t j) { return _mm256_mul_epi32(load_i16(pa + j), load_i16(pb + j)); },
                              [pa, pb](int64_t j) { return int64_t{pa[j]} * pb[j]; });
     a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
@@ -295,7 +266,7 @@ void x_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch)
       A0 = std::max(A0, llm::mag64(t[i]));
     }
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.out, a.qmax, n, m), A0, &d, [t](int64_t j) { return load_i64(t + j); },
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.out, a.qmax, n, m), A0, &d, [t](int64_t j) { return load_i64(t + j); },
                              [t](int64_t j) { return t[j]; });
     a.os[m] = llm::scale_of_i(A, a.qmax, d, 1, r.e);
   }

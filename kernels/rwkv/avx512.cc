@@ -18,27 +18,6 @@ namespace {
 
 using namespace avx512h;
 
-// quantize_row of the int64 row whose 8 lanes at i (mask k) are gen(i, k), given A0 = max |v|.
-template <class Gen>
-int64_t vquant(int64_t n, int qmax, const QRow& o, uint64_t A0, int* dout, Gen gen) {
-  *dout = 0;
-  if (A0 == 0) {
-    zero_row(n, o);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
-  const V F = s64(p.F), rnd = s64(int64_t{1} << 39);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __mmask8 k = tail8(n - i);
-    const V x = vshs(gen(i, k), p.d);  // |x| <= 2^23, F < 2^34
-    const V q = clampv(_mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, F), rnd), 40), -qmax, qmax);
-    if (o.q8) _mm512_mask_cvtepi64_storeu_epi8(o.q8 + i, k, q);
-    else _mm512_mask_cvtepi64_storeu_epi16(o.q16 + i, k, q);
-  }
-  *dout = p.d;
-  return p.A;
-}
-
 void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
   int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
   const int64_t n = a.n;
@@ -59,7 +38,7 @@ void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
       mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));
     }
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), _mm512_reduce_max_epu64(mx), &d,
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), _mm512_reduce_max_epu64(mx), &d,
                              [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
     a.ys[m] = mix_scale(A, a.qmax, d, r);
   }
@@ -110,7 +89,7 @@ void x_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* /*scratch*/
     const int64_t xm = _mm512_reduce_max_epi32(_mm512_max_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(mx)),
                                                                 _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(mx, 1))));
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d, [x](int64_t i, __mmask8 k) {
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d, [x](int64_t i, __mmask8 k) {
       const V xi = _mm512_max_epi64(load_i16(x + i, k), zero());
       return _mm512_mul_epi32(xi, xi);
     });
@@ -131,7 +110,7 @@ void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
       mx = _mm512_max_epu32(mx, _mm512_abs_epi32(ab));
     }
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), _mm512_reduce_max_epu32(mx), &d,
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), _mm512_reduce_max_epu32(mx), &d,
                              [pa, pb](int64_t i, __mmask8 k) { return _mm512_mul_epi32(load_i16(pa + i, k), load_i16(pb + i, k)); });
     a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
   }
@@ -219,7 +198,7 @@ void x_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch)
       mx = _mm512_max_epu64(mx, _mm512_abs_epi64(W));
     }
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.out, a.qmax, n, m), _mm512_reduce_max_epu64(mx), &d,
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.out, a.qmax, n, m), _mm512_reduce_max_epu64(mx), &d,
                              [t](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, t + i); });
     a.os[m] = llm::scale_of_i(A, a.qmax, d, 1, r.e);
   }

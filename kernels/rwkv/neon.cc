@@ -23,34 +23,6 @@ inline int32x4_t load_i16(const int16_t* p) { return vmovl_s16(vld1_s16(p)); }
 inline I4 mul(int32x4_t x, int32_t m) { return {vmull_s32(vget_low_s32(x), vdup_n_s32(m)), vmull_high_s32(x, vdupq_n_s32(m))}; }
 inline I4 mul(int32x4_t x, int32x4_t y) { return {vmull_s32(vget_low_s32(x), vget_low_s32(y)), vmull_high_s32(x, y)}; }
 
-// quantize_row of the int64 row whose lanes i..i+3 are gen(i) (element i alone: gen1(i)), given
-// A0 = max |v|: x' * F with |x'| <= 2^23, F < 2^34 as vmull_s32 of 17-bit halves of F.
-template <class Gen, class Gen1>
-int64_t vquant(int64_t n, int qmax, const QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
-  *dout = 0;
-  if (A0 == 0) {
-    zero_row(n, o);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
-  const int32x2_t F0 = vdup_n_s32(int32_t(p.F & 0x1FFFF)), F1 = vdup_n_s32(int32_t(p.F >> 17));
-  const int32x4_t hi = vdupq_n_s32(qmax), lo = vdupq_n_s32(-qmax);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const int32x4_t x = narrow(vshs(gen(i), p.d));
-    const int32x2_t xl = vget_low_s32(x), xh = vget_high_s32(x);
-    const I2 pl = vaddq_s64(vshlq_n_s64(vmull_s32(xl, F1), 17), vmull_s32(xl, F0));
-    const I2 ph = vaddq_s64(vshlq_n_s64(vmull_s32(xh, F1), 17), vmull_s32(xh, F0));
-    const int32x4_t q = vmaxq_s32(vminq_s32(narrow(I4{vrshrq_n_s64(pl, 40), vrshrq_n_s64(ph, 40)}), hi), lo);
-    const int16x4_t qh = vmovn_s32(q);
-    if (o.q8) vst1_lane_s32(reinterpret_cast<int32_t*>(o.q8 + i), vreinterpret_s32_s8(vmovn_s16(vcombine_s16(qh, qh))), 0);
-    else vst1_s16(o.q16 + i, qh);
-  }
-  quant_tail(i, n, p, qmax, o, gen1);
-  *dout = p.d;
-  return p.A;
-}
-
 void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
   int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
   const int64_t n = a.n;
@@ -82,7 +54,7 @@ void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
       A0 = llm::mag64(v[i]) > A0 ? llm::mag64(v[i]) : A0;
     }
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
                              [v](int64_t j) { return I4{vld1q_s64(v + j), vld1q_s64(v + j + 2)}; },
                              [v](int64_t j) { return v[j]; });
     a.ys[m] = mix_scale(A, a.qmax, d, r);
@@ -137,7 +109,7 @@ void x_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* /*scratch*/
     int64_t xm = vmaxvq_s16(mx);
     for (; i < n; ++i) xm = x[i] > xm ? x[i] : xm;
     int d = 0;
-    const int64_t A = vquant(
+    const int64_t A = vquant_gen(
         n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d,
         [x](int64_t j) {
           const int32x4_t xj = vmaxq_s32(load_i16(x + j), vdupq_n_s32(0));
@@ -164,7 +136,7 @@ void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
     uint64_t A0 = vmaxvq_u32(mx);
     for (; i < n; ++i) A0 = llm::mag64(int64_t{pa[i]} * pb[i]) > A0 ? llm::mag64(int64_t{pa[i]} * pb[i]) : A0;
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
                              [pa, pb](int64_t j) { return widen(vmull_s16(vld1_s16(pa + j), vld1_s16(pb + j))); },
                              [pa, pb](int64_t j) { return int64_t{pa[j]} * pb[j]; });
     a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
@@ -275,7 +247,7 @@ void x_head_bonus(const RwkvBonusArgs& a, int64_t m0, int64_t m1, void* scratch)
       A0 = llm::mag64(t[i]) > A0 ? llm::mag64(t[i]) : A0;
     }
     int d = 0;
-    const int64_t A = vquant(n, a.qmax, qrow(a.out, a.qmax, n, m), A0, &d,
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.out, a.qmax, n, m), A0, &d,
                              [t](int64_t j) { return I4{vld1q_s64(t + j), vld1q_s64(t + j + 2)}; },
                              [t](int64_t j) { return t[j]; });
     a.os[m] = llm::scale_of_i(A, a.qmax, d, 1, r.e);

@@ -20,15 +20,10 @@ constexpr int64_t kL18 = int64_t{1} << 18;
 constexpr int64_t kL40 = int64_t{1} << 40;
 constexpr int64_t kNegExpFloor = INT32_MIN;   // neg_exp's -2^31 (e^z >= 128)
 
-// The int8 / int16 destination of row m of a quantized output (int8 when qmax <= 127).
-struct QRow {
-  int8_t* q8;
-  int16_t* q16;
-};
-inline QRow qrow(void* y, int qmax, int64_t n, int64_t m) {
-  if (qmax <= 127) return {static_cast<int8_t*>(y) + m * n, nullptr};
-  return {nullptr, static_cast<int16_t*>(y) + m * n};
-}
+using llm::QRow;
+using llm::qrow;
+using llm::quant_tail;
+using llm::zero_row;
 
 // ---- mix ----------------------------------------------------------------------------------------
 
@@ -107,20 +102,6 @@ inline RowScale unit_scale(int64_t A, int qmax, int d, const RowScale& u) {
   return llm::scale_of_i(A, qmax, d, u.mant, u.exp);
 }
 
-// Elements [i, n) of a row by the scalar quantize_row element (a SIMD loop's tail); v(i) gives
-// element i of the int64 row.
-template <class Gen>
-void quant_tail(int64_t i, int64_t n, const llm::QParams& p, int qmax, const QRow& o, Gen v) {
-  for (; i < n; ++i) {
-    const int64_t q = llm::qelem(v(i), p, qmax);
-    if (o.q8) o.q8[i] = int8_t(q); else o.q16[i] = int16_t(q);
-  }
-}
-inline void zero_row(int64_t n, const QRow& o) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (o.q8) o.q8[i] = 0; else o.q16[i] = 0;
-  }
-}
 
 // ---- l2norm, head_bonus: per-head operators ----------------------------------------------------
 

@@ -55,7 +55,7 @@ inline V load4(const int64_t* p, int64_t left) { return load_i64(p, left); }
 inline V load4(const int32_t* p, int64_t left) { return load_i32(p, left); }
 inline V load4(const int16_t* p, int64_t left) { return load_i16(p, left); }
 
-// quantize_row (|v| < 2^62). x' * F with |x'| <= 2^23 and F < 2^34 as two vpmuldq of 17-bit halves.
+// quantize_row of n values of type T (max |v|, then avx2h::vquant_gen); returns A and writes d.
 template <typename T>
 int64_t vquant_row(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout) {
   V mx = zero();
@@ -63,31 +63,8 @@ int64_t vquant_row(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, in
   alignas(32) int64_t m4[4];
   _mm256_store_si256(reinterpret_cast<V*>(m4), mx);
   const uint64_t A0 = uint64_t(std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3])));
-  *dout = 0;
-  if (A0 == 0) {
-    zero_row(n, q8, q16);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
-  const V F0 = s64(p.F & 0x1FFFF), F1 = s64(p.F >> 17), rnd = s64(int64_t{1} << 39);
-  const V pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const V x = vshs(load4(v + i, 4), p.d);
-    const V prod = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(x, F1), 17), _mm256_mul_epi32(x, F0));
-    const V q = clampv(sra(_mm256_add_epi64(prod, rnd), 40), -qmax, qmax);
-    const __m128i q32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(q, pick));
-    const __m128i q16v = _mm_packs_epi32(q32, q32);
-    if (q8) {
-      const int32_t w = _mm_cvtsi128_si32(_mm_packs_epi16(q16v, q16v));
-      std::memcpy(q8 + i, &w, 4);
-    } else {
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(q16 + i), q16v);
-    }
-  }
-  quant_tail(v, i, n, p, qmax, q8, q16);
-  *dout = p.d;
-  return p.A;
+  return vquant_gen(n, qmax, llm::QRow{q8, q16}, A0, dout, [v](int64_t j) { return load4(v + j, 4); },
+                    [v](int64_t j) { return int64_t(v[j]); });
 }
 
 // vquant_row as a value for the row passes of ssm_internal.h.

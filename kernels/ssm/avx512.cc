@@ -29,28 +29,13 @@ inline V load8(const int64_t* p, __mmask8 k) { return load_i64(p, k); }
 inline V load8(const int32_t* p, __mmask8 k) { return load_i32(p, k); }
 inline V load8(const int16_t* p, __mmask8 k) { return load_i16(p, k); }
 
-// quantize_row of n values of type T; returns A and writes d.
+// quantize_row of n values of type T (max |v|, then avx512h::vquant_gen); returns A and writes d.
 template <typename T>
 int64_t vquant_row(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout) {
   V mx = _mm512_setzero_si512();
   for (int64_t i = 0; i < n; i += 8) mx = _mm512_max_epu64(mx, _mm512_abs_epi64(load8(v + i, tail8(n - i))));
-  const uint64_t A0 = _mm512_reduce_max_epu64(mx);
-  *dout = 0;
-  if (A0 == 0) {
-    zero_row(n, q8, q16);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
-  const V F = s64(p.F), rnd = s64(int64_t{1} << 39);
-  for (int64_t i = 0; i < n; i += 8) {
-    const __mmask8 k = tail8(n - i);
-    const V x = vshs(load8(v + i, k), p.d);  // d in [-22, 39]: exact left shifts
-    const V q = clampv(_mm512_srai_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, F), rnd), 40), -qmax, qmax);
-    if (q8) _mm512_mask_cvtepi64_storeu_epi8(q8 + i, k, q);
-    else _mm512_mask_cvtepi64_storeu_epi16(q16 + i, k, q);
-  }
-  *dout = p.d;
-  return p.A;
+  return vquant_gen(n, qmax, llm::QRow{q8, q16}, _mm512_reduce_max_epu64(mx), dout,
+                    [v](int64_t i, __mmask8 k) { return load8(v + i, k); });
 }
 
 // vquant_row as a value for the row passes of ssm_internal.h.

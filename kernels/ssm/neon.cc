@@ -26,7 +26,7 @@ inline I4 load4(const int64_t* p) { return {vld1q_s64(p), vld1q_s64(p + 2)}; }
 inline I4 load4(const int32_t* p) { return widen(vld1q_s32(p)); }
 inline I4 load4(const int16_t* p) { return widen(vmovl_s16(vld1_s16(p))); }
 
-// quantize_row (|v| < 2^62): x' * F with |x'| <= 2^23, F < 2^34 as vmull_s32 of 17-bit halves of F.
+// quantize_row of n values of type T (max |v|, then neonh::vquant_gen); returns A and writes d.
 template <typename T>
 int64_t vquant_row(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout) {
   uint64x2_t mx = vdupq_n_u64(0);
@@ -37,27 +37,8 @@ int64_t vquant_row(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, in
   }
   uint64_t A0 = vgetq_lane_u64(mx, 0) > vgetq_lane_u64(mx, 1) ? vgetq_lane_u64(mx, 0) : vgetq_lane_u64(mx, 1);
   for (; i < n; ++i) A0 = llm::mag64(v[i]) > A0 ? llm::mag64(v[i]) : A0;
-  *dout = 0;
-  if (A0 == 0) {
-    zero_row(n, q8, q16);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
-  const int32x2_t F0 = vdup_n_s32(int32_t(p.F & 0x1FFFF)), F1 = vdup_n_s32(int32_t(p.F >> 17));
-  const int32x4_t hi = vdupq_n_s32(qmax), lo = vdupq_n_s32(-qmax);
-  for (i = 0; i + 4 <= n; i += 4) {
-    const int32x4_t x = narrow(vshs(load4(v + i), p.d));  // |x'| <= 2^23
-    const int32x2_t xl = vget_low_s32(x), xh = vget_high_s32(x);
-    const I2 pl = vaddq_s64(vshlq_n_s64(vmull_s32(xl, F1), 17), vmull_s32(xl, F0));
-    const I2 ph = vaddq_s64(vshlq_n_s64(vmull_s32(xh, F1), 17), vmull_s32(xh, F0));
-    const int32x4_t q = vmaxq_s32(vminq_s32(narrow(I4{vrshrq_n_s64(pl, 40), vrshrq_n_s64(ph, 40)}), hi), lo);
-    const int16x4_t qh = vmovn_s32(q);
-    if (q8) vst1_lane_s32(reinterpret_cast<int32_t*>(q8 + i), vreinterpret_s32_s8(vmovn_s16(vcombine_s16(qh, qh))), 0);
-    else vst1_s16(q16 + i, qh);
-  }
-  quant_tail(v, i, n, p, qmax, q8, q16);
-  *dout = p.d;
-  return p.A;
+  return vquant_gen(n, qmax, llm::QRow{q8, q16}, A0, dout, [v](int64_t j) { return load4(v + j); },
+                    [v](int64_t j) { return int64_t(v[j]); });
 }
 
 // vquant_row as a value for the row passes of ssm_internal.h.

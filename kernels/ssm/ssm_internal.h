@@ -122,23 +122,6 @@ void scan_blocks(const SsmScanArgs& a, int64_t c0, int64_t c1, Block block) {
     }
   }
 }
-// ---- row quantizer pieces shared by the SIMD quantizers --------------------------------------------
-
-// An all-zero row (A0 == 0): q = 0.
-inline void zero_row(int64_t n, int8_t* q8, int16_t* q16) {
-  for (int64_t i = 0; i < n; ++i) {
-    if (q8) q8[i] = 0; else q16[i] = 0;
-  }
-}
-// Elements [i, n) of a row by the scalar quantize_row element (a SIMD loop's tail).
-template <typename T>
-void quant_tail(const T* v, int64_t i, int64_t n, const llm::QParams& p, int qmax, int8_t* q8, int16_t* q16) {
-  for (; i < n; ++i) {
-    const int64_t q = llm::qelem(int64_t(v[i]), p, qmax);
-    if (q8) q8[i] = int8_t(q); else q16[i] = int16_t(q);
-  }
-}
-
 // ---- the row passes (conv_out, scan_out, requant), given a row quantizer ------------------------
 // quant(v, n, qmax, q8, q16, &d) -> A has quantize_row's contract for v of int64 (conv_out,
 // scan_out) and of int16 / int32 (requant): each variant passes its own (a generic lambda).
