@@ -137,7 +137,7 @@ size_t const_bytes(const fq::Graph& g) {
 
 // Bits per byte of a model's W8A8 and rwkvquant graphs against float on the held-out text, and
 // their sizes. rq_tol: rwkvquant's relative bpb bound (the 3 % holds for 6v0 and 7v0; the
-// 730K v5 models are measured at +3.25 % / +3.67 %, docs/rwkv.md).
+// 730K v5 models are measured at +3.05 % / +3.64 %, docs/rwkv.md).
 void check_bpb(const char* file, const std::string& name, bool utf16, double rq_tol) {
   INFO(file);
   const Model m = load_model(model_file(file));
@@ -161,7 +161,7 @@ TEST_CASE("rwkv int accuracy: 5v2-730K", "[rwkv][int][accuracy]") {
   check_bpb("tiny-rwkv-5v2-730K-FP32.bin", "5v2-730K", false, 0.035);
 }
 TEST_CASE("rwkv int accuracy: 6v0-3m", "[rwkv][int][accuracy]") {
-  check_bpb("tiny-rwkv-6v0-3m-Q5_1.bin", "6v0-3m", true, 0.02);
+  check_bpb("tiny-rwkv-6v0-3m-Q5_1.bin", "6v0-3m", true, 0.03);
 }
 TEST_CASE("rwkv int accuracy: 5v1-730K", "[rwkv][int][accuracy]") {
   check_bpb("tiny-rwkv-5v1-730K-FP32.bin", "5v1-730K", false, 0.04);
