@@ -111,6 +111,17 @@ inline void zero_row(int64_t n, const QRow& o) {
     if (o.q8) o.q8[i] = 0; else o.q16[i] = 0;
   }
 }
+// The head of every SIMD quantize_row: an all-zero row (A0 == 0) is written as zeros with d = 0
+// (false: nothing left to do); otherwise *p = qparams(A0, qmax).
+inline bool quant_setup(int64_t n, int qmax, const QRow& o, uint64_t A0, int* dout, QParams* p) {
+  *dout = 0;
+  if (A0 == 0) {
+    zero_row(n, o);
+    return false;
+  }
+  *p = qparams(A0, qmax);
+  return true;
+}
 // Elements [i, n) of a row by the scalar quantize_row element (a SIMD loop's tail); v(i) gives
 // element i of the int64 row.
 template <class Gen>

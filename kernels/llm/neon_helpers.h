@@ -87,12 +87,8 @@ inline uint32x4_t vexpq(I4 nx) {
 // 2^34 as vmull_s32 of 17-bit halves of F.
 template <class Gen, class Gen1>
 inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
-  *dout = 0;
-  if (A0 == 0) {
-    llm::zero_row(n, o);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
+  llm::QParams p;
+  if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
   const int32x2_t F0 = vdup_n_s32(int32_t(p.F & 0x1FFFF)), F1 = vdup_n_s32(int32_t(p.F >> 17));
   const int32x4_t hi = vdupq_n_s32(qmax), lo = vdupq_n_s32(-qmax);
   int64_t i = 0;

@@ -93,12 +93,8 @@ inline V vshift_uniform(V x, int d) {
 // the last n mod 8 by the scalar element.
 template <class Gen, class Gen1>
 inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
-  *dout = 0;
-  if (A0 == 0) {
-    llm::zero_row(n, o);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
+  llm::QParams p;
+  if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
   const V F = s64(p.F), Fh = s64(p.F >> 32), rnd = s64(int64_t{1} << 39);
   const V odd = _mm256_setr_epi32(1, 3, 5, 7, 0, 0, 0, 0);
   const __m128i hi = _mm_set1_epi32(qmax), lo = _mm_set1_epi32(-qmax);

@@ -86,12 +86,8 @@ inline V vshift_uniform(V x, int d) {
 // the one AVX-512 row quantizer of the llm, ssm and rwkv families.
 template <class Gen>
 inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen gen) {
-  *dout = 0;
-  if (A0 == 0) {
-    llm::zero_row(n, o);
-    return 0;
-  }
-  const llm::QParams p = llm::qparams(A0, qmax);
+  llm::QParams p;
+  if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
   const V F = s64(p.F), rnd = s64(int64_t{1} << 39);
   for (int64_t i = 0; i < n; i += 8) {
     const __mmask8 k = tail8(n - i);
