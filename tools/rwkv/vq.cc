@@ -133,7 +133,7 @@ void refine_indices(const llama::Mat& w, const std::vector<double>& h, int n, in
   if (!(sn > 0)) return;
   int8_t* idx = q->q.data() + size_t(n) * size_t(K);
   const int8_t* cb = q->codebook.data() + size_t(n / rows) * size_t(ng) * size_t(E);
-  std::vector<double> e(static_cast<size_t>(K)), g(static_cast<size_t>(K), 0.0);
+  std::vector<double> e(static_cast<size_t>(K)), g(static_cast<size_t>(K), 0.0);  // g = H e, kept current
   for (int k = 0; k < K; ++k) e[size_t(k)] = double(w.at(n, k)) / sn - cb[size_t(k / group) * size_t(E) + size_t(idx[k])];
   for (int i = 0; i < K; ++i) {
     const double* hr = h.data() + size_t(i) * size_t(K);
@@ -153,7 +153,7 @@ void refine_indices(const llama::Mat& w, const std::vector<double>& h, int n, in
       }
       if (bj < 0) continue;
       const double d = ak - c[bj];
-      idx[k] = int8_t(bj), e[size_t(k)] += d, moved = true;
+      idx[k] = int8_t(bj), moved = true;  // e_k += d
       const double* hr = h.data() + size_t(k) * size_t(K);
       for (int i = 0; i < K; ++i) g[size_t(i)] += d * hr[i];
     }
