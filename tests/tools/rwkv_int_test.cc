@@ -87,11 +87,10 @@ fq::Graph model_graph(const std::string& name) {
   return fq::load_graph(std::string(FQ_MODELS_DIR) + "/rwkv-" + name + ".yaml");
 }
 
-// Teacher-forced score of an integer graph: the model's -seq64 graph 64 bytes per run, the last
-// (n - 1) mod 64 bytes token by token from its state (the same logits as token by token all the
-// way: "sequence mode equals token by token" below; 2.5x faster, 4x under FQ_ISA=scalar).
-Score int_score(const std::string& name, const std::vector<int>& bytes) {
-  const fq::Graph g1 = model_graph(name), g64 = model_graph(name + "-seq64");
+// Teacher-forced score of an integer graph g1 through its sequence-mode graph g64: T bytes per
+// run, the last (n - 1) mod T bytes token by token from its state. The logits are those of token
+// by token all the way ("sequence mode equals token by token" below), in fewer, batched runs.
+Score int_score(const fq::Graph& g1, const fq::Graph& g64, const std::vector<int>& bytes) {
   fq::Session s64(g64);
   const size_t T = size_t(s64.input("tokens").shape[0]), n = bytes.size() - 1;
   Score r;
@@ -144,7 +143,8 @@ void check_bpb(const char* file, const std::string& name, bool utf16, double rq_
   const std::vector<int> bytes = heldout(utf16);
   const Score f = float_score(m, bytes);
   const fq::Graph w8 = model_graph(name + "-w8a8"), rq = model_graph(name + "-rwkvquant");
-  const Score a = int_score(name + "-w8a8", bytes), b = int_score(name + "-rwkvquant", bytes);
+  const Score a = int_score(w8, model_graph(name + "-w8a8-seq64"), bytes);
+  const Score b = int_score(rq, model_graph(name + "-rwkvquant-seq64"), bytes);
   const double ra = (a.bpb - f.bpb) / f.bpb, rb = (b.bpb - f.bpb) / f.bpb;
   const double ratio = double(const_bytes(w8)) / double(const_bytes(rq));
   WARN(file << ": float bpb " << f.bpb << " top1 " << f.top1 << " | W8A8 " << a.bpb << " (" << 100 * ra
