@@ -50,13 +50,10 @@ inline uint64_t vmaxabs(const int64_t* v, int64_t n) {
   return _mm512_reduce_max_epu64(m);
 }
 
-// quantize_row with A0 = max|v| known.
-inline V load8_i64(const int64_t* v, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v); }
-inline V load8_i64(const int32_t* v, __mmask8 k) { return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, v)); }
-
+// quantize_row with A0 = max|v| known (avx512h::vquant_gen).
 template <typename T>
 int64_t vquant(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout, uint64_t A0) {
-  return vquant_gen(n, qmax, llm::QRow{q8, q16}, A0, dout, [v](int64_t i, __mmask8 k) { return load8_i64(v + i, k); });
+  return vquant_gen(n, qmax, llm::QRow{q8, q16}, A0, dout, [v](int64_t i, __mmask8 k) { return load8(v + i, k); });
 }
 
 // ---- rmsnorm ------------------------------------------------------------------------------------
@@ -825,21 +822,21 @@ inline void sm_store8(const SoftmaxArgs& a, int64_t k, __mmask8 msk, V v) {
 // Any row (int8 or int16), exp per element in 64-bit lanes; e kept in scratch.
 void sm_row_generic(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale& s, int64_t clip, int64_t* e) {
   const int64_t n = a.n, base = m * n;
-  auto load8 = [&](int64_t i, __mmask8 k) -> V {
+  auto xload = [&](int64_t i, __mmask8 k) -> V {
     if (a.in_bits == 8) return _mm512_cvtepi8_epi64(_mm_maskz_loadu_epi8(k, static_cast<const int8_t*>(a.x) + base + i));
     return _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, static_cast<const int16_t*>(a.x) + base + i));
   };
   V mx = s64(INT64_MIN);
   for (int64_t i = 0; i < V_; i += 8) {
     const __mmask8 k = tail8(V_ - i);
-    mx = _mm512_mask_max_epi64(mx, k, mx, load8(i, k));
+    mx = _mm512_mask_max_epi64(mx, k, mx, xload(i, k));
   }
   const V qx = s64(_mm512_reduce_max_epi64(mx)), mant = s64(s.mant), nclip = s64(-clip);
   const int64_t sh = int64_t{s.exp} - 16;
   V zs = _mm512_setzero_si512();
   for (int64_t i = 0; i < V_; i += 8) {
     const __mmask8 k = tail8(V_ - i);
-    const V t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(load8(i, k), qx), mant), sh, nclip);
+    const V t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(xload(i, k), qx), mant), sh, nclip);
     const V ev = _mm512_maskz_mov_epi64(k, vexpq_x<16>(t));
     _mm512_storeu_si512(e + i, ev);
     zs = _mm512_add_epi64(zs, ev);
@@ -849,7 +846,7 @@ void sm_row_generic(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale&
   for (int64_t i = 0; i < V_; i += 8) {
     const __mmask8 k = tail8(V_ - i);
     V t = _mm512_setzero_si512();
-    if (a.out == kLogSoftmaxI16) t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(load8(i, k), qx), mant), sh, nclip);
+    if (a.out == kLogSoftmaxI16) t = sm_tvec(_mm512_mul_epi32(_mm512_sub_epi64(xload(i, k), qx), mant), sh, nclip);
     sm_store8(a, base + i, k, sm_outvec(a.out, _mm512_loadu_si512(e + i), t, F, lnZ));
   }
 }
@@ -1506,7 +1503,7 @@ void x_exp_q(const ExpArgs& a, int64_t i0, int64_t i1) {
   const V zero = _mm512_setzero_si512();
   for (int64_t i = i0; i < i1; i += 8) {
     const __mmask8 k = tail8(i1 - i);
-    const V x = _mm512_min_epi64(load8_i64(a.x + i, k), zero);
+    const V x = _mm512_min_epi64(load8(a.x + i, k), zero);
     _mm256_mask_storeu_epi32(a.y + i, k, _mm512_cvtepi64_epi32(vexpq_x<F>(x)));
   }
 }

@@ -96,7 +96,7 @@ inline int64_t qelem(int64_t v, const QParams& p, int qmax) {
 }
 
 // The destination of one quantized row: int8 (q8), or int16 (q16) when q8 is null. The SIMD row
-// quantizers of the ssm and rwkv families (vquant_gen in the ISA helper headers) write through it.
+// quantizers (vquant_gen in the ISA helper headers) write through it.
 struct QRow {
   int8_t* q8;
   int16_t* q16;

@@ -28,6 +28,10 @@ inline V clampv(V x, int64_t lo, int64_t hi) { return _mm512_max_epi64(_mm512_mi
 inline V load_i16(const int16_t* p, __mmask8 k) { return _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, p)); }
 inline V load_i32(const int32_t* p, __mmask8 k) { return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(k, p)); }
 inline V load_i64(const int64_t* p, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, p); }
+// The same, overloaded on the element type (row code templated on it).
+inline V load8(const int16_t* p, __mmask8 k) { return load_i16(p, k); }
+inline V load8(const int32_t* p, __mmask8 k) { return load_i32(p, k); }
+inline V load8(const int64_t* p, __mmask8 k) { return load_i64(p, k); }
 
 // shift_s(x, s) per lane for one shift s of every lane (llm.h: rounding right shift, saturating
 // left shift to +-(2^62 - 1), 0 beyond 62).

@@ -25,10 +25,6 @@ inline void store_sat32(int32_t* p, __mmask8 k, V x) { _mm512_mask_cvtsepi64_sto
 
 // ---- row quantizer (conv_out, scan_out, requant) ------------------------------------------------
 
-inline V load8(const int64_t* p, __mmask8 k) { return load_i64(p, k); }
-inline V load8(const int32_t* p, __mmask8 k) { return load_i32(p, k); }
-inline V load8(const int16_t* p, __mmask8 k) { return load_i16(p, k); }
-
 // quantize_row of n values of type T (max |v|, then avx512h::vquant_gen); returns A and writes d.
 template <typename T>
 int64_t vquant_row(const T* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, int* dout) {
