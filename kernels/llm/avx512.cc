@@ -119,23 +119,7 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
       else if (sh >= 0) zq = vshift_uniform(zq, int(sh));
       else zq = _mm512_sll_epi64(_mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim), _mm_cvtsi32_si128(int(sh < -18 ? 18 : -sh)));
       zq = _mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim);
-      const V E = _mm512_srli_epi64(vexpq<12>(_mm512_abs_epi64(zq)), 14);
-      const V den = _mm512_add_epi64(E, s64(1 << 16));
-      const __mmask8 nonneg = _mm512_cmpge_epi64_mask(zq, zero);
-      // sig = floor(N' * 2^16 / den), N' = 2^16 (zq >= 0) or E, den in [2^16, 2^17]: a reciprocal
-      // y ~ 2^48 / den (linear start, two Newton steps: y in [2^31, 2^32)) gives a quotient
-      // within 1 of the exact one (checked for every den and both numerators offline), then
-      // one correction step each way makes it exact.
-      const V np = _mm512_mask_blend_epi64(nonneg, E, s64(1 << 16));
-      V y = _mm512_sub_epi64(s64(6063483241), _mm512_mul_epu32(den, s64(30840)));  // (24 - 8 x) / 17
-      for (int it = 0; it < 2; ++it) {
-        const V e = _mm512_sub_epi64(s64(int64_t{1} << 48), _mm512_mul_epu32(den, y));  // |e| < 2^44
-        y = _mm512_add_epi64(y, _mm512_srai_epi64(_mm512_mullo_epi64(y, _mm512_srai_epi64(e, 16)), 32));
-      }
-      V q = _mm512_srli_epi64(_mm512_mul_epu32(np, y), 32);
-      const V rem = _mm512_sub_epi64(_mm512_slli_epi64(np, 16), _mm512_mul_epu32(q, den));
-      q = _mm512_mask_sub_epi64(q, _mm512_cmplt_epi64_mask(rem, zero), q, s64(1));
-      q = _mm512_mask_add_epi64(q, _mm512_cmpge_epi64_mask(rem, den), q, s64(1));
+      const V q = vsig(zq);
       const V val = _mm512_mul_epi32(_mm512_mul_epi32(g64, q), u64);
       _mm512_storeu_si512(v + i, val);  // scratch is padded
       mx = _mm512_max_epu64(mx, _mm512_abs_epi64(_mm512_maskz_mov_epi64(k, val)));

@@ -74,6 +74,26 @@ inline V vexpq(V nx) {
   return _mm512_srlv_epi64(_mm512_add_epi64(v, half), n);                 // n >= 64 -> 0
 }
 
+// sig(zc) of swiglu_v (llm_internal.h) per lane, Q16, for |zc| <= 2^17 (Q12): floor(np 2^16 / den)
+// with E = exp_q(-|zc|, 12) >> 14, den = 2^16 + E in [2^16, 2^17], np = 2^16 (zc >= 0) or E. A
+// reciprocal y ~ 2^48 / den (linear start, two Newton steps: y in [2^31, 2^32)) gives a quotient
+// within 1 of the exact one (checked for every den and both numerators offline), then one
+// correction step each way makes it exact.
+inline V vsig(V zc) {
+  const V E = _mm512_srli_epi64(vexpq<12>(_mm512_abs_epi64(zc)), 14);
+  const V den = _mm512_add_epi64(E, s64(1 << 16));
+  const V np = _mm512_mask_blend_epi64(_mm512_cmpge_epi64_mask(zc, zero()), E, s64(1 << 16));
+  V y = _mm512_sub_epi64(s64(6063483241), _mm512_mul_epu32(den, s64(30840)));  // (24 - 8 x) / 17
+  for (int it = 0; it < 2; ++it) {
+    const V e = _mm512_sub_epi64(s64(int64_t{1} << 48), _mm512_mul_epu32(den, y));  // |e| < 2^44
+    y = _mm512_add_epi64(y, _mm512_srai_epi64(_mm512_mullo_epi64(y, _mm512_srai_epi64(e, 16)), 32));
+  }
+  V q = _mm512_srli_epi64(_mm512_mul_epu32(np, y), 32);
+  const V rem = _mm512_sub_epi64(_mm512_slli_epi64(np, 16), _mm512_mul_epu32(q, den));
+  q = _mm512_mask_sub_epi64(q, _mm512_cmplt_epi64_mask(rem, zero()), q, s64(1));
+  return _mm512_mask_add_epi64(q, _mm512_cmpge_epi64_mask(rem, den), q, s64(1));
+}
+
 // Uniform rounding right shift by d >= 1 (d <= 62), or exact left shift by -d (no saturation
 // needed by the callers), or identity.
 inline V vshift_uniform(V x, int d) {

@@ -74,26 +74,8 @@ constexpr auto kQuant = [](const auto* v, int64_t n, int qmax, int8_t* q8, int16
 
 // ---- conv ---------------------------------------------------------------------------------------
 
-// v = zq * sig(zc) of swiglu per lane (the Newton reciprocal of avx512.cc's vsilu, with the
-// signed y * (e >> 16) built from vpmuludq).
-inline V vsilu(V zq) {
-  const V zc = clampv(vshs(zq, 4), -kL17, kL17);
-  const V E = _mm256_srli_epi64(vexpq<12>(absv(zc)), 14);
-  const V den = _mm256_add_epi64(E, s64(1 << 16));
-  const V np = blend(s64(1 << 16), E, neg_mask(zc));
-  V y = _mm256_sub_epi64(s64(6063483241), _mm256_mul_epu32(den, s64(30840)));  // in [2^31, 2^32)
-  for (int it = 0; it < 2; ++it) {
-    const V f = sra(_mm256_sub_epi64(s64(int64_t{1} << 48), _mm256_mul_epu32(den, y)), 16);  // |f| < 2^28
-    // y * f: vpmuludq reads f's low half as unsigned (f + 2^32 when f < 0)
-    const V yf = _mm256_sub_epi64(_mm256_mul_epu32(y, f), _mm256_and_si256(neg_mask(f), _mm256_slli_epi64(y, 32)));
-    y = _mm256_add_epi64(y, sra(yf, 32));
-  }
-  V q = _mm256_srli_epi64(_mm256_mul_epu32(np, y), 32);
-  const V rem = _mm256_sub_epi64(_mm256_slli_epi64(np, 16), _mm256_mul_epu32(q, den));
-  q = _mm256_add_epi64(q, neg_mask(rem));                                                 // rem < 0: -1
-  q = _mm256_sub_epi64(q, _mm256_cmpgt_epi64(rem, _mm256_sub_epi64(den, s64(1))));        // rem >= den: +1
-  return _mm256_mul_epi32(zq, q);
-}
+// v = zq * sig(zc) of swiglu per lane (conv_v).
+inline V vsilu(V zq) { return _mm256_mul_epi32(zq, vsig(clampv(vshs(zq, 4), -kL17, kL17))); }
 
 void x_conv(const SsmConvArgs& a, int64_t c0, int64_t c1) {
   const int K = taps_of(a);

@@ -41,27 +41,8 @@ constexpr auto kQuant = [](const auto* v, int64_t n, int qmax, int8_t* q8, int16
 
 // ---- conv ---------------------------------------------------------------------------------------
 
-// v = zq * sig(zc) of swiglu (llm.h) per lane, zq in +-(2^31 - 1).
-inline V vsilu(V zq) {
-  const V zero = _mm512_setzero_si512();
-  const V zc = clampv(vshs(zq, 4), -kL17, kL17);
-  const V E = _mm512_srli_epi64(vexpq<12>(_mm512_abs_epi64(zc)), 14);
-  const V den = _mm512_add_epi64(E, s64(1 << 16));
-  // sig = floor(np * 2^16 / den), np = 2^16 (zc >= 0) or E, den in [2^16, 2^17]: a reciprocal
-  // y ~ 2^48 / den (linear start, two Newton steps) gives a quotient within 1 of the exact one,
-  // then one correction step each way makes it exact (as llm's AVX-512 swiglu).
-  const V np = _mm512_mask_blend_epi64(_mm512_cmpge_epi64_mask(zc, zero), E, s64(1 << 16));
-  V y = _mm512_sub_epi64(s64(6063483241), _mm512_mul_epu32(den, s64(30840)));  // (24 - 8 x) / 17
-  for (int it = 0; it < 2; ++it) {
-    const V e = _mm512_sub_epi64(s64(int64_t{1} << 48), _mm512_mul_epu32(den, y));  // |e| < 2^44
-    y = _mm512_add_epi64(y, _mm512_srai_epi64(_mm512_mullo_epi64(y, _mm512_srai_epi64(e, 16)), 32));
-  }
-  V q = _mm512_srli_epi64(_mm512_mul_epu32(np, y), 32);
-  const V rem = _mm512_sub_epi64(_mm512_slli_epi64(np, 16), _mm512_mul_epu32(q, den));
-  q = _mm512_mask_sub_epi64(q, _mm512_cmplt_epi64_mask(rem, zero), q, s64(1));
-  q = _mm512_mask_add_epi64(q, _mm512_cmpge_epi64_mask(rem, den), q, s64(1));
-  return _mm512_mul_epi32(zq, q);
-}
+// v = zq * sig(zc) of swiglu per lane (conv_v), zq in +-(2^31 - 1).
+inline V vsilu(V zq) { return _mm512_mul_epi32(zq, vsig(clampv(vshs(zq, 4), -kL17, kL17))); }
 
 void x_conv(const SsmConvArgs& a, int64_t c0, int64_t c1) {
   const int K = taps_of(a);
