@@ -1,9 +1,10 @@
 // AVX2 variant of the llm family: the same bytes as ref.cc for every input the contract allows.
 // Vectorized: attention_heads' dot products (gathered, across positions) and its P.V accumulation
-// (int64 lanes), rope, residual_add, embedding, softmax and layernorm (64-bit arithmetic shifts,
-// min / max and the quantizer's multiply emulated below). The per-position logit/exp chain of
+// (int64 lanes), the attention cache write and attention_out, rmsnorm, swiglu (avx2h::vsig), rope,
+// residual_add, embedding, softmax, layernorm and exp (64-bit lanes; arithmetic shifts, min / max
+// and the quantizer's multiply from x86_avx2_helpers.h). The per-position logit/exp chain of
 // attention stays scalar; hadamard's H_b products (vpmaddwd) and butterflies are vectorized in
-// int32; rmsnorm, swiglu and attention_cache/out forward to the scalar reference.
+// int32.
 #include <immintrin.h>
 
 #include <cstring>
@@ -17,16 +18,8 @@ namespace {
 
 using namespace avx2h;  // s64, minv / maxv (64-bit lanes), ...
 
-// ---- 64-bit lane helpers (AVX2 has no 64-bit arithmetic shift, min / max or abs) ---------------
+// ---- lane helpers (the 64-bit min / max / abs / shifts are avx2h's) -----------------------------
 
-inline V abs64(V x) {
-  const V s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
-  return _mm256_sub_epi64(_mm256_xor_si256(x, s), s);
-}
-inline V sra64(V x, int c) {  // arithmetic right shift by c in [0, 63]
-  const V s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
-  return _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(x, s), _mm_cvtsi32_si128(c)), s);
-}
 inline __m128i lo32(V v) {  // the low dword of each 64-bit lane
   return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
 }
@@ -35,6 +28,9 @@ inline int64_t hsum64(V v) {
   _mm256_store_si256(reinterpret_cast<V*>(b), v);
   return b[0] + b[1] + b[2] + b[3];
 }
+inline V load4_i16(const int16_t* p) { return _mm256_cvtepi16_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
+inline V load4_i32(const int32_t* p) { return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+inline void store4(int64_t* p, V v) { _mm256_storeu_si256(reinterpret_cast<V*>(p), v); }
 inline int64_t hmax64(V v) {
   alignas(32) int64_t b[4];
   _mm256_store_si256(reinterpret_cast<V*>(b), v);
@@ -47,6 +43,93 @@ int64_t vquant(const int64_t* v, int64_t n, int qmax, int8_t* q8, int16_t* q16, 
   return vquant_gen(
       n, qmax, QRow{q8, q16}, A0, dout, [v](int64_t i) { return _mm256_loadu_si256(reinterpret_cast<const V*>(v + i)); },
       [v](int64_t i) { return v[i]; });
+}
+
+// ---- rmsnorm / swiglu ---------------------------------------------------------------------------
+// 4 elements per step in 64-bit lanes, the last n mod 4 by the scalar element; then vquant.
+
+void x_rmsnorm(const RmsnormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* xs = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t D = a.d;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int32_t* x = a.x + m * D;
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + m * D : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + m * D;
+    __m256i mx = _mm256_setzero_si256();  // max |x| over 8 dword lanes (|INT32_MIN| = 2^31 unsigned)
+    int64_t i = 0;
+    for (; i + 8 <= D; i += 8)
+      mx = _mm256_max_epu32(mx, _mm256_abs_epi32(_mm256_loadu_si256(reinterpret_cast<const V*>(x + i))));
+    alignas(32) uint32_t m8[8];
+    _mm256_store_si256(reinterpret_cast<V*>(m8), mx);
+    uint64_t A0 = 0;
+    for (uint32_t v : m8) A0 = v > A0 ? v : A0;
+    for (; i < D; ++i) A0 = mag64(x[i]) > A0 ? mag64(x[i]) : A0;
+    if (A0 == 0) {
+      for (i = 0; i < D; ++i) {
+        if (y8) y8[i] = 0; else y16[i] = 0;
+      }
+      a.ys[m] = RowScale{};
+      continue;
+    }
+    const int c = bitlen64(A0) - 24;  // |xs| <= 2^24: xs^2 by vpmuldq
+    V ss = zero(), mx2 = zero();
+    for (i = 0; i + 4 <= D; i += 4) {
+      const V v = vshift_uniform(load4_i32(x + i), c);
+      store4(xs + i, v);
+      ss = _mm256_add_epi64(ss, _mm256_mul_epi32(v, v));
+      mx2 = maxv(mx2, absv(v));
+    }
+    int64_t sum = hsum64(ss);
+    uint64_t A1 = uint64_t(hmax64(mx2));
+    for (; i < D; ++i) {
+      xs[i] = shs(x[i], c);
+      sum += xs[i] * xs[i];
+      A1 = mag64(xs[i]) > A1 ? mag64(xs[i]) : A1;
+    }
+    const int32_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
+    const int64_t k = rms_k(eps_m, a.eps_e, c);
+    const int64_t ms = shs(sum / D, 2 * k) + shs(eps_m, int64_t{a.eps_e} + 2 * c + 2 * k);
+    int d = 0;
+    const int64_t A = vquant(xs, D, a.qmax, y8, y16, &d, A1);
+    a.ys[m] = rms_scale(A, a.qmax, d, k, ms);
+  }
+}
+
+void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* v = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t N = a.n, lim = int64_t{1} << 17;
+  for (int64_t m = m0; m < m1; ++m) {
+    const int16_t* g = a.gate + m * N;
+    const int16_t* u = a.up + m * N;
+    const RowScale gs = a.gs[m], us = a.us[m];
+    const V gm = s64(gs.mant);
+    const int64_t sh = int64_t{gs.exp} - 12;
+    V mx = zero();
+    int64_t i = 0;
+    for (; i + 4 <= N; i += 4) {
+      const V g64 = load4_i16(g + i), u64 = load4_i16(u + i);
+      // zq = clamp(shift_s(g * gm, sh), +-2^17) with |g * gm| < 2^30 and sh uniform over the row:
+      // a left shift saturates like clamp(clamp(x, +-2^17) * 2^min(l, 18), +-2^17)
+      V zq = _mm256_mul_epi32(g64, gm);
+      if (sh > 62) zq = zero();
+      else if (sh >= 0) zq = vshift_uniform(zq, int(sh));
+      else zq = _mm256_sll_epi64(clampv(zq, -lim, lim), _mm_cvtsi32_si128(int(sh < -18 ? 18 : -sh)));
+      const V val = _mm256_mul_epi32(_mm256_mul_epi32(g64, vsig(clampv(zq, -lim, lim))), u64);
+      store4(v + i, val);
+      mx = maxv(mx, absv(val));
+    }
+    uint64_t A0 = uint64_t(hmax64(mx));
+    for (; i < N; ++i) {
+      v[i] = swiglu_v(g[i], u[i], gs.mant, sh);
+      A0 = mag64(v[i]) > A0 ? mag64(v[i]) : A0;
+    }
+    const RowScale mu = normalize(uint64_t(int64_t{gs.mant} * us.mant), int64_t{gs.exp} + us.exp + 16);
+    int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + m * N : nullptr;
+    int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + m * N;
+    int d = 0;
+    const int64_t A = vquant(v, N, a.qmax, y8, y16, &d, A0);
+    a.ys[m] = scale_of_i(A, a.qmax, d, mu.mant, mu.exp);
+  }
 }
 
 // ---- rope ---------------------------------------------------------------------------------------
@@ -162,6 +245,22 @@ void x_embedding(const EmbeddingArgs& a, int64_t m0, int64_t m1) {
 
 // ---- attention ----------------------------------------------------------------------------------
 
+// p * m mod 2^64 per lane for an int32 m in every lane's low dword (the low 64 bits of the
+// product from two vpmuludq; a negative m reads as m + 2^32, corrected by p * 2^32).
+inline V mul64x32(V p, V m) {
+  const V lo = _mm256_mul_epu32(p, m), hi = _mm256_mul_epu32(_mm256_srli_epi64(p, 32), m);
+  const V neg = _mm256_cmpgt_epi64(zero(), _mm256_slli_epi64(m, 32));
+  return _mm256_add_epi64(lo, _mm256_slli_epi64(_mm256_sub_epi64(hi, _mm256_and_si256(neg, p)), 32));
+}
+// shift_s(x, s) per lane for s >= 0 (rounding right shift; 0 beyond 62).
+inline V vrshv(V x, V s) {
+  const V sg = neg_mask(x);
+  auto srav = [&](V c) { return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(x, sg), c), sg); };
+  const V r = _mm256_add_epi64(srav(s), _mm256_and_si256(srav(_mm256_sub_epi64(s, s64(1))), s64(1)));
+  const V out = blend(r, x, _mm256_cmpeq_epi64(s, zero()));
+  return _mm256_andnot_si256(_mm256_cmpgt_epi64(s, s64(62)), out);
+}
+
 void dots(const int16_t* q, const int8_t* kbase, int64_t rw, int hd, int64_t n, int32_t* out) {
   const int hd4 = hd & ~3;
   const V lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -250,32 +349,144 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
     a.work_exp[t] = INT32_MAX;
     const RowScale qs = a.qs[m];
     dots(a.q + m * H * hd + int64_t{h} * hd, a.kc + int64_t{g} * hd, rw, hd, n, s.S32);
+    // logits, their max and the smallest value exponent: 4 positions per step, the rest (and a
+    // step with a shift <= 0, a left shift) by the scalar element
+    const int64_t qe = int64_t{qs.exp} - 16, n4 = n & ~int64_t{3};
+    const V qm = s64(qs.mant), gl = _mm256_setr_epi64x(0, G, 2 * G, 3 * G);
+    V vmax = s64(INT64_MIN), vemin = s64(INT64_MAX);
     int64_t Lmax = INT64_MIN, Emin = INT64_MAX;
-    for (int64_t u = 0; u < n; ++u) {
-      const RowScale ks = a.kcs[u * G + g];
-      const int64_t w = int64_t{s.S32[u]} * ks.mant;
-      const int64_t L = clamp64(shs(w * qs.mant, int64_t{qs.exp} + ks.exp - 16), -kL40, kL40);
+    auto logit1 = [&](int64_t u) {
+      const RowScale ks = a.kcs[u * G + g], vs = a.vcs[u * G + g];
+      const int64_t L = clamp64(shs(int64_t{s.S32[u]} * ks.mant * qs.mant, qe + ks.exp), -kL40, kL40);
       s.L[u] = L;
       if (L > Lmax) Lmax = L;
-      const RowScale vs = a.vcs[u * G + g];
       if (vs.mant != 0 && vs.exp < Emin) Emin = vs.exp;
+    };
+    for (int64_t u = 0; u < n4; u += 4) {
+      const V idx = _mm256_add_epi64(gl, s64(u * G + g));
+      const V ks = _mm256_i64gather_epi64(reinterpret_cast<const long long*>(a.kcs), idx, 8);
+      const V sh = _mm256_add_epi64(sra(ks, 32), s64(qe));
+      if (_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(s64(1), sh)))) {
+        for (int64_t v = u; v < u + 4; ++v) logit1(v);
+        continue;
+      }
+      const V w = mul64x32(_mm256_mul_epi32(load4_i32(s.S32 + u), ks), qm);  // vpmuldq reads kmant
+      const V L = clampv(vrshv(w, sh), -kL40, kL40);
+      store4(s.L + u, L);
+      vmax = maxv(vmax, L);
+      const V vs = _mm256_i64gather_epi64(reinterpret_cast<const long long*>(a.vcs), idx, 8);
+      const V live = _mm256_xor_si256(_mm256_cmpeq_epi64(_mm256_slli_epi64(vs, 32), zero()), s64(-1));
+      vemin = blend(vemin, minv(vemin, sra(vs, 32)), live);
     }
+    for (int64_t u = n4; u < n; ++u) logit1(u);
+    alignas(32) int64_t b4[4];
+    store4(b4, vmax);
+    for (int64_t v : b4) Lmax = v > Lmax ? v : Lmax;
+    store4(b4, vemin);
+    for (int64_t v : b4) Emin = v < Emin ? v : Emin;
     if (Emin == INT64_MAX) continue;
-    int64_t Z = 0;
-    for (int64_t u = 0; u < n; ++u) {
-      int64_t x = s.L[u] - Lmax;
-      if (x < -clip) x = -clip;
-      s.E[u] = expq(x, 16);
+    // e_u = exp_q(max(L_u - Lmax, -clip), 16) and Z
+    const V lmax = s64(Lmax), nclip = s64(-clip);
+    V zsum = zero();
+    for (int64_t u = 0; u < n4; u += 4) {
+      const V x = maxv(_mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const V*>(s.L + u)), lmax), nclip);
+      const V e = vexpq<16>(_mm256_sub_epi64(zero(), x));
+      store4(s.E + u, e);
+      zsum = _mm256_add_epi64(zsum, e);
+    }
+    int64_t Z = hsum64(zsum);
+    for (int64_t u = n4; u < n; ++u) {
+      s.E[u] = expq(s.L[u] - Lmax < -clip ? -clip : s.L[u] - Lmax, 16);
       Z += s.E[u];
     }
+    // c_u = shift_s(rshift_round(e_u F, 46) * vmant_u, vexp_u - Emin) (F < 2^32: Z >= 2^30; the
+    // shift is >= 0 wherever vmant != 0, and the product is 0 elsewhere)
     const int64_t F = kSat62 / Z;
-    for (int64_t u = 0; u < n; ++u) {
+    const V Fv = s64(F), rnd = s64(int64_t{1} << 45), emin = s64(Emin);
+    for (int64_t u = 0; u < n4; u += 4) {
+      const V vs = _mm256_i64gather_epi64(reinterpret_cast<const long long*>(a.vcs), _mm256_add_epi64(gl, s64(u * G + g)), 8);
+      const V pu = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(_mm256_loadu_si256(reinterpret_cast<const V*>(s.E + u)), Fv), rnd), 46);
+      store4(s.C + u, vrshv(_mm256_mul_epi32(pu, vs), maxv(_mm256_sub_epi64(sra(vs, 32), emin), zero())));
+    }
+    for (int64_t u = n4; u < n; ++u) {
       const RowScale vs = a.vcs[u * G + g];
-      const int64_t pu = rshift_round(s.E[u] * F, 46);
-      s.C[u] = shs(pu * vs.mant, int64_t{vs.exp} - Emin);
+      s.C[u] = shs(rshift_round(s.E[u] * F, 46) * vs.mant, int64_t{vs.exp} - Emin);
     }
     pv_any(s.C, a.vc + int64_t{g} * hd, rw, hd, n, o);
     a.work_exp[t] = clamp_exp(Emin + 16);
+  }
+}
+
+// The rows of the heads, each head's int64 outputs brought to the row's smallest exponent Er, then
+// vquant (ref_attention_out).
+void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  if (!attn_valid(a)) return ref_attention_out(a, m0, m1, scratch);
+  const int H = a.heads, hd = a.head_dim;
+  const int64_t W = int64_t{H} * hd;
+  for (int64_t m = m0; m < m1; ++m) {
+    int64_t* o = a.work + m * W;
+    int8_t* y = a.y + m * W;
+    int64_t Er = INT32_MAX;
+    for (int h = 0; h < H; ++h) Er = a.work_exp[m * H + h] < Er ? a.work_exp[m * H + h] : Er;
+    if (Er == INT32_MAX) {
+      for (int64_t i = 0; i < W; ++i) y[i] = 0;
+      a.ys[m] = RowScale{};
+      continue;
+    }
+    V mx = zero();
+    uint64_t A0 = 0;
+    for (int h = 0; h < H; ++h) {
+      const int64_t e = a.work_exp[m * H + h], sh = e == INT32_MAX ? 63 : e - Er;  // shift_s: 0 beyond 62
+      int64_t* oh = o + int64_t{h} * hd;
+      int j = 0;
+      for (; j + 4 <= hd; j += 4) {
+        const V v = sh > 62 ? zero() : vshift_uniform(_mm256_loadu_si256(reinterpret_cast<const V*>(oh + j)), int(sh));
+        store4(oh + j, v);
+        mx = maxv(mx, absv(v));
+      }
+      for (; j < hd; ++j) {
+        oh[j] = shs(oh[j], sh);
+        A0 = mag64(oh[j]) > A0 ? mag64(oh[j]) : A0;
+      }
+    }
+    A0 = uint64_t(hmax64(mx)) > A0 ? uint64_t(hmax64(mx)) : A0;
+    int d = 0;
+    const int64_t A = vquant(o, W, a.qmax, y, nullptr, &d, A0);
+    a.ys[m] = scale_of_i(A, a.qmax, d, 1, Er);
+  }
+}
+
+// Each new K / V row of each kv head widened into the scratch, then vquant to int8 (ref_attention_cache).
+void x_attention_cache(const AttentionArgs& a, void* scratch) {
+  if (!attn_valid(a)) return;
+  const AttnScratch s = attn_scratch(scratch, a);
+  const int hd = a.head_dim, G = a.kv_heads;
+  const int64_t rw = int64_t{G} * hd;
+  for (int64_t m = 0; m < a.rows; ++m) {
+    const int64_t p = a.pos + m;
+    for (int kv = 0; kv < 2; ++kv) {
+      const RowScale sc = (kv ? a.vs : a.ks)[m];
+      for (int g = 0; g < G; ++g) {
+        const int16_t* src = (kv ? a.v : a.k) + m * rw + int64_t{g} * hd;
+        int8_t* dst = (kv ? a.vc : a.kc) + p * rw + int64_t{g} * hd;
+        V mx = zero();
+        uint64_t A0 = 0;
+        int j = 0;
+        for (; j + 4 <= hd; j += 4) {
+          const V x = load4_i16(src + j);
+          store4(s.V + j, x);
+          mx = maxv(mx, absv(x));
+        }
+        for (; j < hd; ++j) {
+          s.V[j] = src[j];
+          A0 = mag64(src[j]) > A0 ? mag64(src[j]) : A0;
+        }
+        A0 = uint64_t(hmax64(mx)) > A0 ? uint64_t(hmax64(mx)) : A0;
+        int d = 0;
+        const int64_t A = vquant(s.V, hd, 127, dst, nullptr, &d, A0);
+        (kv ? a.vcs : a.kcs)[p * G + g] = scale_of_i(A, 127, d, sc.mant, sc.exp);
+      }
+    }
   }
 }
 
@@ -355,29 +566,6 @@ void x_hadamard(const HadamardArgs& a, int64_t m0, int64_t m1, void* scratch) {
 // row with exp_q, K <= 256 entries) read with vpgatherdd. Other rows (int16, short int8): exp_q
 // per element in 4 x 64-bit lanes (sm_row_generic of avx512.cc), the last V mod 4 columns scalar.
 
-// exp_q(x, 16) per 64-bit lane for x <= 0 (vexpq of avx512.cc); tab16 looks a 16-entry table up
-// as two 8-entry vpermd halves selected by bit 3 of the index (result in each lane's low dword).
-inline V tab16(const uint32_t* t, V i) {
-  const V a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const V*>(t)), i);
-  const V b = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const V*>(t + 8)), i);
-  return _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b),
-                                              _mm256_castsi256_ps(_mm256_slli_epi32(i, 28))));
-}
-inline V vexpq16(V x) {
-  constexpr int F = 16;
-  const V nx = minv(_mm256_sub_epi64(_mm256_setzero_si256(), x), s64(int64_t{1} << (F + 5)));
-  const V t = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(nx, s64(kLog2eQ16)), s64(1 << 15)), 16);
-  const V n = _mm256_srli_epi64(t, F), i = _mm256_srli_epi64(t, F - 8);
-  const V ab = _mm256_mul_epu32(tab16(kExp2HiQ30, _mm256_srli_epi64(i, 4)), tab16(kExp2LoQ30, i));
-  const V P = _mm256_srli_epi64(_mm256_add_epi64(ab, s64(int64_t{1} << 29)), 30);
-  const V r = _mm256_and_si256(t, s64((1 << (F - 8)) - 1));
-  const V rc = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(r, s64(kExp2ChordQ32)), s64(1 << (F - 9))), F - 8);
-  const V v = _mm256_sub_epi64(
-      P, _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
-  const V half = _mm256_sllv_epi64(s64(1), _mm256_sub_epi64(n, s64(1)));  // n == 0: count -1 -> 0
-  return _mm256_srlv_epi64(_mm256_add_epi64(v, half), n);
-}
-
 // t = max(shift_s(v, sh), -clip) for v <= 0, |v| < 2^31 (sm_tvec of avx512.cc).
 inline V sm_tvec(V v, int64_t sh, V nclip) {
   if (sh > 62) v = _mm256_setzero_si256();
@@ -389,7 +577,7 @@ inline V sm_tvec(V v, int64_t sh, V nclip) {
   return maxv(v, nclip);
 }
 inline V sm_outvec(int out, V e, V t, V F, V lnZ) {  // sm_out of llm_internal.h, 4 lanes
-  if (out == kLogSoftmaxI16) return maxv(sra64(_mm256_add_epi64(_mm256_sub_epi64(t, lnZ), s64(32)), 6), s64(-32768));
+  if (out == kLogSoftmaxI16) return maxv(sra(_mm256_add_epi64(_mm256_sub_epi64(t, lnZ), s64(32)), 6), s64(-32768));
   const int s = out == kSoftmaxU16 ? 46 : 54;
   const V p = _mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epu32(e, F), s64(int64_t{1} << (s - 1))), _mm_cvtsi32_si128(s));
   return minv(p, s64(out == kSoftmaxU16 ? 65535 : 255));
@@ -429,7 +617,7 @@ void sm_row_generic(const SoftmaxArgs& a, int64_t m, int64_t V_, const RowScale&
   };
   V zs = _mm256_setzero_si256();
   for (int64_t i = 0; i < V4; i += 4) {
-    const V ev = vexpq16(tvec(i));
+    const V ev = vexpq<16>(_mm256_sub_epi64(zero(), tvec(i)));
     _mm256_storeu_si256(reinterpret_cast<V*>(e + i), ev);
     zs = _mm256_add_epi64(zs, ev);
   }
@@ -621,7 +809,7 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
           }
           const V k = _mm256_cmpgt_epi64(s64(e0 - i), lane);
           _mm256_maskstore_epi64(reinterpret_cast<long long*>(w + i), k, z);
-          wm = maxv(wm, abs64(_mm256_and_si256(z, k)));
+          wm = maxv(wm, absv(_mm256_and_si256(z, k)));
         }
       }
     }
@@ -666,7 +854,7 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
       if (a.gm) z = _mm256_add_epi64(_mm256_mul_epi32(gmv, z), _mm256_slli_epi64(bov, 16));
       const V k = _mm256_cmpgt_epi64(s64(end - i), lane);
       _mm256_maskstore_epi64(reinterpret_cast<long long*>(w + i), k, z);
-      wm = maxv(wm, abs64(_mm256_and_si256(z, k)));
+      wm = maxv(wm, absv(_mm256_and_si256(z, k)));
     };
     if (!a.gm) {
       for (int64_t i = 0; i < D; i += 4) body(i, D, _mm256_setzero_si256(), _mm256_setzero_si256());
@@ -691,16 +879,63 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
   }
 }
 
+// ---- exp ----------------------------------------------------------------------------------------
+
+// exp_shift on 8 int32 lanes (avx512.cc's vexpshift16: x clamped to >= -2^(F+5) first, which
+// changes no output and keeps z within int32; q >= 32 shifts out to 0 as q >= 31 does).
+inline __m256i vexpshift8(__m256i x, int F) {
+  const __m256i z0 = _mm256_setzero_si256();
+  x = _mm256_max_epi32(_mm256_min_epi32(x, z0), _mm256_set1_epi32(-(1 << (F + 5))));
+  const __m256i z = _mm256_sub_epi32(_mm256_add_epi32(x, _mm256_srai_epi32(x, 1)), _mm256_srai_epi32(x, 4));
+  const __m128i cF = _mm_cvtsi32_si128(F);
+  const __m256i q = _mm256_srl_epi32(_mm256_sub_epi32(z0, z), cF);
+  const __m256i r = _mm256_add_epi32(z, _mm256_sll_epi32(q, cF));
+  const __m256i v = _mm256_add_epi32(_mm256_srai_epi32(r, 1), _mm256_set1_epi32(1 << F));
+  return _mm256_srlv_epi32(_mm256_sll_epi32(v, _mm_cvtsi32_si128(30 - F)), q);
+}
+
+template <int F>
+void x_exp_q(const ExpArgs& a, int64_t i0, int64_t i1) {
+  int64_t i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const V nx = _mm256_sub_epi64(zero(), minv(load4_i32(a.x + i), zero()));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(a.y + i), lo32(vexpq<F>(nx)));
+  }
+  if (i < i1) ref_exp(a, i, i1);
+}
+
+void x_exp(const ExpArgs& a, int64_t i0, int64_t i1) {
+  const int F = exp_bits(a);
+  if (a.kind == kExpShift) {
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const V*>(a.x + i));
+      _mm256_storeu_si256(reinterpret_cast<V*>(a.y + i), vexpshift8(x, F));
+    }
+    if (i < i1) ref_exp(a, i, i1);
+    return;
+  }
+  switch (F) {
+#define FQ_EXPQ_CASE(f) case f: return x_exp_q<f>(a, i0, i1);
+    FQ_EXPQ_CASE(9) FQ_EXPQ_CASE(10) FQ_EXPQ_CASE(11) FQ_EXPQ_CASE(12) FQ_EXPQ_CASE(13)
+    FQ_EXPQ_CASE(14) FQ_EXPQ_CASE(15) FQ_EXPQ_CASE(16) FQ_EXPQ_CASE(17) FQ_EXPQ_CASE(18)
+    FQ_EXPQ_CASE(19) FQ_EXPQ_CASE(20) FQ_EXPQ_CASE(21) FQ_EXPQ_CASE(22) FQ_EXPQ_CASE(23)
+    FQ_EXPQ_CASE(24)
+#undef FQ_EXPQ_CASE
+    default: return ref_exp(a, i0, i1);  // F == 8
+  }
+}
+
 }  // namespace
 }  // namespace llm
 
 extern const LlmKernel kLlmAvx2 = {
     Isa::avx2,             "avx2",
-    llm::ref_rmsnorm,      llm::x_rope,
-    llm::ref_attention_cache, llm::x_attention_heads, llm::ref_attention_out,
-    llm::ref_swiglu,       llm::x_residual_add,
+    llm::x_rmsnorm,        llm::x_rope,
+    llm::x_attention_cache, llm::x_attention_heads, llm::x_attention_out,
+    llm::x_swiglu,         llm::x_residual_add,
     llm::x_embedding,      llm::x_hadamard,
     llm::x_softmax,        llm::x_layernorm,
-    llm::ref_exp};
+    llm::x_exp};
 
 }  // namespace fq::k
