@@ -1,10 +1,9 @@
 // AVX2 variant of the llm family: the same bytes as ref.cc for every input the contract allows.
-// Vectorized: attention_heads' dot products (gathered, across positions) and its P.V accumulation
-// (int64 lanes), the attention cache write and attention_out, rmsnorm, swiglu (avx2h::vsig), rope,
-// residual_add, embedding, softmax, layernorm and exp (64-bit lanes; arithmetic shifts, min / max
-// and the quantizer's multiply from x86_avx2_helpers.h). The per-position logit/exp chain of
-// attention stays scalar; hadamard's H_b products (vpmaddwd) and butterflies are vectorized in
-// int32.
+// Vectorized: attention_heads across positions (gathered dot products, logits, exp_q, c_u and the
+// P.V accumulation in int64 lanes), the attention cache write and attention_out, rmsnorm, swiglu
+// (avx2h::vsig), rope, residual_add, embedding, softmax, layernorm and exp (64-bit lanes;
+// arithmetic shifts, min / max and the quantizer's multiply from x86_avx2_helpers.h); hadamard's
+// H_b products (vpmaddwd) and butterflies in int32.
 #include <immintrin.h>
 
 #include <cstring>
