@@ -3,14 +3,15 @@
 # BUILD_DIR/fuzz-work, never into the source tree). Fails on any crash, leak, timeout or OOM; the
 # input that failed is left in BUILD_DIR/fuzz-work/artifacts.
 #   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFQ_FUZZ=ON && cmake --build build-fuzz -j2 \
-#     --target fuzz_yaml fuzz_blob && tests/fuzz/run.sh build-fuzz 60
+#     --target fuzz_yaml fuzz_blob fuzz_import && tests/fuzz/run.sh build-fuzz 60
+# fuzz_import's seeds read the heads of model files under FQ_FUZZ_SHARED (default ../shared).
 set -euo pipefail
 build=${1:?usage: run.sh BUILD_DIR SECONDS}
 seconds=${2:?usage: run.sh BUILD_DIR SECONDS}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 work=$build/fuzz-work
-mkdir -p "$work/yaml" "$work/blob" "$work/artifacts"
+mkdir -p "$work/yaml" "$work/blob" "$work/import" "$work/artifacts"
 
 harness() {
   local bin
@@ -20,10 +21,12 @@ harness() {
 }
 yaml=$(harness fuzz_yaml)
 blob=$(harness fuzz_blob)
+import=$(harness fuzz_import)
 
 cp "$here"/corpus/yaml/*.yaml "$repo"/tests/data/bad/*.yaml "$work/yaml/"
 find "$repo/graphs" -name '*.yaml' -exec cp {} "$work/yaml/" \; 2>/dev/null || true
 FQ_FUZZ_MAKE_SEEDS="$work/blob" "$blob"
+FQ_FUZZ_SHARED=${FQ_FUZZ_SHARED:-$repo/../shared} FQ_FUZZ_MAKE_SEEDS="$work/import" "$import"
 
 run() {
   local bin=$1 name=$2
@@ -34,4 +37,5 @@ run() {
 }
 run "$yaml" yaml -dict="$here/yaml.dict" -max_len=8192
 run "$blob" blob -max_len=4096
+run "$import" import -max_len=4096
 echo "fuzzing: no failures"

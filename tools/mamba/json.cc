@@ -172,7 +172,7 @@ struct Parser {
           if (at >= s.size() || s[at] != ':') fail("expected ':'");
           ++at;
           Json v = value();
-          j.fields.emplace_back(std::move(key), std::move(v));
+          j.fields.push_back({std::move(key), std::move(v)});
           ws();
           if (at < s.size() && s[at] == ',') { ++at; continue; }
           if (at < s.size() && s[at] == '}') { ++at; break; }

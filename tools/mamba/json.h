@@ -8,6 +8,8 @@
 
 namespace fq::mamba {
 
+struct JsonField;
+
 struct Json {
   enum class Kind { null, boolean, number, string, array, object };
   Kind kind = Kind::null;
@@ -17,15 +19,24 @@ struct Json {
   int64_t i = 0;
   std::string str;
   std::vector<Json> items;                           // array
-  std::vector<std::pair<std::string, Json>> fields;  // object, in order
+  std::vector<JsonField> fields;  // object, in order (vector of an incomplete type: C++17)
 
-  const Json* find(const std::string& key) const {
-    for (const auto& f : fields)
-      if (f.first == key) return &f.second;
-    return nullptr;
-  }
+  const Json* find(const std::string& key) const;
   const char* kind_name() const;
 };
+
+// An object's member (a struct, not std::pair<std::string, Json>: a pair cannot be instantiated
+// while Json is incomplete, which clang's libstdc++ checks).
+struct JsonField {
+  std::string first;
+  Json second;
+};
+
+inline const Json* Json::find(const std::string& key) const {
+  for (const auto& f : fields)
+    if (f.first == key) return &f.second;
+  return nullptr;
+}
 
 // Parses `text` (the whole of it, surrounding whitespace allowed). Throws fq::Error
 // "<what>: JSON: <problem> at byte N".
