@@ -129,59 +129,22 @@ Problem make_problem(const ConvShape& s, OutType t, int bounds, Fill fill, test:
   return p;
 }
 
-enum class Split { all, one_by_one_reversed, random_chunks };
+using test::Split;
 
-// Runs `kern` on p, splitting the tasks as asked; scratch is poisoned and the output surrounded
-// by guard bytes that must survive.
+// Runs `kern` on p, splitting the tasks as asked (test::run_split: poisoned scratch, guarded
+// output).
 std::vector<uint8_t> run(const ConvKernel& kern, const Problem& p, Split split, test::Rng& r) {
   std::vector<uint8_t> packed(kern.packed_size(p.s) + 1);
   kern.pack(p.s, p.w.data(), p.s.coarse ? p.wc.data() : nullptr, packed.data() + 1);  // unaligned
-  const size_t scratch_bytes = kern.scratch_size(p.s);
-  std::vector<uint8_t> scratch_a(scratch_bytes + 3, 0xa5), scratch_b(scratch_bytes + 3, 0x5a);
   const size_t bytes = size_t(p.outputs()) * out_size(p.e.out_type);
-  constexpr size_t kGuard = 64;
-  std::vector<uint8_t> out(bytes + 2 * kGuard, 0xee);
-  void* y = out.data() + kGuard;
-  const int64_t tasks = kern.num_tasks(p.s);
-  REQUIRE(tasks >= 1);
-  switch (split) {
-    case Split::all:
-      kern.run(p.s, p.x.data(), packed.data() + 1, p.e, y, 0, tasks, scratch_a.data() + 3);
-      break;
-    case Split::one_by_one_reversed:
-      for (int64_t t = tasks - 1; t >= 0; --t)
-        kern.run(p.s, p.x.data(), packed.data() + 1, p.e, y, t, t + 1,
-                 (t & 1 ? scratch_a : scratch_b).data());
-      break;
-    case Split::random_chunks:
-      for (int64_t t = 0, i = 0; t < tasks; ++i) {
-        const int64_t e = std::min(tasks, t + test::uniform(r, 1, 3));
-        kern.run(p.s, p.x.data(), packed.data() + 1, p.e, y, t, e,
-                 (i & 1 ? scratch_a : scratch_b).data() + 1);
-        t = e;
-      }
-      break;
-  }
-  for (size_t i = 0; i < kGuard; ++i) {
-    REQUIRE(out[i] == 0xee);
-    REQUIRE(out[kGuard + bytes + i] == 0xee);
-  }
-  return std::vector<uint8_t>(out.begin() + kGuard, out.end() - kGuard);
+  return test::run_split(kern.num_tasks(p.s), bytes, kern.scratch_size(p.s), split, r,
+                         [&](void* y, int64_t t0, int64_t t1, uint8_t* scratch) {
+                           kern.run(p.s, p.x.data(), packed.data() + 1, p.e, y, t0, t1, scratch);
+                         });
 }
 
-std::vector<const ConvKernel*> tested_variants() {
-  size_t n = 0;
-  const ConvKernel* const* all = conv_kernels(&n);
-  std::vector<const ConvKernel*> v;
-  for (size_t i = 1; i < n; ++i)
-    if (test::runnable(all[i]->isa, all[i]->name)) v.push_back(all[i]);
-  return v;
-}
-
-const ConvKernel& scalar() {
-  size_t n = 0;
-  return *conv_kernels(&n)[0];
-}
+std::vector<const ConvKernel*> tested_variants() { return test::tested_variants(conv_kernels); }
+const ConvKernel& scalar() { return test::scalar_variant(conv_kernels); }
 
 // Every variant vs scalar, in three task splits. Returns the number of variant runs compared.
 int check_variants(const Problem& p, const std::vector<const ConvKernel*>& variants, test::Rng& r) {

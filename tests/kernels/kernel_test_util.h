@@ -2,6 +2,7 @@
 // here" rule (compiled, supported by this CPU, and within the FQ_ISA cap).
 #pragma once
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -56,6 +57,58 @@ void check_dispatch(const K* const* (*list)(size_t*), const K* (*pick)(Isa), con
     if (isa_fits(all[i]->isa, want) && isa_supported(all[i]->isa)) CHECK(all[i]->isa <= k->isa);
   CHECK(pick(Isa::scalar)->isa == Isa::scalar);
   WARN("FQ_ISA level " << isa_name(want) << " -> " << family << " variant " << k->name);
+}
+
+// The compiled variants after scalar that may run here (runnable), and the scalar one.
+template <class K>
+std::vector<const K*> tested_variants(const K* const* (*list)(size_t*)) {
+  size_t n = 0;
+  const K* const* all = list(&n);
+  std::vector<const K*> v;
+  for (size_t i = 1; i < n; ++i)
+    if (runnable(all[i]->isa, all[i]->name)) v.push_back(all[i]);
+  return v;
+}
+template <class K>
+const K& scalar_variant(const K* const* (*list)(size_t*)) {
+  size_t n = 0;
+  return *list(&n)[0];
+}
+
+// How a task-parallel kernel's tasks [0, tasks) are handed out in a test.
+enum class Split { all, one_by_one_reversed, random_chunks };
+
+// Runs run(y, t0, t1, scratch) over the tasks as `split` says, writing `bytes` of output into a
+// buffer with 64 guard bytes on each side that must survive; the two scratch buffers
+// (scratch_bytes + 3 each) are poisoned and handed out misaligned by 0, 1 or 3 bytes. Returns the
+// output.
+template <class Run>
+std::vector<uint8_t> run_split(int64_t tasks, size_t bytes, size_t scratch_bytes, Split split, Rng& r, Run run) {
+  std::vector<uint8_t> scratch_a(scratch_bytes + 3, 0xa5), scratch_b(scratch_bytes + 3, 0x5a);
+  constexpr size_t kGuard = 64;
+  std::vector<uint8_t> out(bytes + 2 * kGuard, 0xee);
+  void* y = out.data() + kGuard;
+  REQUIRE(tasks >= 1);
+  switch (split) {
+    case Split::all:
+      run(y, int64_t{0}, tasks, scratch_a.data() + 3);
+      break;
+    case Split::one_by_one_reversed:
+      for (int64_t t = tasks - 1; t >= 0; --t) run(y, t, t + 1, (t & 1 ? scratch_a : scratch_b).data());
+      break;
+    case Split::random_chunks:
+      for (int64_t t = 0, i = 0; t < tasks; ++i) {
+        const int64_t e = std::min(tasks, t + uniform(r, 1, 3));
+        run(y, t, e, (i & 1 ? scratch_a : scratch_b).data() + 1);
+        t = e;
+      }
+      break;
+  }
+  for (size_t i = 0; i < kGuard; ++i) {
+    REQUIRE(out[i] == 0xee);
+    REQUIRE(out[kGuard + bytes + i] == 0xee);
+  }
+  return std::vector<uint8_t>(out.begin() + kGuard, out.end() - kGuard);
 }
 
 }  // namespace fq::k::test

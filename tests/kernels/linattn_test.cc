@@ -44,10 +44,7 @@ RowScale rscale(Rng& r, int emin, int emax) {
   return RowScale{int32_t(uniform(r, 1 << 14, (1 << 15) - 1)), int32_t(uniform(r, emin, emax))};
 }
 
-const LinattnKernel& scalar() {
-  size_t n = 0;
-  return *linattn_kernels(&n)[0];
-}
+const LinattnKernel& scalar() { return test::scalar_variant(linattn_kernels); }
 
 struct Problem {
   int64_t T = 1;

@@ -53,10 +53,7 @@ RowScale random_scale(Rng& r, int emin, int emax) {
   return RowScale{int32_t(uniform(r, 1 << 14, (1 << 15) - 1)), int32_t(uniform(r, emin, emax))};
 }
 
-const LlmKernel& scalar() {
-  size_t n = 0;
-  return *llm_kernels(&n)[0];
-}
+const LlmKernel& scalar() { return test::scalar_variant(llm_kernels); }
 
 // ---- independent models of the shared helpers ----------------------------------------------------
 

@@ -380,10 +380,7 @@ std::vector<const MatmulKernel*> variants() {
   return out;
 }
 
-const MatmulKernel& scalar() {
-  size_t n = 0;
-  return *matmul_kernels(&n)[0];
-}
+const MatmulKernel& scalar() { return test::scalar_variant(matmul_kernels); }
 
 // Compares every variant with scalar (and scalar with the model when `model`). Returns comparisons.
 int check_all(const Problem& p, const std::vector<const MatmulKernel*>& vars, test::Rng& r,

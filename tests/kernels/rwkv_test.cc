@@ -60,10 +60,7 @@ constexpr double kBonusTRel = 1.0 / (1 << 29);
 
 double lsb(RowScale s) { return double(s.mant) * std::ldexp(1.0, -s.exp); }
 
-const RwkvKernel& scalar() {
-  size_t n = 0;
-  return *rwkv_kernels(&n)[0];
-}
+const RwkvKernel& scalar() { return test::scalar_variant(rwkv_kernels); }
 
 // Row-range splits of M rows: [b[i], b[i+1]).
 std::vector<int64_t> splits(Rng& r, int64_t M) {

@@ -37,10 +37,7 @@ constexpr double kScanOutErrLsb = 0.5 + 1e-2;        // scan_out y vs yt, in out
 double lsb(RowScale s) { return double(s.mant) * std::ldexp(1.0, -s.exp); }
 double softplus(double x) { return x > 30 ? x : std::log1p(std::exp(x)); }
 
-const SsmKernel& scalar() {
-  size_t n = 0;
-  return *ssm_kernels(&n)[0];
-}
+const SsmKernel& scalar() { return test::scalar_variant(ssm_kernels); }
 
 RowScale random_scale(Rng& r, int emin, int emax, bool allow_zero = true) {
   if (allow_zero && uniform(r, 0, 15) == 0) return RowScale{};
