@@ -12,6 +12,7 @@
 #include <functional>
 #include <set>
 
+#include "../temp_dir.h"
 #include "blob.h"
 #include "fq/fq.h"
 #include "fq/graph.h"
@@ -223,16 +224,7 @@ const BlobCase kBlobCases[] = {
      [](Bytes& b) { b[entry(b, 1) + 4] = 5; }},  // i32: same size, so only the YAML disagrees
 };
 
-// A fresh directory, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "fq-bad-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using fq::test::TempDir;
 
 Bytes read_bytes(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 
+#include "../temp_dir.h"
 #include "blob.h"
 #include "fq/fq.h"
 #include "fq/graph.h"
@@ -22,17 +23,7 @@ using fq::DType;
 
 namespace {
 
-// A fresh directory, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "fq-format-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using fq::test::TempDir;
 
 std::vector<uint8_t> file_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -88,7 +88,7 @@ TEST_CASE("llama graph: greedy decoding through the engine reproduces llama2.c",
   REQUIRE(expected.size() > 100);
   // Through the file format: save, load (state: true read back), run.
   TempDir dir;
-  const std::string yaml = dir.path + "/stories.yaml";
+  const std::string yaml = dir.file("stories.yaml");
   fq::Graph built = build_float_graph(stories(), "stories");
   built.meta["tokenizer"] = "tok512.bin";
   fq::save_graph(built, yaml);

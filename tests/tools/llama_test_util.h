@@ -9,6 +9,8 @@
 #include <system_error>
 #include <unistd.h>
 
+#include "../temp_dir.h"
+
 namespace fq::llama::test {
 
 // The models live outside the repo (FQ_SHARED_DIR, set by tests/CMakeLists.txt); FQ_LLAMA_DIR
@@ -37,19 +39,6 @@ inline std::string expected_greedy_text() {
   return s;
 }
 
-// A scratch folder, removed with its contents.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (std::filesystem::temp_directory_path() / "fq-llama-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using fq::test::TempDir;
 
 }  // namespace fq::llama::test

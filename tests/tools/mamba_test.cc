@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../temp_dir.h"
 #include "cli_test_util.h"
 #include "forward.h"
 #include "fq/fq.h"
@@ -39,19 +40,7 @@ void write(const std::string& path, const std::string& bytes) {
   REQUIRE(fq::test::exists(path));
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "fq-mamba-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using fq::test::TempDir;
 
 // The model: d_model 256, 4 layers, d_state 16, expand 2, vocabulary 512.
 Config tiny_config() {

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../temp_dir.h"
 #include "cli_test_util.h"
 #include "forward.h"
 #include "fq/fq.h"
@@ -42,19 +43,7 @@ void write(const std::string& path, const std::string& bytes) {
   REQUIRE(fq::test::exists(path));
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "fq-rwkv-XXXXXX").string();
-    REQUIRE(mkdtemp(t.data()) != nullptr);
-    path = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
+using fq::test::TempDir;
 
 std::vector<float> expected_logits(const std::string& model) {
   const std::string e = slurp(model_file("expected-logits-" + model + ".bin"));
