@@ -22,7 +22,9 @@
 // precondition, as for rshift_round.
 
 // GCC 12 false positive inside its own AVX-512 intrinsics headers (GCC PR 105593, fixed in 13).
+#if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <array>

@@ -17,7 +17,9 @@
 // vpsravq (= rshift_round), 64-bit clamp, then narrowing packs and a (masked, for the channel
 // tail) 64-byte store.
 // Task = one output row (n, oy) x a chunk of up to 4 channel groups (256 channels).
+#if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstring>

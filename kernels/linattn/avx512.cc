@@ -7,7 +7,9 @@
 
 // GCC 12 reports the `_mm512_undefined_*` placeholders inside the conversion / shift intrinsics as
 // "may be used uninitialized" once inlined here (a false positive: every lane is written).
+#if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include "fq/kernels/linattn.h"

@@ -7,7 +7,9 @@
 #include <immintrin.h>
 
 // GCC 12 warns inside its own AVX-512 headers (the "undefined" pass-through operand).
+#if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "fq/kernels/cpu.h"
 #include "llm_internal.h"
@@ -41,14 +43,6 @@ inline V vshs(V x, V s) {
 // exp_q(x, F) per lane for x <= 0 (avx512h::vexpq of nx = -x).
 template <int F>
 inline V vexpq_x(V x) { return vexpq<F>(_mm512_sub_epi64(zero(), x)); }
-
-// max |v| over int64 values.
-inline uint64_t vmaxabs(const int64_t* v, int64_t n) {
-  V m = _mm512_setzero_si512();
-  for (int64_t i = 0; i < n; i += 8)
-    m = _mm512_max_epu64(m, _mm512_abs_epi64(_mm512_maskz_loadu_epi64(tail8(n - i), v + i)));
-  return _mm512_reduce_max_epu64(m);
-}
 
 // quantize_row with A0 = max|v| known (avx512h::vquant_gen).
 template <typename T>

@@ -5,13 +5,23 @@
 // TILEZERO and TDPBSSD. It needs AVX-512 (the rest of the variant), hence the target pragma; the
 // standard headers come first so that only this file's own functions get AVX-512 code.
 #if defined(__x86_64__)  // (an empty translation unit elsewhere)
+#include <immintrin.h>
+
 #include <cstdint>
 #include <cstring>
 #include <string>
 
+#include "fq/kernels/cpu.h"
+#include "fq/kernels/fixed_point.h"
 #include "fq/kernels/matmul.h"
 
+// GCC: a target pragma; clang ignores it and takes the same target as an attribute of every
+// function declared up to the pop at the end (the headers above are already in).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")
+#endif
 
 namespace fq::k::amx_emu {
 
@@ -65,4 +75,7 @@ inline void dpbssd(int c, int a, int b) {
 #define FQ_MATMUL_AMX_ISA Isa::avx512
 #define FQ_MATMUL_AMX_NAME "amx-emulated"
 #include "amx.cc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif  // __x86_64__

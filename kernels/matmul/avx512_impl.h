@@ -34,7 +34,9 @@
 // pass); otherwise pass 0 writes acc + bias (int8) or v (int4) and per-chunk row maxima to the
 // workspace and pass 1 (one unit per row) requantizes.
 #pragma once
+#if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 PR 105593 in AVX-512 headers
+#endif
 #include <immintrin.h>
 
 #include <cstring>

@@ -13,7 +13,13 @@
 #include "fq/kernels/cpu.h"
 #include "fq/kernels/matmul.h"
 
+// GCC: a target pragma; clang ignores it and takes the same target as an attribute of every
+// function declared up to the pop at the end (the headers above are already in).
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,bmi2,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#else
 #pragma GCC target("avx2,fma,bmi2,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
 
 #define FQ_AVX2_DPBUSD(acc, a, b) _mm256_dpbusd_epi32(acc, a, b)
 #define FQ_AVX2_VNNI_TARGET
@@ -21,4 +27,7 @@
 #define FQ_AVX2_NAME "avx2-vnni(evex)"
 #define FQ_AVX2_USE_VNNI() true
 #include "avx2.cc"
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif
 #endif  // __x86_64__

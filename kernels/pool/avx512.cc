@@ -2,7 +2,9 @@
 // the reference), then the reference epilogue on even/odd i64 lanes: vpmuldq (exact), rounding
 // add, vpsraq, 64-bit clamp, narrow, masked store for the channel tail.
 // GCC 12 false positive inside its own AVX-512 intrinsics headers (GCC PR 105593, fixed in 13).
+#if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "fq/kernels/pool.h"

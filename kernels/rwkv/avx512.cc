@@ -7,7 +7,9 @@
 #include <immintrin.h>
 
 // GCC 12 warns inside its own AVX-512 headers (the "undefined" pass-through operand).
+#if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "../llm/x86_avx512_helpers.h"
 #include "rwkv_internal.h"

@@ -35,7 +35,8 @@ Model init_model(const Config& c, const InitOptions& o) {
     for (float& x : v) x = float((2.0 * rng.uniform() - 1.0) * bound);
   };
   const int64_t D = c.d_model, Di = c.d_inner(), N = c.d_state, K = c.d_conv, R = c.dt_rank;
-  for (const auto& [name, shape] : expected_tensors(c)) {
+  for (const auto& [tensor_name, shape] : expected_tensors(c)) {
+    const std::string& name = tensor_name;  // (a lambda below reads it: clang 14 cannot capture a binding)
     std::vector<float>& v = make(name, shape);
     const auto ends = [&](const char* s) {
       const std::string e(s);
