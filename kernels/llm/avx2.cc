@@ -455,38 +455,20 @@ void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scrat
   }
 }
 
-// Each new K / V row of each kv head widened into the scratch, then vquant to int8 (ref_attention_cache).
-void x_attention_cache(const AttentionArgs& a, void* scratch) {
-  if (!attn_valid(a)) return;
-  const AttnScratch s = attn_scratch(scratch, a);
-  const int hd = a.head_dim, G = a.kv_heads;
-  const int64_t rw = int64_t{G} * hd;
-  for (int64_t m = 0; m < a.rows; ++m) {
-    const int64_t p = a.pos + m;
-    for (int kv = 0; kv < 2; ++kv) {
-      const RowScale sc = (kv ? a.vs : a.ks)[m];
-      for (int g = 0; g < G; ++g) {
-        const int16_t* src = (kv ? a.v : a.k) + m * rw + int64_t{g} * hd;
-        int8_t* dst = (kv ? a.vc : a.kc) + p * rw + int64_t{g} * hd;
-        V mx = zero();
-        uint64_t A0 = 0;
-        int j = 0;
-        for (; j + 4 <= hd; j += 4) {
-          const V x = load4_i16(src + j);
-          store4(s.V + j, x);
-          mx = maxv(mx, absv(x));
-        }
-        for (; j < hd; ++j) {
-          s.V[j] = src[j];
-          A0 = mag64(src[j]) > A0 ? mag64(src[j]) : A0;
-        }
-        A0 = uint64_t(hmax64(mx)) > A0 ? uint64_t(hmax64(mx)) : A0;
-        int d = 0;
-        const int64_t A = vquant(s.V, hd, 127, dst, nullptr, &d, A0);
-        (kv ? a.vcs : a.kcs)[p * G + g] = scale_of_i(A, 127, d, sc.mant, sc.exp);
-      }
-    }
-  }
+// Each new K / V slot quantized to int8 straight from int16 (cache_write).
+void x_attention_cache(const AttentionArgs& a, void* /*scratch*/) {
+  cache_write(a, [](const int16_t* src, int hd, const RowScale& sc, int8_t* dst) {
+    V mx = zero();
+    uint64_t A0 = 0;
+    int j = 0;
+    for (; j + 4 <= hd; j += 4) mx = maxv(mx, absv(load4_i16(src + j)));
+    for (; j < hd; ++j) A0 = mag64(src[j]) > A0 ? mag64(src[j]) : A0;
+    A0 = uint64_t(hmax64(mx)) > A0 ? uint64_t(hmax64(mx)) : A0;
+    int d = 0;
+    const int64_t A = vquant_gen(hd, 127, QRow{dst, nullptr}, A0, &d, [src](int64_t i) { return load4_i16(src + i); },
+                                 [src](int64_t i) { return int64_t{src[i]}; });
+    return scale_of_i(A, 127, d, sc.mant, sc.exp);
+  });
 }
 
 // ---- hadamard -----------------------------------------------------------------------------------

@@ -635,31 +635,14 @@ void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scrat
 
 // ---- attention cache write ----------------------------------------------------------------------
 
-void x_attention_cache(const AttentionArgs& a, void* scratch) {
-  if (!attn_valid(a)) return;
-  const AttnScratch s = attn_scratch(scratch, a);
-  const int hd = a.head_dim, G = a.kv_heads;
-  const int64_t rw = int64_t{G} * hd;
-  for (int64_t m = 0; m < a.rows; ++m) {
-    const int64_t p = a.pos + m;
-    for (int kv = 0; kv < 2; ++kv) {
-      const RowScale sc = (kv ? a.vs : a.ks)[m];
-      for (int g = 0; g < G; ++g) {
-        const int16_t* src = (kv ? a.v : a.k) + m * rw + int64_t{g} * hd;
-        int8_t* dst = (kv ? a.vc : a.kc) + p * rw + int64_t{g} * hd;
-        V mx = _mm512_setzero_si512();
-        for (int j = 0; j < hd; j += 8) {
-          const __mmask8 k = tail8(hd - j);
-          const V x = _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, src + j));
-          _mm512_storeu_si512(s.V + j, x);  // V holds pad16(hd) + 16 entries
-          mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));
-        }
-        int d = 0;
-        const int64_t A = vquant(s.V, hd, 127, dst, nullptr, &d, _mm512_reduce_max_epu64(mx));
-        (kv ? a.vcs : a.kcs)[p * G + g] = scale_of_i(A, 127, d, sc.mant, sc.exp);
-      }
-    }
-  }
+void x_attention_cache(const AttentionArgs& a, void* /*scratch*/) {
+  cache_write(a, [](const int16_t* src, int hd, const RowScale& sc, int8_t* dst) {
+    V mx = _mm512_setzero_si512();
+    for (int j = 0; j < hd; j += 8) mx = _mm512_max_epu64(mx, _mm512_abs_epi64(load_i16(src + j, tail8(hd - j))));
+    int d = 0;
+    const int64_t A = vquant(src, hd, 127, dst, nullptr, &d, _mm512_reduce_max_epu64(mx));
+    return scale_of_i(A, 127, d, sc.mant, sc.exp);
+  });
 }
 
 // ---- hadamard -----------------------------------------------------------------------------------

@@ -270,6 +270,21 @@ inline int64_t attn_clip(const AttentionArgs& a) {
   return a.clip_q16 < 1 ? 1 : a.clip_q16 > kL40 ? kL40 : a.clip_q16;
 }
 
+// The attention cache write (attention_cache, llm.h): each slot (row m, kv head g) of the new K and
+// V rows goes to cache slot (pos + m) G + g, quantized to int8 by slot(src, hd, scale, dst) ->
+// RowScale (quantize_row of the hd int16 values, then scale_of_i with the row's scale; one per
+// variant).
+template <class Slot>
+void cache_write(const AttentionArgs& a, Slot slot) {
+  if (!attn_valid(a)) return;
+  const int hd = a.head_dim, G = a.kv_heads;
+  for (int64_t sl = 0; sl < int64_t{a.rows} * G; ++sl) {
+    const int64_t at = (int64_t{a.pos} * G + sl) * hd;
+    a.kcs[a.pos * int64_t{G} + sl] = slot(a.k + sl * hd, hd, a.ks[sl / G], a.kc + at);
+    a.vcs[a.pos * int64_t{G} + sl] = slot(a.v + sl * hd, hd, a.vs[sl / G], a.vc + at);
+  }
+}
+
 // ---- softmax / layernorm helpers (llm.h) ----------------------------------------------------------
 
 constexpr int64_t kLn2Q32 = 2977044472;  // round(ln 2 * 2^32)

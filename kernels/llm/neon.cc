@@ -1315,16 +1315,7 @@ RowScale cache_slot(const int16_t* src, int hd, const RowScale& sc, int8_t* dst)
   return vquant_scale(src, hd, 127, dst, 0, uint64_t(hi > -lo ? hi : -lo), sc.mant, sc.exp);
 }
 
-void x_attention_cache(const AttentionArgs& a, void* /*scratch*/) {
-  if (!attn_valid(a)) return;
-  const int hd = a.head_dim, G = a.kv_heads;
-  // slots (row m, kv head g): source k / v at m G + g, destination at (pos + m) G + g (hd each)
-  for (int64_t sl = 0; sl < a.rows * G; ++sl) {
-    const int64_t at = (int64_t{a.pos} * G + sl) * hd;
-    a.kcs[a.pos * int64_t{G} + sl] = cache_slot(a.k + sl * hd, hd, a.ks[sl / G], a.kc + at);
-    a.vcs[a.pos * int64_t{G} + sl] = cache_slot(a.v + sl * hd, hd, a.vs[sl / G], a.vc + at);
-  }
-}
+void x_attention_cache(const AttentionArgs& a, void* /*scratch*/) { cache_write(a, cache_slot); }
 
 void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch) {
   if (!attn_valid(a)) return ref_attention_out(a, m0, m1, scratch);

@@ -124,22 +124,12 @@ void ref_rope(const RopeArgs& a, int64_t m0, int64_t m1) {
 void ref_attention_cache(const AttentionArgs& a, void* scratch) {
   if (!attn_valid(a)) return;
   const AttnScratch s = attn_scratch(scratch, a);
-  const int hd = a.head_dim, G = a.kv_heads;
-  const int64_t rw = int64_t{G} * hd;
-  for (int64_t m = 0; m < a.rows; ++m) {
-    const int64_t p = a.pos + m;
-    for (int g = 0; g < G; ++g) {
-      for (int kv = 0; kv < 2; ++kv) {
-        const int16_t* src = (kv ? a.v : a.k) + m * rw + int64_t{g} * hd;
-        const RowScale sc = (kv ? a.vs : a.ks)[m];
-        int8_t* dst = (kv ? a.vc : a.kc) + p * rw + int64_t{g} * hd;
-        for (int j = 0; j < hd; ++j) s.V[j] = src[j];
-        int d = 0;
-        const int64_t A = quantize_row(s.V, hd, 127, dst, nullptr, &d);
-        (kv ? a.vcs : a.kcs)[p * G + g] = scale_of_i(A, 127, d, sc.mant, sc.exp);
-      }
-    }
-  }
+  cache_write(a, [&s](const int16_t* src, int hd, const RowScale& sc, int8_t* dst) {
+    for (int j = 0; j < hd; ++j) s.V[j] = src[j];
+    int d = 0;
+    const int64_t A = quantize_row(s.V, hd, 127, dst, nullptr, &d);
+    return scale_of_i(A, 127, d, sc.mant, sc.exp);
+  });
 }
 
 void ref_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scratch) {
