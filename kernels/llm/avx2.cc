@@ -416,43 +416,30 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
   }
 }
 
-// The rows of the heads, each head's int64 outputs brought to the row's smallest exponent Er, then
-// vquant (ref_attention_out).
-void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  if (!attn_valid(a)) return ref_attention_out(a, m0, m1, scratch);
-  const int H = a.heads, hd = a.head_dim;
-  const int64_t W = int64_t{H} * hd;
-  for (int64_t m = m0; m < m1; ++m) {
-    int64_t* o = a.work + m * W;
-    int8_t* y = a.y + m * W;
-    int64_t Er = INT32_MAX;
-    for (int h = 0; h < H; ++h) Er = a.work_exp[m * H + h] < Er ? a.work_exp[m * H + h] : Er;
-    if (Er == INT32_MAX) {
-      for (int64_t i = 0; i < W; ++i) y[i] = 0;
-      a.ys[m] = RowScale{};
-      continue;
-    }
-    V mx = zero();
-    uint64_t A0 = 0;
-    for (int h = 0; h < H; ++h) {
-      const int64_t e = a.work_exp[m * H + h], sh = e == INT32_MAX ? 63 : e - Er;  // shift_s: 0 beyond 62
-      int64_t* oh = o + int64_t{h} * hd;
-      int j = 0;
-      for (; j + 4 <= hd; j += 4) {
-        const V v = sh > 62 ? zero() : vshift_uniform(_mm256_loadu_si256(reinterpret_cast<const V*>(oh + j)), int(sh));
-        store4(oh + j, v);
-        mx = maxv(mx, absv(v));
-      }
-      for (; j < hd; ++j) {
-        oh[j] = shs(oh[j], sh);
-        A0 = mag64(oh[j]) > A0 ? mag64(oh[j]) : A0;
-      }
-    }
-    A0 = uint64_t(hmax64(mx)) > A0 ? uint64_t(hmax64(mx)) : A0;
-    int d = 0;
-    const int64_t A = vquant(o, W, a.qmax, y, nullptr, &d, A0);
-    a.ys[m] = scale_of_i(A, a.qmax, d, 1, Er);
-  }
+// attention_out (attn_out_rows): 4 lanes per step, the last hd mod 4 by the scalar element.
+void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  attn_out_rows(
+      a, m0, m1,
+      [](int64_t* oh, int hd, int64_t sh) {
+        V mx = zero();
+        uint64_t A0 = 0;
+        int j = 0;
+        for (; j + 4 <= hd; j += 4) {
+          const V v = sh > 62 ? zero() : vshift_uniform(_mm256_loadu_si256(reinterpret_cast<const V*>(oh + j)), int(sh));
+          store4(oh + j, v);
+          mx = maxv(mx, absv(v));
+        }
+        for (; j < hd; ++j) {
+          oh[j] = shs(oh[j], sh);
+          A0 = mag64(oh[j]) > A0 ? mag64(oh[j]) : A0;
+        }
+        return uint64_t(hmax64(mx)) > A0 ? uint64_t(hmax64(mx)) : A0;
+      },
+      [&a](const int64_t* o, int64_t W, int8_t* y, int64_t Er, uint64_t A0) {
+        int d = 0;
+        const int64_t A = vquant(o, W, a.qmax, y, nullptr, &d, A0);
+        return scale_of_i(A, a.qmax, d, 1, Er);
+      });
 }
 
 // Each new K / V slot quantized to int8 straight from int16 (cache_write).

@@ -597,40 +597,24 @@ void x_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* scr
   }
 }
 
-void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  if (!attn_valid(a)) return ref_attention_out(a, m0, m1, scratch);
-  const int H = a.heads, hd = a.head_dim;
-  const int64_t W = int64_t{H} * hd;
-  for (int64_t m = m0; m < m1; ++m) {
-    int64_t* o = a.work + m * W;
-    int8_t* y = a.y + m * W;
-    int64_t Er = INT32_MAX;
-    for (int h = 0; h < H; ++h) {
-      const int64_t e = a.work_exp[m * H + h];
-      if (e < Er) Er = e;
-    }
-    if (Er == INT32_MAX) {
-      for (int64_t i = 0; i < W; ++i) y[i] = 0;
-      a.ys[m] = RowScale{};
-      continue;
-    }
-    V mx = _mm512_setzero_si512();
-    for (int h = 0; h < H; ++h) {
-      const int64_t e = a.work_exp[m * H + h];
-      int64_t* oh = o + int64_t{h} * hd;
-      for (int j = 0; j < hd; j += 8) {
-        const __mmask8 k = tail8(hd - j);
-        V v = _mm512_maskz_loadu_epi64(k, oh + j);
-        if (e == INT32_MAX || e - Er > 62) v = _mm512_setzero_si512();
-        else v = vshift_uniform(v, int(e - Er));
-        _mm512_mask_storeu_epi64(oh + j, k, v);
-        mx = _mm512_max_epu64(mx, _mm512_abs_epi64(v));
-      }
-    }
-    int d = 0;
-    const int64_t A = vquant(o, W, a.qmax, y, nullptr, &d, _mm512_reduce_max_epu64(mx));
-    a.ys[m] = scale_of_i(A, a.qmax, d, 1, Er);
-  }
+void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  attn_out_rows(
+      a, m0, m1,
+      [](int64_t* oh, int hd, int64_t sh) {
+        V mx = _mm512_setzero_si512();
+        for (int j = 0; j < hd; j += 8) {
+          const __mmask8 k = tail8(hd - j);
+          const V v = sh > 62 ? _mm512_setzero_si512() : vshift_uniform(_mm512_maskz_loadu_epi64(k, oh + j), int(sh));
+          _mm512_mask_storeu_epi64(oh + j, k, v);
+          mx = _mm512_max_epu64(mx, _mm512_abs_epi64(v));
+        }
+        return _mm512_reduce_max_epu64(mx);
+      },
+      [&a](const int64_t* o, int64_t W, int8_t* y, int64_t Er, uint64_t A0) {
+        int d = 0;
+        const int64_t A = vquant(o, W, a.qmax, y, nullptr, &d, A0);
+        return scale_of_i(A, a.qmax, d, 1, Er);
+      });
 }
 
 // ---- attention cache write ----------------------------------------------------------------------

@@ -270,6 +270,35 @@ inline int64_t attn_clip(const AttentionArgs& a) {
   return a.clip_q16 < 1 ? 1 : a.clip_q16 > kL40 ? kL40 : a.clip_q16;
 }
 
+// attention_out's rows (llm.h): each head's int64 outputs brought to the row's smallest exponent Er
+// in place by head(oh, hd, sh) -> max |value| (sh = e - Er >= 0; 63 for a head without values:
+// shift_s gives 0 beyond 62), then quant(o, W, y, Er, A0) -> RowScale (quantize_row to int8 with
+// A0 = max |o|, scale_of(A, qmax, d, 1, Er)). A row without values (or an invalid shape): y = 0.
+template <class Head, class Quant>
+void attn_out_rows(const AttentionArgs& a, int64_t m0, int64_t m1, Head head, Quant quant) {
+  const int H = a.heads, hd = a.head_dim;
+  const int64_t W = int64_t{H} * hd;
+  const bool ok = attn_valid(a);
+  for (int64_t m = m0; m < m1; ++m) {
+    int64_t* o = a.work + m * W;
+    int8_t* y = a.y + m * W;
+    int64_t Er = INT32_MAX;
+    for (int h = 0; h < H && ok; ++h) Er = a.work_exp[m * H + h] < Er ? a.work_exp[m * H + h] : Er;
+    if (Er == INT32_MAX) {
+      for (int64_t i = 0; i < W; ++i) y[i] = 0;
+      a.ys[m] = RowScale{};
+      continue;
+    }
+    uint64_t A0 = 0;
+    for (int h = 0; h < H; ++h) {
+      const int64_t e = a.work_exp[m * H + h];
+      const uint64_t mh = head(o + int64_t{h} * hd, hd, e == INT32_MAX ? 63 : e - Er);
+      A0 = mh > A0 ? mh : A0;
+    }
+    a.ys[m] = quant(o, W, y, Er, A0);
+  }
+}
+
 // The attention cache write (attention_cache, llm.h): each slot (row m, kv head g) of the new K and
 // V rows goes to cache slot (pos + m) G + g, quantized to int8 by slot(src, hd, scale, dst) ->
 // RowScale (quantize_row of the hd int16 values, then scale_of_i with the row's scale; one per

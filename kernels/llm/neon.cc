@@ -1317,42 +1317,27 @@ RowScale cache_slot(const int16_t* src, int hd, const RowScale& sc, int8_t* dst)
 
 void x_attention_cache(const AttentionArgs& a, void* /*scratch*/) { cache_write(a, cache_slot); }
 
-void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  if (!attn_valid(a)) return ref_attention_out(a, m0, m1, scratch);
-  const int H = a.heads, hd = a.head_dim;
-  const int64_t W = int64_t{H} * hd;
-  for (int64_t m = m0; m < m1; ++m) {
-    const int32_t* we = a.work_exp + m * H;  // Er = min over the heads
-    int32x4_t ev = vdupq_n_s32(INT32_MAX);
-    int h = 0;
-    for (; h + 4 <= H; h += 4) ev = vminq_s32(ev, vld1q_s32(we + h));
-    int64_t Er = vminvq_s32(ev);
-    for (; h < H; ++h) Er = we[h] < Er ? we[h] : Er;
-    if (Er == INT32_MAX) {
-      std::memset(a.y + m * W, 0, size_t(W));
-      a.ys[m] = RowScale{};
-      continue;
-    }
-    int64_t* o = a.work + m * W;
-    uint64x2_t mx = vdupq_n_u64(0);
-    for (h = 0; h < H; ++h) {
-      const int64_t e = we[h];
-      int64_t* oh = o + int64_t{h} * hd;
-      const bool zero = e == INT32_MAX || e - Er > 62;
-      const int64x2_t ns = vdupq_n_s64(-(e - Er));
-      int j = 0;
-      for (; j + 2 <= hd; j += 2) {
-        const int64x2_t v = zero ? vdupq_n_s64(0) : vrshlq_s64(vld1q_s64(oh + j), ns);
-        vst1q_s64(oh + j, v);
-        mx = maxu(mx, absu(v));
-      }
-      if (j < hd) {
-        oh[j] = zero ? 0 : shs(oh[j], e - Er);
-        mx = maxu(mx, vdupq_n_u64(mag64(oh[j])));
-      }
-    }
-    a.ys[m] = vquant_scale(o, W, a.qmax, a.y, m * W, hmaxu64(mx), 1, Er);
-  }
+void x_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
+  attn_out_rows(
+      a, m0, m1,
+      [](int64_t* oh, int hd, int64_t sh) {
+        uint64x2_t mx = vdupq_n_u64(0);
+        const int64x2_t ns = vdupq_n_s64(-sh);
+        int j = 0;
+        for (; j + 2 <= hd; j += 2) {
+          const int64x2_t v = sh > 62 ? vdupq_n_s64(0) : vrshlq_s64(vld1q_s64(oh + j), ns);
+          vst1q_s64(oh + j, v);
+          mx = maxu(mx, absu(v));
+        }
+        if (j < hd) {
+          oh[j] = shs(oh[j], sh);
+          mx = maxu(mx, vdupq_n_u64(mag64(oh[j])));
+        }
+        return hmaxu64(mx);
+      },
+      [&a](const int64_t* o, int64_t W, int8_t* y, int64_t Er, uint64_t A0) {
+        return vquant_scale(o, W, a.qmax, y, 0, A0, 1, Er);
+      });
 }
 
 }  // namespace

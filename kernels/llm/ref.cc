@@ -186,35 +186,21 @@ void ref_attention_heads(const AttentionArgs& a, int64_t u0, int64_t u1, void* s
 }
 
 void ref_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
-  const int H = a.heads, hd = a.head_dim;
-  const int64_t W = int64_t{H} * hd;
-  const bool ok = attn_valid(a);
-  for (int64_t m = m0; m < m1; ++m) {
-    int64_t* o = a.work + m * W;
-    int8_t* y = a.y + m * W;
-    int64_t Er = INT32_MAX;
-    for (int h = 0; h < H && ok; ++h) {
-      const int64_t e = a.work_exp[m * H + h];
-      if (e < Er) Er = e;
-    }
-    if (Er == INT32_MAX) {
-      for (int64_t i = 0; i < W; ++i) y[i] = 0;
-      a.ys[m] = RowScale{};
-      continue;
-    }
-    for (int h = 0; h < H; ++h) {
-      const int64_t e = a.work_exp[m * H + h];
-      int64_t* oh = o + int64_t{h} * hd;
-      if (e == INT32_MAX) {
-        for (int j = 0; j < hd; ++j) oh[j] = 0;
-      } else if (e != Er) {
-        for (int j = 0; j < hd; ++j) oh[j] = shs(oh[j], e - Er);
-      }
-    }
-    int d = 0;
-    const int64_t A = quantize_row(o, W, a.qmax, y, nullptr, &d);
-    a.ys[m] = scale_of_i(A, a.qmax, d, 1, Er);
-  }
+  attn_out_rows(
+      a, m0, m1,
+      [](int64_t* oh, int hd, int64_t sh) {
+        uint64_t mx = 0;
+        for (int j = 0; j < hd; ++j) {
+          oh[j] = shs(oh[j], sh);
+          mx = mag64(oh[j]) > mx ? mag64(oh[j]) : mx;
+        }
+        return mx;
+      },
+      [&a](const int64_t* o, int64_t W, int8_t* y, int64_t Er, uint64_t /*A0*/) {
+        int d = 0;
+        const int64_t A = quantize_row(o, W, a.qmax, y, nullptr, &d);
+        return scale_of_i(A, a.qmax, d, 1, Er);
+      });
 }
 
 void ref_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
