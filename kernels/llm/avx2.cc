@@ -85,12 +85,9 @@ void x_rmsnorm(const RmsnormArgs& a, int64_t m0, int64_t m1, void* scratch) {
       sum += xs[i] * xs[i];
       A1 = mag64(xs[i]) > A1 ? mag64(xs[i]) : A1;
     }
-    const int32_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
-    const int64_t k = rms_k(eps_m, a.eps_e, c);
-    const int64_t ms = shs(sum / D, 2 * k) + shs(eps_m, int64_t{a.eps_e} + 2 * c + 2 * k);
     int d = 0;
     const int64_t A = vquant(xs, D, a.qmax, y8, y16, &d, A1);
-    a.ys[m] = rms_scale(A, a.qmax, d, k, ms);
+    a.ys[m] = rms_row_scale(a, c, sum, A, d);
   }
 }
 

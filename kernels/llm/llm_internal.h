@@ -161,6 +161,14 @@ inline RowScale rms_scale(int64_t A, int qmax, int d, int64_t k, int64_t ms) {
   return normalize(uint64_t(A << 39) / uint64_t(int64_t{qmax} * r), int64_t{39} - d + k);
 }
 
+// The row scale of rmsnorm (llm.h) from c, sum x'^2 over the row and the quantizer's A and d.
+inline RowScale rms_row_scale(const RmsnormArgs& a, int c, int64_t sum, int64_t A, int d) {
+  const int32_t eps_m = a.eps_m < 0 ? 0 : a.eps_m;
+  const int64_t k = rms_k(eps_m, a.eps_e, c);
+  const int64_t ms = shs(sum / a.d, 2 * k) + shs(eps_m, int64_t{a.eps_e} + 2 * c + 2 * k);
+  return rms_scale(A, a.qmax, d, k, ms);
+}
+
 // zq, sigmoid and v = g * sig * u of swiglu for one element (gsh = gs.exp - 12).
 inline int64_t swiglu_v(int64_t g, int64_t u, int64_t gm, int64_t gsh) {
   const int64_t zq = clamp64(shs(g * gm, gsh), -(int64_t{1} << 17), int64_t{1} << 17);
