@@ -412,6 +412,9 @@ TEST_CASE("mamba: bad checkpoints give one-line errors naming the file", "[mamba
   expect(cfg_good, safetensors("{\"a\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [0, 8]},"
                                "\"b\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [4, 12]}}", "123456781234"),
          {stp, "overlaps"});
+  // sizes whose product overflows int64 before the element cap is checked (as the rwkv reader had)
+  expect(cfg_good, safetensors("{\"a\": {\"dtype\": \"F32\", \"shape\": [65536, 131072, 2147483648], \"data_offsets\": [0, 4]}}", "1234"),
+         {stp, "tensor 'a'", "is too large"});
   const float nan = std::nanf("");
   std::string nan_bytes(4, '\0');
   std::memcpy(nan_bytes.data(), &nan, 4);

@@ -303,6 +303,11 @@ TEST_CASE("rwkv: bad files are one-line errors naming the file; fqimport-rwkv ex
   expect_error(patch32(good, 32, 5), "tensor 'emb.weight': type 5 (Q4_2)");
   expect_error(patch32(patch32(good, 36, 32), 40, 512),
                "tensor 'emb.weight' has shape (32, 512), RWKV v5.2 with n_embed 64 expects (64, 256)");
+  {  // three dimensions whose product overflows int64 (found by fuzz_import): name "x" at 48
+    std::string s = patch32(patch32(patch32(patch32(patch32(good, 24, 3), 28, 1), 36, 65536), 40, 131072), 44, 0x7fffffff);
+    s[48] = 'x';
+    expect_error(s, "tensor 'x': shape (65536, 131072, 2147483647) is too large");
+  }
   expect_error(good.substr(0, good.size() - 10), "tensor 'head.weight': truncated data");
   expect_error(good.substr(0, 54 + 65536 + 6), "truncated record header");
   {  // a NaN weight

@@ -306,8 +306,8 @@ std::map<std::string, Tensor> read_safetensors(const std::string& path) {
       if (d.kind != Json::Kind::number || !d.is_int || d.i < 0 || d.i > (int64_t{1} << 31))
         fail(where + ": bad shape entry");
       t.shape.push_back(d.i);
+      if (d.i != 0 && n > kMaxElems / d.i) fail(where + ": shape " + shape_str(t.shape) + " is too large");
       n *= d.i;
-      if (n > kMaxElems) fail(where + ": shape " + shape_str(t.shape) + " is too large");
     }
     if (off->kind != Json::Kind::array || off->items.size() != 2) fail(where + ": data_offsets must be [begin, end]");
     for (const Json& d : off->items)

@@ -242,8 +242,8 @@ Model load_model(const std::string& path, Version expect) {
     int64_t n = 1;
     for (int64_t d : ne) {
       if (d < 1 || d > kMaxDim) fail(where + ": bad shape " + shape_str(ne));
+      if (n > kMaxElems / d) fail(where + ": shape " + shape_str(ne) + " is too large");  // before n * d can overflow
       n *= d;
-      if (n > kMaxElems) fail(where + ": shape " + shape_str(ne) + " is too large");
     }
     const int64_t nbytes = type_bytes(type, ne[0] % 32 == 0 ? n : (is_quantized(type) ? -1 : n));
     if (nbytes < 0)
