@@ -148,22 +148,10 @@ const ConvKernel& scalar() { return test::scalar_variant(conv_kernels); }
 
 // Every variant vs scalar, in three task splits. Returns the number of variant runs compared.
 int check_variants(const Problem& p, const std::vector<const ConvKernel*>& variants, test::Rng& r) {
-  const std::vector<uint8_t> want = run(scalar(), p, Split::all, r);
-  int compared = 0;
-  for (const ConvKernel* v : variants)
-    for (Split split : {Split::all, Split::one_by_one_reversed, Split::random_chunks}) {
-      INFO(v->name << " on " << p.describe() << ", split " << int(split) << ", "
-                   << v->num_tasks(p.s) << " tasks");
-      const std::vector<uint8_t> got = run(*v, p, split, r);
-      REQUIRE(got.size() == want.size());
-      if (got != want) {
-        size_t i = 0;
-        while (got[i] == want[i]) ++i;
-        FAIL("first differing byte " << i << ": got " << int(got[i]) << ", want " << int(want[i]));
-      }
-      ++compared;
-    }
-  return compared;
+  return test::check_splits(
+      variants, run(scalar(), p, Split::all, r), [&](const ConvKernel& k, Split split) { return run(k, p, split, r); },
+      [&](const ConvKernel& k) { return p.describe() + ", " + std::to_string(k.num_tasks(p.s)) + " tasks"; },
+      [](size_t) { return std::string(); });
 }
 
 struct KernelCfg {

@@ -141,22 +141,10 @@ int check_variants(const Problem& p, const std::vector<const DwConvKernel*>& var
     g_inside += v > p.e.lo && v < p.e.hi;
     ++g_total;
   }
-  int compared = 0;
-  for (const DwConvKernel* v : variants)
-    for (Split split : {Split::all, Split::one_by_one_reversed, Split::random_chunks}) {
-      INFO(v->name << " on " << p.describe() << ", split " << int(split) << ", "
-                   << v->num_tasks(p.s) << " tasks");
-      const std::vector<uint8_t> got = run(*v, p, split, r);
-      REQUIRE(got.size() == want.size());
-      if (got != want) {
-        size_t i = 0;
-        while (got[i] == want[i]) ++i;
-        FAIL("first differing byte " << i << " (channel " << i % size_t(p.s.c) << "): got "
-                                     << int(got[i]) << ", want " << int(want[i]));
-      }
-      ++compared;
-    }
-  return compared;
+  return test::check_splits(
+      variants, want, [&](const DwConvKernel& k, Split split) { return run(k, p, split, r); },
+      [&](const DwConvKernel& k) { return p.describe() + ", " + std::to_string(k.num_tasks(p.s)) + " tasks"; },
+      [&p](size_t i) { return " (channel " + std::to_string(i % size_t(p.s.c)) + ")"; });
 }
 
 // Kernel / stride / padding configurations: square 3, 5, 7 (padding none, "same", top-left only,

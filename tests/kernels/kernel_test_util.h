@@ -111,4 +111,29 @@ std::vector<uint8_t> run_split(int64_t tasks, size_t bytes, size_t scratch_bytes
   return std::vector<uint8_t>(out.begin() + kGuard, out.end() - kGuard);
 }
 
+// got == want, or a failure naming the first differing byte i (and what(i), e.g. its channel).
+template <class What>
+void require_same_bytes(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want, What what) {
+  REQUIRE(got.size() == want.size());
+  if (got == want) return;
+  size_t i = 0;
+  while (got[i] == want[i]) ++i;
+  FAIL("first differing byte " << i << what(i) << ": got " << int(got[i]) << ", want " << int(want[i]));
+}
+
+// Every variant against `want` (the scalar output) in each split of its tasks, run(kernel, split)
+// giving the bytes; describe(kernel) names the case. Returns the number of runs compared.
+template <class K, class Run, class Describe, class What>
+int check_splits(const std::vector<const K*>& variants, const std::vector<uint8_t>& want, Run run,
+                 Describe describe, What what) {
+  int compared = 0;
+  for (const K* v : variants)
+    for (Split split : {Split::all, Split::one_by_one_reversed, Split::random_chunks}) {
+      INFO(v->name << " on " << describe(*v) << ", split " << int(split));
+      require_same_bytes(run(*v, split), want, what);
+      ++compared;
+    }
+  return compared;
+}
+
 }  // namespace fq::k::test
