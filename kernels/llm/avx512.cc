@@ -1460,15 +1460,7 @@ void x_exp(const ExpArgs& a, int64_t i0, int64_t i1) {
     }
     return;
   }
-  switch (F) {
-#define FQ_EXPQ_CASE(f) case f: return x_exp_q<f>(a, i0, i1);
-    FQ_EXPQ_CASE(9) FQ_EXPQ_CASE(10) FQ_EXPQ_CASE(11) FQ_EXPQ_CASE(12) FQ_EXPQ_CASE(13)
-    FQ_EXPQ_CASE(14) FQ_EXPQ_CASE(15) FQ_EXPQ_CASE(16) FQ_EXPQ_CASE(17) FQ_EXPQ_CASE(18)
-    FQ_EXPQ_CASE(19) FQ_EXPQ_CASE(20) FQ_EXPQ_CASE(21) FQ_EXPQ_CASE(22) FQ_EXPQ_CASE(23)
-    FQ_EXPQ_CASE(24)
-#undef FQ_EXPQ_CASE
-    default: return ref_exp(a, i0, i1);   // F == 8
-  }
+  if (!with_exp_bits(F, [&](auto f) { x_exp_q<decltype(f)::value>(a, i0, i1); })) ref_exp(a, i0, i1);  // F == 8
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "fq/kernels/fixed_point.h"
 #include "fq/kernels/llm.h"
@@ -76,6 +77,21 @@ inline int64_t expshift(int64_t x, int F) {
   return (v << (30 - F)) >> q;
 }
 inline int exp_bits(const ExpArgs& a) { return a.frac_bits < 8 ? 8 : a.frac_bits > 24 ? 24 : a.frac_bits; }
+// Calls f(std::integral_constant<int, F>{}) for F in [9, 24] (the SIMD exp_q's compile-time
+// widths) and returns true; false for any other F.
+template <class Fn>
+bool with_exp_bits(int F, Fn f) {
+  switch (F) {
+#define FQ_EXPQ_CASE(n) \
+  case n: f(std::integral_constant<int, n>{}); return true;
+    FQ_EXPQ_CASE(9) FQ_EXPQ_CASE(10) FQ_EXPQ_CASE(11) FQ_EXPQ_CASE(12) FQ_EXPQ_CASE(13)
+    FQ_EXPQ_CASE(14) FQ_EXPQ_CASE(15) FQ_EXPQ_CASE(16) FQ_EXPQ_CASE(17) FQ_EXPQ_CASE(18)
+    FQ_EXPQ_CASE(19) FQ_EXPQ_CASE(20) FQ_EXPQ_CASE(21) FQ_EXPQ_CASE(22) FQ_EXPQ_CASE(23)
+    FQ_EXPQ_CASE(24)
+#undef FQ_EXPQ_CASE
+    default: return false;
+  }
+}
 
 // The row-constant part of quantize_row: from A0 = max|v| > 0, the shift d, A and the factor F.
 struct QParams {
