@@ -1340,14 +1340,20 @@ void bind_token_shift_int(BindCtx& ctx, const NodeDef& n) {
 }
 
 // rwkv_mix: a, a_scale (this token), p, p_scale (the previous token: token_shift of a), mu (constant:
-// i32 [D] in Q16, or a codebook: codes u8 [ceil(D bits / 8)] (bits-bit indices, LSB first) and
+// i32 [D] in Q16; i8 [D] with attrs mu_mant, mu_exp: value = mu * mu_mant * 2^-mu_exp; or a codebook: codes u8 [ceil(D bits / 8)] (bits-bit indices, LSB first) and
 // entries i8 [ceil(D / group), 2^bits] with attrs mu_bits, mu_group, mu_mant, mu_exp: value = entry
 // * mu_mant * 2^-mu_exp, decoded to Q16 at load (fq/kernels/rwkv.h decode_mu)) [, md i16 [M, D] +
 // md_scale: the data-dependent part of mu (v6)] -> y i8/i16 + y_scale = a + (p - a) * (mu + md).
 size_t rwkv_mix_mu(const Check& c, int64_t d) {
   if (c.n.inputs.size() < 5) c.error("takes a, a_scale, p, p_scale, mu [, md, md_scale]");
-  if (c.in(4).dtype != DType::u8) {
+  if (c.in(4).dtype == DType::i32) {
     c.param<int32_t>(4, DType::i32, {d});
+    return 5;
+  }
+  if (c.in(4).dtype != DType::u8) {  // scalar int8
+    c.param<int8_t>(4, DType::i8, {d});
+    c.attr("mu_mant", 0, 32768);
+    c.attr("mu_exp", -kMaxExp, kMaxExp);
     return 5;
   }
   if (c.n.inputs.size() < 6) c.error("a codebook mu takes codes and entries");
@@ -1378,16 +1384,19 @@ void bind_rwkv_mix(BindCtx& ctx, const NodeDef& n) {
   a.ps = row_scale_ptr(ctx, n.inputs[3]);
   a.n = x.shape[1], a.qmax = attr_of(n, "qmax");
   size_t next = 5;
-  if (ctx.g.tensor(n.inputs[4]).dtype == DType::u8) {  // decode the codebook once, at load
+  const DType mu_t = ctx.g.tensor(n.inputs[4]).dtype;
+  if (mu_t == DType::i32) {
+    a.mu_c = ctx.g.tensor(n.inputs[4]).as<int32_t>();
+  } else {  // decode the codebook or the int8 vector once, at load
+    const bool cb = mu_t == DType::u8;
     auto* q16 = static_cast<int32_t*>(ctx.alloc(sizeof(int32_t) * size_t(a.n)));
-    if (!k::decode_mu(ctx.g.tensor(n.inputs[4]).as<uint8_t>(), ctx.g.tensor(n.inputs[5]).as<int8_t>(),
-                      attr_of(n, "mu_bits"), n.attr_int("mu_group", 0),
-                      k::RowScale{attr_of(n, "mu_mant"), attr_of(n, "mu_exp")}, a.n, q16))
+    if (!k::decode_mu(ctx.g.tensor(n.inputs[4]).as<uint8_t>(),
+                      cb ? ctx.g.tensor(n.inputs[5]).as<int8_t>() : nullptr, cb ? attr_of(n, "mu_bits") : 8,
+                      cb ? n.attr_int("mu_group", 0) : 1, k::RowScale{attr_of(n, "mu_mant"), attr_of(n, "mu_exp")},
+                      a.n, q16))
       fail_node(ctx.g, n, "cannot decode the mu codebook");
     a.mu_c = q16;
-    next = 6;
-  } else {
-    a.mu_c = ctx.g.tensor(n.inputs[4]).as<int32_t>();
+    next = cb ? 6 : 5;
   }
   if (n.inputs.size() == next + 2) {
     a.md = ptr_of<const int16_t>(ctx, n.inputs[next]);

@@ -107,6 +107,10 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
       auto cb = L.mu_cb.find(mu);
       if (cb == L.mu_cb.end()) {
         ins.push_back(vec32(p + n + ".mu", L.q16.at(mu)));
+      } else if (cb->second.bits == 8) {  // scalar int8, one scale
+        const QMuCodebook& c = cb->second;
+        ins.push_back(b.constant(p + n + ".mu", DType::i8, {int64_t(c.idx.size())}, c.idx.data()));
+        at["mu_mant"] = int64_t(c.mant), at["mu_exp"] = int64_t(c.exp);
       } else {  // codebook: indices packed LSB first, entries, one scale
         const QMuCodebook& c = cb->second;
         std::vector<uint8_t> packed;

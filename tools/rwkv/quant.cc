@@ -5,8 +5,11 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "dulut.h"
+#include "fq/kernels/rwkv.h"
+#include "graph_builder.h"
 #include "recipe_yaml.h"
 #include "vq.h"
 
@@ -198,6 +201,17 @@ int32_t fix(double v, int frac) {
   return int32_t(std::clamp(std::nearbyint(std::ldexp(v, frac)), -2147483648.0, 2147483647.0));
 }
 
+// The Q16 values a coded mixing vector stands for: what the engine decodes at load (decode_mu).
+std::vector<int32_t> decoded(const QMuCodebook& c) {
+  std::vector<uint8_t> packed;
+  tools::pack_bits(c.idx.data(), c.idx.size(), c.bits, &packed);
+  std::vector<int32_t> o(c.idx.size());
+  if (!k::decode_mu(packed.data(), c.cb.empty() ? nullptr : c.cb.data(), c.bits, c.group, k::RowScale{c.mant, c.exp},
+                    int64_t(o.size()), o.data()))
+    throw std::logic_error("decode_mu refused a mixing vector's code");
+  return o;
+}
+
 // A real eps as (eps_m in [2^30, 2^31), eps_e).
 void eps_of(double eps, QNorm* n) {
   const int e = 30 - int(std::floor(std::log2(eps)));
@@ -305,24 +319,41 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
       const Tensor& t = m.t("blocks." + std::to_string(l) + "." + name);
       L.w[name] = quant(mat_of(t.data.data(), int(t.ne[1]), int(t.ne[0])), hess(l, name), wb, r, true, &L.proxy[name]);
     };
-    // a mixing vector (y = a + (p - a) mu): Q16, or an activation-weighted k-means codebook
+    // a mixing vector (y = a + (p - a) mu): Q16 (mu_bits 0); with mu_bits, the proxy picks scalar
+    // int8 (coherent) or an activation-weighted k-means codebook (the issue's "or scalar int8 where
+    // the proxy says so")
     auto q16 = [&](const std::string& name, const Vec& v, bool one_minus) {
       std::vector<double> mu;
       for (float x : v) mu.push_back(one_minus ? 1.0 - double(x) : double(x));
       std::vector<int32_t> o;
-      if (r.mu_bits > 0) {
+      // the vector's scale as (mant, exp): unit = max |c| / 127 = mant 2^-exp, mant < 2^15
+      auto unit_of = [](const std::vector<double>& c, QMuCodebook* cb) {
+        double cmax = 1e-30;
+        for (double x : c) cmax = std::max(cmax, std::fabs(x));
+        cb->exp = 14 - int(std::floor(std::log2(cmax / 127)));
+        cb->mant = int32_t(std::min(std::nearbyint(std::ldexp(cmax / 127, cb->exp)), 32767.0));
+        return std::ldexp(double(cb->mant), -cb->exp);
+      };
+      // the proxy: a coherent vector becomes scalar int8, the others codebooks
+      const bool scalar = r.mu_bits > 0 && r.proxy &&
+                          rwkvquant_proxy(std::vector<float>(mu.begin(), mu.end()), r.proxy_tau1, r.proxy_tau2).coherent;
+      if (scalar) {
+        QMuCodebook cb;
+        cb.bits = 8, cb.group = 1;
+        const double unit = unit_of(mu, &cb);
+        for (double x : mu) {
+          cb.idx.push_back(uint8_t(int8_t(std::clamp(std::nearbyint(x / unit), -127.0, 127.0))));
+        }
+        o = decoded(cb);
+        L.mu_cb[name] = cb;
+      } else if (r.mu_bits > 0) {
         const std::string sx = name.rfind("ffn.", 0) == 0 ? "ffn.sx" : "att.sx";
         std::vector<double> mask = cal.mask[size_t(l)].count(sx) ? cal.mask[size_t(l)].at(sx) : std::vector<double>();
         if (mask.empty()) mask.assign(mu.size(), 1.0);
         const std::vector<double> c = kmeans_mul(mu, mask, r.mu_bits, r.mu_group);
-        double cmax = 1e-30;
-        for (double x : c) cmax = std::max(cmax, std::fabs(x));
         QMuCodebook cb;
         cb.bits = r.mu_bits, cb.group = r.mu_group;
-        const int e = 14 - int(std::floor(std::log2(cmax / 127)));  // scale = cmax / 127 as (mant, exp)
-        cb.exp = e;
-        cb.mant = int32_t(std::min(std::nearbyint(std::ldexp(cmax / 127, e)), 32767.0));
-        const double unit = std::ldexp(double(cb.mant), -e);
+        const double unit = unit_of(c, &cb);
         const size_t ng = (mu.size() + size_t(cb.group) - 1) / size_t(cb.group), ne = size_t(1) << cb.bits;
         cb.cb.assign(ng * ne, 0);
         for (size_t g = 0; g < ng; ++g) {  // the group's distinct centroids -> entries
@@ -334,10 +365,9 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
           for (size_t i = g * size_t(cb.group); i < std::min(mu.size(), (g + 1) * size_t(cb.group)); ++i) {
             const size_t j = size_t(std::find(ent.begin(), ent.end(), c[i]) - ent.begin());
             cb.idx.push_back(uint8_t(j));
-            // the value the kernel decodes: shift_s(entry * mant, exp - 16) (decode_mu)
-            o.push_back(fix(double(cb.cb[g * ne + j]) * unit, 16));
           }
         }
+        o = decoded(cb);
         L.mu_cb[name] = cb;
       } else {
         for (double x : mu) o.push_back(fix(x, 16));
@@ -436,6 +466,11 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
     q.notes.push_back("block matrices: " + std::to_string(q.weight_bits_avg) + " stored bits per weight");
     if (r.codebook) q.notes.push_back("proxy: " + std::to_string(coherent) + " of " + std::to_string(total) +
                                       " matrices coherent (uniform codebook)");
+    int mu_scalar = 0, mu_total = 0;
+    for (const QLayer& L : q.layers)
+      for (const auto& kv : L.mu_cb) ++mu_total, mu_scalar += kv.second.bits == 8;
+    if (mu_total) q.notes.push_back("proxy: " + std::to_string(mu_scalar) + " of " + std::to_string(mu_total) +
+                                    " mixing vectors coherent (scalar int8)");
   }
   q.sigmoid = fit_act(quant::ActFn::sigmoid, kSigmoidFrac, &q.notes);
   q.tanh = fit_act(quant::ActFn::tanh, kTanhFrac, &q.notes);

@@ -38,7 +38,8 @@ struct RwkvRecipe {
   int codebook_group = 128;       // columns per codebook (32, 64, 128; at most K rounded up to 32)
   int codebook_rows = 1;          // rows sharing one codebook per group
   bool proxy = true;              // coarse-to-fine proxy: uniform (scalar) codebook when coherent,
-                                  // else k-means (VQ); false: k-means everywhere
+                                  // else k-means (VQ); a coherent mixing vector (mu_bits > 0) is
+                                  // scalar int8; false: k-means everywhere
   double proxy_tau1 = 8, proxy_tau2 = 8;  // thresholds of hce / fine (RWKVQuant incoherent_param)
   int kmeans_iters = 30;
   int mu_bits = 0;                // mixing vectors: 0 = Q16; 2..4 = codebooks (activation-weighted
@@ -57,7 +58,8 @@ struct QNorm {
 };
 
 // A mixing vector stored as a codebook (decode_mu in fq/kernels/rwkv.h): indices [n], int8 entries
-// [ceil(n / group)][2^bits], one scale (mant, exp).
+// [ceil(n / group)][2^bits], one scale (mant, exp); or, bits 8, as scalar int8: idx holds the int8
+// codes, cb is empty.
 struct QMuCodebook {
   int bits = 0, group = 0;
   std::vector<uint8_t> idx;
