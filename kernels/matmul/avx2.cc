@@ -73,8 +73,12 @@ Plan make_plan(const MatmulShape& s, const MatmulEpilogue* e) {
     p.par_bytes = 3 * kC * 4, p.panel_bytes = p.kp / 4 * 32;
   }
   // Rows per unit: the widened A block stays in L2 while the unit's panels stream through once;
-  // split N first, then M, until there are kUnits units (GEMV: finer, it is bandwidth-bound).
-  const int64_t kUnits = s.m == 1 ? 32 : 8;
+  // split N first, then M, until there are kUnits units (GEMV: finer, it is bandwidth-bound, but
+  // >= 64 KB of weights per unit, as in the AVX-512 plan: a small GEMV is one unit, not 8-32 units
+  // each paying the unit's fixed cost).
+  const int64_t wbytes = int64_t{p.panels} * p.panel_bytes;
+  const int64_t wunits = wbytes / (64 * 1024);
+  const int64_t kUnits = s.m > 1 ? 8 : wunits < 1 ? 1 : wunits > 32 ? 32 : wunits;
   int64_t mb = (256 * 1024) / (2 * p.kp);
   mb = mb < kMr ? kMr : mb > 128 ? 128 : mb;
   int64_t mblocks = ceil_div(s.m, mb);
