@@ -327,6 +327,32 @@ int bits(OutType t) { return t == OutType::i16 ? 16 : 8; }
 
 // ---- driver -----------------------------------------------------------------------------------
 
+// GEMV, int8 weights, dynamic requantization, vpmaddwd: pass 0 of one row over panels [p0, p1)
+// with the tile, the scale and the row maximum kept in registers (the general loop below keeps
+// them in arrays indexed by the tile's row count, which spill). Writes v to raw; returns max |v|.
+uint64_t gemv8_dynamic(const Plan& p, const int16_t* a, const uint8_t* packed, int p0, int p1, int64_t* raw) {
+  __m256i vmax = _mm256_setzero_si256();
+  for (int pn = p0; pn < p1; ++pn) {
+    const uint8_t* par = packed + pn * p.par_bytes;
+    __m256i acc;
+    tile8<1>(a, p.kp, reinterpret_cast<const int8_t*>(packed + p.params() + pn * p.panel_bytes), p.kp / 4, &acc);
+    const __m256i a32 = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par)));
+    const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32));
+    const __m256i v0 = _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(a32)),
+                                        _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mw)));
+    const __m256i v1 = _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(a32, 1)),
+                                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mw, 1)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + int64_t{pn} * kC), v0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + int64_t{pn} * kC + 4), v1);
+    vmax = max64(vmax, max64(abs64(v0), abs64(v1)));  // padded columns have v = 0
+  }
+  alignas(32) int64_t mx[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(mx), vmax);
+  int64_t best = 0;
+  for (int64_t q : mx) best = q > best ? q : best;
+  return uint64_t(best);
+}
+
 size_t avx2_workspace_size(const MatmulShape& s, const MatmulEpilogue& e) {
   const Plan p = make_plan(s, &e);
   return p.dyn ? size_t(round_up(p.m * p.np * 8, 64) + p.m * p.nchunks * 8) : 0;
@@ -399,6 +425,10 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
                             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + k))));
       for (; k < s.k; ++k) dst[k] = src[k];
       for (; k < p.kp; ++k) dst[k] = 0;
+    }
+    if (rows == 1 && p.dyn && !p.i4 && !vnni) {
+      ws_max[m0 * p.nchunks + chunk] = gemv8_dynamic(p, abuf, packed, p0, p1, raw + m0 * p.np);
+      continue;
     }
     __m256i rmax[kMr];
     for (int64_t r0 = 0; r0 < rows; r0 += kMr) {
