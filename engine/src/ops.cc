@@ -1340,9 +1340,10 @@ void bind_token_shift_int(BindCtx& ctx, const NodeDef& n) {
 }
 
 // rwkv_mix: a, a_scale (this token), p, p_scale (the previous token: token_shift of a), mu (constant:
-// i32 [D] in Q16; i8 [D] with attrs mu_mant, mu_exp: value = mu * mu_mant * 2^-mu_exp; or a codebook: codes u8 [ceil(D bits / 8)] (bits-bit indices, LSB first) and
-// entries i8 [ceil(D / group), 2^bits] with attrs mu_bits, mu_group, mu_mant, mu_exp: value = entry
-// * mu_mant * 2^-mu_exp, decoded to Q16 at load (fq/kernels/rwkv.h decode_mu)) [, md i16 [M, D] +
+// i32 [D] in Q16; i8 [D] with attrs mu_mant, mu_exp: value = mu * mu_mant * 2^-mu_exp; or a
+// codebook: codes u8 [ceil(D bits / 8)] (bits-bit indices, LSB first) and entries i8
+// [ceil(D / group), 2^bits] with attrs mu_bits, mu_group, mu_mant, mu_exp: value = entry * mu_mant
+// * 2^-mu_exp; both decoded to Q16 at load (fq/kernels/rwkv.h decode_mu)) [, md i16 [M, D] +
 // md_scale: the data-dependent part of mu (v6)] -> y i8/i16 + y_scale = a + (p - a) * (mu + md).
 size_t rwkv_mix_mu(const Check& c, int64_t d) {
   if (c.n.inputs.size() < 5) c.error("takes a, a_scale, p, p_scale, mu [, md, md_scale]");
@@ -1394,7 +1395,7 @@ void bind_rwkv_mix(BindCtx& ctx, const NodeDef& n) {
                       cb ? ctx.g.tensor(n.inputs[5]).as<int8_t>() : nullptr, cb ? attr_of(n, "mu_bits") : 8,
                       cb ? n.attr_int("mu_group", 0) : 1, k::RowScale{attr_of(n, "mu_mant"), attr_of(n, "mu_exp")},
                       a.n, q16))
-      fail_node(ctx.g, n, "cannot decode the mu codebook");
+      fail_node(ctx.g, n, cb ? "cannot decode the mu codebook" : "cannot decode the int8 mu");
     a.mu_c = q16;
     next = cb ? 6 : 5;
   }
