@@ -77,6 +77,7 @@ struct MShape {
 const MShape kShapes[] = {
     {1, 4096, 4096}, {1, 11008, 4096}, {128, 4096, 4096}, {512, 1024, 1024}, {3136, 64, 576},
     {1, 64, 64},     {1, 172, 64},     {1, 64, 172},      {1, 512, 64},  // stories260K
+    {64, 64, 64},    {64, 256, 64},    {64, 64, 256},  // RWKV 5v2, 64 tokens per run
 };
 constexpr int kGroup = 32;
 constexpr size_t kStreamBytes = size_t{256} << 20;  // streamed rows: copies of the weights filling this

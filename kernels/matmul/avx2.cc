@@ -17,8 +17,10 @@
 //     nibbles = 2j+1 (unpacked as 16q: exact s8), then gm int16[8].
 //   params int8: bias i32[8], mw i32[8], cbias i32[8]; int4: b16 = 16*bias i64[8], gs i64[8],
 //   b16v i64[8].
-// Units: (block of rows) x (chunk of panels). Dynamic requantization always uses two passes:
-// pass 0 writes v (i64) and per-chunk row maxima to the workspace, pass 1 requantizes whole rows.
+// Units: (block of rows) x (chunk of panels). Dynamic requantization: when a unit has whole rows
+// (one chunk of panels) it requantizes them itself (one pass); else pass 0 writes v (i64) and
+// per-chunk row magnitudes (the OR of |v|: the shift needs only bitlen(max |v|)) to the workspace
+// and pass 1 requantizes whole rows.
 #include <immintrin.h>
 
 #include <cstring>
@@ -78,11 +80,18 @@ Plan make_plan(const MatmulShape& s, const MatmulEpilogue* e) {
   // each paying the unit's fixed cost).
   const int64_t wbytes = int64_t{p.panels} * p.panel_bytes;
   const int64_t wunits = wbytes / (64 * 1024);
-  const int64_t kUnits = s.m > 1 ? 8 : wunits < 1 ? 1 : wunits > 32 ? 32 : wunits;
+  // GEMM: up to 8 units of >= 2^17 MACs (a 64x64x64 product is 2 units, not 8 that each widen
+  // all of A again).
+  const int64_t gunits = s.m * p.np * p.kp >> 17;
+  const int64_t kUnits = s.m > 1 ? (gunits < 1 ? 1 : gunits > 8 ? 8 : gunits) : wunits < 1 ? 1 : wunits > 32 ? 32 : wunits;
   int64_t mb = (256 * 1024) / (2 * p.kp);
   mb = mb < kMr ? kMr : mb > 128 ? 128 : mb;
   int64_t mblocks = ceil_div(s.m, mb);
-  const int64_t need = ceil_div(kUnits, mblocks > 0 ? mblocks : 1);
+  // Dynamic requantization with weights that stay in L2 and enough rows: split M only, so each
+  // unit has whole rows and requantizes them itself (one pass, v still in L1).
+  const bool rows_only = p.dyn && wbytes <= 256 * 1024 && s.m >= kUnits * kMr;
+  if (rows_only && mblocks < kUnits) mblocks = kUnits;
+  const int64_t need = rows_only ? 1 : ceil_div(kUnits, mblocks > 0 ? mblocks : 1);
   const int64_t chunks = need < p.panels ? need : p.panels;
   if (mblocks * chunks < kUnits) {
     const int64_t more = ceil_div(kUnits, chunks), cap = ceil_div(s.m, kMr);
@@ -296,7 +305,10 @@ inline __m256i abs64(__m256i v) {
   const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
   return _mm256_sub_epi64(_mm256_xor_si256(v, sign), sign);
 }
-inline __m256i max64(__m256i a, __m256i b) { return _mm256_blendv_epi8(a, b, _mm256_cmpgt_epi64(b, a)); }
+inline uint64_t or_lanes(__m256i v) {
+  const __m128i o = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return uint64_t(_mm_cvtsi128_si64(_mm_or_si128(o, _mm_unpackhi_epi64(o, o))));
+}
 
 // Saturate 8 i64 to `t` and store the first `live` elements at y.
 inline void store8(OutType t, void* y, __m256i v0, __m256i v1, int live) {
@@ -328,8 +340,9 @@ int bits(OutType t) { return t == OutType::i16 ? 16 : 8; }
 // ---- driver -----------------------------------------------------------------------------------
 
 // GEMV, int8 weights, dynamic requantization, vpmaddwd: pass 0 of one row over panels [p0, p1)
-// with the tile, the scale and the row maximum kept in registers (the general loop below keeps
-// them in arrays indexed by the tile's row count, which spill). Writes v to raw; returns max |v|.
+// with the tile, the scale and the row magnitude kept in registers (the general loop below keeps
+// them in arrays indexed by the tile's row count, which spill). Writes v to raw; returns the OR
+// of |v| (same bitlen as max |v|).
 uint64_t gemv8_dynamic(const Plan& p, const int16_t* a, const uint8_t* packed, int p0, int p1, int64_t* raw) {
   __m256i vmax = _mm256_setzero_si256();
   for (int pn = p0; pn < p1; ++pn) {
@@ -344,13 +357,9 @@ uint64_t gemv8_dynamic(const Plan& p, const int16_t* a, const uint8_t* packed, i
                                         _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mw, 1)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + int64_t{pn} * kC), v0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + int64_t{pn} * kC + 4), v1);
-    vmax = max64(vmax, max64(abs64(v0), abs64(v1)));  // padded columns have v = 0
+    vmax = _mm256_or_si256(vmax, _mm256_or_si256(abs64(v0), abs64(v1)));  // padded columns have v = 0
   }
-  alignas(32) int64_t mx[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(mx), vmax);
-  int64_t best = 0;
-  for (int64_t q : mx) best = q > best ? q : best;
-  return uint64_t(best);
+  return or_lanes(vmax);
 }
 
 size_t avx2_workspace_size(const MatmulShape& s, const MatmulEpilogue& e) {
@@ -361,24 +370,47 @@ size_t avx2_scratch_size(const MatmulShape& s, const MatmulEpilogue& e) {
   const Plan p = make_plan(s, &e);
   return size_t(round_up(p.mb, kMr) * p.kp * 2 + 64);
 }
-int avx2_num_passes(const MatmulShape& s, const MatmulEpilogue& e) { return e.op == MatmulOp::dynamic ? 2 : 1; }
+int avx2_num_passes(const MatmulShape& s, const MatmulEpilogue& e) {
+  return e.op == MatmulOp::dynamic && make_plan(s, &e).nchunks > 1 ? 2 : 1;
+}
 int64_t avx2_num_tasks(const MatmulShape& s, const MatmulEpilogue& e, int pass) {
   const Plan p = make_plan(s, &e);
   return pass == 0 ? p.mblocks * p.nchunks : p.m;
 }
 
-void finalize_row(const Plan& p, const MatmulArgs& x, int64_t m, const int64_t* raw, uint64_t vmax) {
+// Dynamic requantization of row m from v (raw, i64, |v| < 2^62) and mag (the OR of |v|, or max |v|).
+// rshift_round(v, sh) = ((v + 2^62 + 2^(sh-1)) >>> sh) - 2^(62-sh) in unsigned arithmetic (no
+// overflow: v + 2^62 is in (0, 2^63)); sh = 0 leaves v. The result is within +-2^(bits-1), so
+// the saturating packs give sat_T.
+void finalize_row(const Plan& p, const MatmulArgs& x, int64_t m, const int64_t* raw, uint64_t mag) {
   const MatmulEpilogue& e = x.e;
-  const int bitlen = vmax ? 64 - __builtin_clzll(vmax) : 0;
+  const int bitlen = mag ? 64 - __builtin_clzll(mag) : 0;
   const int sh = bitlen - (bits(e.out_type) - 1) > 0 ? bitlen - (bits(e.out_type) - 1) : 0;
   e.row_shift[m] = int8_t(sh);
-  const __m256i shv = _mm256_set1_epi64x(sh);
+  const __m256i add = _mm256_set1_epi64x(sh ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))) : 0);
+  const __m256i sub = _mm256_set1_epi64x(sh ? int64_t{1} << (62 - sh) : 0);
+  const __m128i cnt = _mm_cvtsi32_si128(sh);
+  const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
+  const auto lo4 = [&](const int64_t* r) {  // 4 rounded values, as i32
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r));
+    const __m256i q = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, add), cnt), sub);
+    return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(q, idx));
+  };
+  const bool i8 = e.out_type == OutType::i8;
   uint8_t* y = static_cast<uint8_t*>(x.y) + m * x.ldy * int64_t(osize(e.out_type));
   for (int64_t n0 = 0; n0 < p.n; n0 += kC) {
     const int live = p.n - n0 < kC ? int(p.n - n0) : kC;
-    store8(e.out_type, y + n0 * int64_t(osize(e.out_type)),
-           rshift_round4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + n0)), shv),
-           rshift_round4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(raw + n0 + 4)), shv), live);
+    const __m128i h = _mm_packs_epi32(lo4(raw + n0), lo4(raw + n0 + 4));  // 8 x i16, in order
+    uint8_t* dst = y + n0 * (i8 ? 1 : 2);
+    if (i8) {
+      const __m128i b = _mm_packs_epi16(h, h);
+      if (live == kC) _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
+      else std::memcpy(dst, &b, size_t(live));
+    } else if (live == kC) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), h);
+    } else {
+      std::memcpy(dst, &h, size_t(live) * 2);
+    }
   }
 }
 
@@ -391,9 +423,9 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
   uint64_t* ws_max = p.dyn ? reinterpret_cast<uint64_t*>(static_cast<uint8_t*>(x.workspace) + round_up(p.m * p.np * 8, 64)) : nullptr;
   if (pass == 1) {
     for (int64_t m = begin; m < end; ++m) {
-      uint64_t vmax = 0;
-      for (int c = 0; c < p.nchunks; ++c) vmax = ws_max[m * p.nchunks + c] > vmax ? ws_max[m * p.nchunks + c] : vmax;
-      finalize_row(p, x, m, raw + m * p.np, vmax);
+      uint64_t mag = 0;
+      for (int c = 0; c < p.nchunks; ++c) mag |= ws_max[m * p.nchunks + c];
+      finalize_row(p, x, m, raw + m * p.np, mag);
     }
     return;
   }
@@ -426,8 +458,11 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
       for (; k < s.k; ++k) dst[k] = src[k];
       for (; k < p.kp; ++k) dst[k] = 0;
     }
+    const bool whole = p.dyn && p.nchunks == 1;  // this unit requantizes its rows (one pass)
     if (rows == 1 && p.dyn && !p.i4 && !vnni) {
-      ws_max[m0 * p.nchunks + chunk] = gemv8_dynamic(p, abuf, packed, p0, p1, raw + m0 * p.np);
+      const uint64_t mag = gemv8_dynamic(p, abuf, packed, p0, p1, raw + m0 * p.np);
+      if (whole) finalize_row(p, x, m0, raw + m0 * p.np, mag);
+      else ws_max[m0 * p.nchunks + chunk] = mag;
       continue;
     }
     __m256i rmax[kMr];
@@ -519,19 +554,16 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
             case MatmulOp::dynamic:
               _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + m * p.np + n0), v0);
               _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + m * p.np + n0 + 4), v1);
-              rmax[i] = max64(rmax[i], max64(abs64(v0), abs64(v1)));  // padded columns have v = 0
+              rmax[i] = _mm256_or_si256(rmax[i], _mm256_or_si256(abs64(v0), abs64(v1)));  // padded columns: v = 0
               break;
           }
         }
       }
-      if (p.dyn)
-        for (int i = 0; i < mr; ++i) {
-          alignas(32) int64_t mx[4];
-          _mm256_store_si256(reinterpret_cast<__m256i*>(mx), rmax[i]);
-          int64_t best = 0;
-          for (int64_t q : mx) best = q > best ? q : best;
-          ws_max[(m0 + r0 + i) * p.nchunks + chunk] = uint64_t(best);
-        }
+      for (int i = 0; i < mr && p.dyn; ++i) {
+        const int64_t m = m0 + r0 + i;
+        if (whole) finalize_row(p, x, m, raw + m * p.np, or_lanes(rmax[i]));
+        else ws_max[m * p.nchunks + chunk] = or_lanes(rmax[i]);
+      }
     }
   }
 }
