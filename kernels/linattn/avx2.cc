@@ -1,7 +1,11 @@
 // AVX2 variant of the linattn family: the state-row primitives (gate, x^T S, k (x) u write) on
 // 4 int64 lanes (vpmuldq); the driver and the O(dv) value side are the shared ones
-// (linattn_internal.h). Bit-exact to ref.cc: the same integer formulas, exact int64 sums.
+// (linattn_internal.h), except for RWKV's output_first with Hq == Hkv and dv % 4 == 0, which takes
+// heads_rows (one pass over the state per token, constants hoisted). Bit-exact to ref.cc: the same
+// integer formulas, exact int64 sums.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "fq/kernels/linattn.h"
 #include "linattn_internal.h"
@@ -159,9 +163,155 @@ struct Avx2Ops {
   }
 };
 
+// ---- RWKV output_first path (Hq == Hkv; no beta, no b by validity), dv % 4 == 0 ------------------
+// Per (token, head) one pass over the state rows with every per-call constant hoisted and the
+// output sums of a block of 4 NB columns in registers (ScalarOps::fused_row's formulas, entry by
+// entry; the output's int64 sum is exact, so its order is free). The bonus product q * bt
+// (|bt| <= 2^35 + 1) is summed as q * h and q * l with bt + 2^40 = h 2^16 + l (vpmuldq operands
+// below 2^25 and 2^16), the q 2^40 terms taken off once per column block. Rounding shifts of
+// values within +-2^62 are logical shifts of value + 2^62 (a multiple of 2^sh), minus 2^(62 - sh).
+inline __m256i s64(int64_t x) { return _mm256_set1_epi64x(x); }
+inline __m256i load4x16(const int16_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm256_cvtepi16_epi64(_mm_cvtsi64_si128(v));
+}
+inline __m256i abs64(__m256i x) {
+  const __m256i s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
+  return _mm256_sub_epi64(_mm256_xor_si256(x, s), s);
+}
+// shift_s(p, sh) for 1 <= sh <= 62, |p| < 2^62.
+inline __m256i rsr(__m256i p, int sh) {
+  return _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(p, s64(int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))))),
+                                           _mm_cvtsi32_si128(sh)),
+                          s64(int64_t{1} << (62 - sh)));
+}
+// make_u without delta (linattn_internal.h) for dv % 4 == 0: u' into up, returns c.
+inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* e) {
+  const RowScale Vs = a.vs[row / a.kv_heads];
+  const int64_t vsh = int64_t{Vs.exp} - a.state_exp - 16;
+  const int16_t* v = a.v + row * a.dv;
+  const __m256i vm = s64(Vs.mant);
+  const int l = vsh < -61 ? 61 : int(-vsh);   // vsh < 0: left by l, clamp(p 2^l, +-2^61) = clamp(p, +-2^(61-l)) 2^l
+  const __m256i lim = s64(vsh < 0 ? int64_t{1} << (61 - l) : 0);
+  __m256i mag = _mm256_setzero_si256();
+  for (int j = 0; j < a.dv; j += 4) {
+    __m256i x = _mm256_mul_epi32(load4x16(v + j), vm);   // |v * mant| <= 2^30
+    if (vsh > 62) x = _mm256_setzero_si256();
+    else if (vsh >= 1) x = rsr(x, int(vsh));
+    else if (vsh < 0) x = _mm256_sll_epi64(Avx2Ops::clamp(x, _mm256_sub_epi64(_mm256_setzero_si256(), lim), lim), _mm_cvtsi32_si128(l));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + j), x);
+    mag = _mm256_or_si256(mag, abs64(x));   // bitlen(OR |e|) = bitlen(max |e|)
+  }
+  const __m128i o = _mm_or_si128(_mm256_castsi256_si128(mag), _mm256_extracti128_si256(mag, 1));
+  const int64_t c2 = bitlen64(uint64_t(_mm_cvtsi128_si64(_mm_or_si128(o, _mm_unpackhi_epi64(o, o))))) - 30;
+  for (int j = 0; j < a.dv; j += 4) {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e + j));
+    store4x32(up + j, c2 > 0 ? rsr(x, int(c2)) : x);
+  }
+  return c2 > 0 ? c2 : 0;
+}
+
+// Per token and head: the constants of the pass over the state rows.
+struct RowsToken {
+  const int64_t *kk, *q, *G, *U;
+  const int32_t* up;
+  __m256i xb, xu, qoff;
+  __m128i n1;
+};
+
+// Columns [jb, jb + 4 NB) of one (token, head) pass: S rows of stride dv, outputs into og.
+template <int NB, bool BONUS>
+inline void rows_block(const RowsToken& c, int32_t* S, int dk, int dv, int jb, int64_t* og) {
+  const __m256i lo = s64(INT32_MIN), hi = s64(INT32_MAX);
+  const __m256i gb = s64((int64_t{1} << 62) + (int64_t{1} << 29)), gu = s64(int64_t{1} << 32);   // rshift_round(G s, 30)
+  const __m256i bb = s64((int64_t{1} << 52) + (int64_t{1} << 15));   // bt + 2^40 = ((p + bb) >>> 16) - 2^36 + 2^40
+  const __m256i ub = s64((int64_t{1} << 36) - (int64_t{1} << 40)), m16 = s64(0xFFFF);
+  __m256i uv[NB], o[NB], oh[NB];
+  for (int v = 0; v < NB; ++v) {
+    uv[v] = load4x32(c.up + jb + 4 * v);
+    o[v] = oh[v] = _mm256_setzero_si256();
+  }
+  int32_t* Sr = S + jb;
+  for (int i = 0; i < dk; ++i, Sr += dv) {
+    const __m256i kv = s64(c.kk[i]), qv = s64(c.q[i]), Gv = s64(c.G[i]);
+    for (int v = 0; v < NB; ++v) {
+      const __m256i sv = load4x32(Sr + 4 * v);
+      const __m256i X = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(uv[v], kv), c.xb), c.n1), c.xu);
+      o[v] = _mm256_add_epi64(o[v], _mm256_mul_epi32(sv, qv));
+      if (BONUS) {
+        const __m256i b = _mm256_sub_epi64(
+            _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(Avx2Ops::clamp(X, lo, hi), s64(c.U[i])), bb), 16), ub);
+        oh[v] = _mm256_add_epi64(oh[v], _mm256_mul_epi32(_mm256_srli_epi64(b, 16), qv));
+        o[v] = _mm256_add_epi64(o[v], _mm256_mul_epi32(_mm256_and_si256(b, m16), qv));
+      }
+      const __m256i gs = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(sv, Gv), gb), 30), gu);
+      store4x32(Sr + 4 * v, Avx2Ops::clamp(_mm256_add_epi64(gs, X), lo, hi));
+    }
+  }
+  for (int v = 0; v < NB; ++v) {
+    __m256i r = o[v];
+    if (BONUS) r = _mm256_sub_epi64(_mm256_add_epi64(r, _mm256_slli_epi64(oh[v], 16)), c.qoff);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(og + jb + 4 * v), r);
+  }
+}
+
+template <bool BONUS>
+void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
+  const int dk = a.dk, dv = a.dv, Hk = a.kv_heads;
+  const int F = a.decay_frac < 8 ? 8 : a.decay_frac > 24 ? 24 : a.decay_frac;
+  alignas(32) int64_t G[kMaxDim], U[kMaxDim], kk[kMaxDim], q[kMaxDim], e[kMaxDim];
+  alignas(32) int32_t up[kMaxDim];
+  RowsToken c{kk, q, G, U, up, {}, {}, {}, {}};
+  for (int64_t g = g0; g < g1; ++g) {
+    int32_t* Sg = a.state + g * dk * dv;
+    for (int i = 0; i < dk; ++i) U[i] = BONUS ? clamp64(a.bonus[g * dk + i], -kL20, kL20) : 0;
+    const auto gates = [&](int64_t td) {
+      for (int i = 0; i < dk; ++i) {
+        const int64_t x = a.decay_per_key ? a.decay[(td * Hk + g) * dk + i] : a.decay[td * Hk + g];
+        G[i] = expq(x < 0 ? x : 0, F);
+      }
+    };
+    if (!a.decay)
+      for (int i = 0; i < dk; ++i) G[i] = int64_t{1} << 30;
+    else if (a.decay_const)
+      gates(0);
+    for (int64_t t = 0; t < a.rows; ++t) {
+      const int64_t row = t * Hk + g;
+      const RowScale K = a.ks[t];
+      const int64_t sh = int64_t{K.exp} + 16 - make_u4(a, row, up, e);
+      if (sh < 1 || sh > 62) {
+        head_token<Avx2Ops>(a, t, g);
+        continue;
+      }
+      if (a.decay && !a.decay_const) gates(t);
+      const int16_t* kr = a.k + row * dk;
+      const int16_t* qr = a.q + row * dk;
+      int64_t qsum = 0;
+      for (int i = 0; i < dk; ++i) kk[i] = int64_t{kr[i]} * K.mant, q[i] = qr[i], qsum += qr[i];
+      c.xb = s64(int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1)))), c.xu = s64(int64_t{1} << (62 - sh));
+      c.n1 = _mm_cvtsi32_si128(int(sh));
+      c.qoff = s64(int64_t(uint64_t(qsum) << 40));   // the sums wrap mod 2^64; the total is exact
+      int64_t* og = a.work + row * dv;
+      int jb = 0;
+      for (; jb + 16 <= dv; jb += 16) rows_block<4, BONUS>(c, Sg, dk, dv, jb, og);
+      if (jb + 8 <= dv) rows_block<2, BONUS>(c, Sg, dk, dv, jb, og), jb += 8;
+      if (jb < dv) rows_block<1, BONUS>(c, Sg, dk, dv, jb, og);
+    }
+  }
+}
+
+void heads(const LinattnArgs& a, int64_t g0, int64_t g1) {
+  if (!linattn_valid(a)) return;
+  if (!(a.output_first && a.q_heads == a.kv_heads)) return heads_impl<Avx2Ops>(a, g0, g1);
+  if (a.dv % 4) return rwkv_heads_impl<Avx2Ops>(a, g0, g1);
+  if (a.bonus) heads_rows<true>(a, g0, g1);
+  else heads_rows<false>(a, g0, g1);
+}
+
 }  // namespace
 }  // namespace linattn
 
-extern const LinattnKernel kLinattnAvx2 = {Isa::avx2, "avx2", linattn::heads_fused<linattn::Avx2Ops>, linattn::out_impl};
+extern const LinattnKernel kLinattnAvx2 = {Isa::avx2, "avx2", linattn::heads, linattn::out_impl};
 
 }  // namespace fq::k
