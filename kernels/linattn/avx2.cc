@@ -5,8 +5,10 @@
 // integer formulas, exact int64 sums.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "../llm/x86_avx2_helpers.h"
 #include "fq/kernels/linattn.h"
 #include "linattn_internal.h"
 
@@ -309,9 +311,32 @@ void heads(const LinattnArgs& a, int64_t g0, int64_t g1) {
   else heads_rows<false>(a, g0, g1);
 }
 
+// out_impl with the row quantizer on 4 lanes (avx2h::vquant_gen, the llm family's).
+void out(const LinattnArgs& a, int64_t m0, int64_t m1) {
+  if (!linattn_valid(a)) return out_impl(a, m0, m1);
+  const int64_t n = int64_t{a.q_heads} * a.dv;
+  for (int64_t t = m0; t < m1; ++t) {
+    const int64_t* w = a.work + t * n;
+    __m256i mx = _mm256_setzero_si256();
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) mx = avx2h::maxv(mx, abs64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j))));
+    alignas(32) int64_t l[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(l), mx);
+    uint64_t A0 = uint64_t(std::max(std::max(l[0], l[1]), std::max(l[2], l[3])));
+    for (; j < n; ++j) A0 = std::max(A0, mag64(w[j]));
+    int d = 0;
+    const int64_t A = avx2h::vquant_gen(
+        n, 32767, llm::QRow{nullptr, a.y + t * n}, A0, &d,
+        [w](int64_t i) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)); }, [w](int64_t i) { return w[i]; });
+    const RowScale Q = a.qs[t];
+    const RowScale mu = llm::normalize(uint64_t(int64_t{Q.mant} * a.scale.mant), int64_t{Q.exp} + a.scale.exp + a.state_exp);
+    a.ys[t] = llm::scale_of_i(A, 32767, d, mu.mant, mu.exp);
+  }
+}
+
 }  // namespace
 }  // namespace linattn
 
-extern const LinattnKernel kLinattnAvx2 = {Isa::avx2, "avx2", linattn::heads, linattn::out_impl};
+extern const LinattnKernel kLinattnAvx2 = {Isa::avx2, "avx2", linattn::heads, linattn::out};
 
 }  // namespace fq::k
