@@ -48,6 +48,16 @@ inline V vshs(V x, int64_t s) {
   return blend(_mm256_sll_epi64(x, _mm_cvtsi64_si128(l)), sat, big);
 }
 
+// shift_s(x, s) per lane when nothing saturates: |x| < 2^62 and, for s < 0, |x| 2^-s < 2^62.
+// A right shift rounds as ((x + 2^62 + 2^(s-1)) >>> s) - 2^(62-s) (3 ops instead of vshs's 7).
+inline V vshs_exact(V x, int64_t s) {
+  if (s == 0) return x;
+  if (s < 0) return _mm256_sll_epi64(x, _mm_cvtsi64_si128(-s));
+  if (s > 62) return zero();
+  const V add = s64(int64_t((uint64_t{1} << 62) + (uint64_t{1} << (s - 1))));
+  return _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(x, add), _mm_cvtsi64_si128(s)), s64(int64_t{1} << (62 - s)));
+}
+
 // A 16-entry uint32 table lookup by the low 4 bits of each dword's index (the bits above are
 // ignored): vpermd reads the low 3, bit 3 (moved to the sign bit) picks the half.
 inline V lookup16(const uint32_t* tab, V idx) {
@@ -107,20 +117,25 @@ inline V vshift_uniform(V x, int d) {
 
 // quantize_row (llm.h) of the int64 row whose 4 lanes at i are gen(i) (element i alone: gen1(i)),
 // given A0 = max |v|: the one AVX2 row quantizer of the llm, ssm and rwkv families. x' =
-// shift_s(v, d) (|x'| <= 2^23) times F (< 2^34) as three vpmuludq (the low 64 bits of the product,
-// exact as |x' F| < 2^57), the floor shift by 40 read from the high dwords; 8 elements per step,
-// the last n mod 8 by the scalar element.
+// shift_s(v, d) (|x'| <= 2^23) times F (< 2^34) as two vpmuldq (exact: |x' F| < 2^57), the floor
+// shift by 40 read from the high dwords; 8 elements per step, the last n mod 8 by the scalar element.
 template <class Gen, class Gen1>
 inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen gen, Gen1 gen1) {
   llm::QParams p;
   if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
-  const V F = s64(p.F), Fh = s64(p.F >> 32), rnd = s64(int64_t{1} << 39);
+  // F < 2^34 as 8 F8 + F3 (F8 < 2^31, F3 < 8): x' F = 8 x' F8 + x' F3, two signed vpmuldq.
+  const V F8 = s64(p.F >> 3), F3 = s64(p.F & 7), rnd = s64(int64_t{1} << 39);
+  // x' = shift_s(v, d): d > 0 rounds as ((v + 2^62 + 2^(d-1)) >>> d) - 2^(62-d) (|v| < 2^62, so
+  // v + 2^62 is in (0, 2^63)); d < 0 is an exact left shift.
+  const int d = p.d;
+  const V radd = s64(d > 0 ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (d - 1))) : 0);
+  const V rsub = s64(d > 0 ? int64_t{1} << (62 - d) : 0);
+  const __m128i rcnt = _mm_cvtsi32_si128(d > 0 ? d : 0), lcnt = _mm_cvtsi32_si128(d < 0 ? -d : 0);
   const V odd = _mm256_setr_epi32(1, 3, 5, 7, 0, 0, 0, 0);
   const __m128i hi = _mm_set1_epi32(qmax), lo = _mm_set1_epi32(-qmax);
   auto q4 = [&](V v) {  // clamp(rshift_round(x' F, 40)) as 4 int32
-    const V x = vshift_uniform(v, p.d);
-    const V cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), F), _mm256_mul_epu32(x, Fh));
-    const V h = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epu32(x, F), _mm256_slli_epi64(cross, 32)), rnd);
+    const V x = d >= 0 ? _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, radd), rcnt), rsub) : _mm256_sll_epi64(v, lcnt);
+    const V h = _mm256_add_epi64(_mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(x, F8), 3), _mm256_mul_epi32(x, F3)), rnd);
     const __m128i q = _mm_srai_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(h, odd)), 8);
     return _mm_max_epi32(_mm_min_epi32(q, hi), lo);
   };

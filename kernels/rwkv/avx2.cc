@@ -43,8 +43,9 @@ void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
     V mx = zero();
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) {
-      const V A = vshs(_mm256_mul_epi32(load_i16(ap + i), ma), r.sa);   // |A|, |P| <= 2^42
-      const V P = vshs(_mm256_mul_epi32(load_i16(pp + i), mp), r.sp);
+      // |a ma| < 2^30 and sa, sp >= -12 (mix_row): |A|, |P| <= 2^42, no saturation
+      const V A = vshs_exact(_mm256_mul_epi32(load_i16(ap + i), ma), r.sa);
+      const V P = vshs_exact(_mm256_mul_epi32(load_i16(pp + i), mp), r.sp);
       V mu = a.mu_c ? load_i32(a.mu_c + i) : zero();
       if (mdp) mu = _mm256_add_epi64(mu, clampv(vshs(_mm256_mul_epi32(load_i16(mdp + i), mdm), r.sd), -kL40, kL40));
       mu = clampv(mu, -kL18, kL18);
