@@ -269,8 +269,15 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
     int32_t* Sg = a.state + g * dk * dv;
     for (int i = 0; i < dk; ++i) U[i] = BONUS ? clamp64(a.bonus[g * dk + i], -kL20, kL20) : 0;
     const auto gates = [&](int64_t td) {
-      for (int i = 0; i < dk; ++i) {
-        const int64_t x = a.decay_per_key ? a.decay[(td * Hk + g) * dk + i] : a.decay[td * Hk + g];
+      const int32_t* d = a.decay + (a.decay_per_key ? (td * Hk + g) * dk : td * Hk + g);
+      const bool vec = a.decay_per_key && dk % 4 == 0 && llm::with_exp_bits(F, [&](auto Fc) {   // F in [9, 24]
+        for (int i = 0; i < dk; i += 4)   // G = exp_q(min(x, 0), F), x int32
+          _mm256_store_si256(reinterpret_cast<__m256i*>(G + i),
+                             avx2h::vexpq<decltype(Fc)::value>(avx2h::maxv(_mm256_sub_epi64(_mm256_setzero_si256(), load4x32(d + i)),
+                                                                           _mm256_setzero_si256())));
+      });
+      for (int i = 0; i < dk && !vec; ++i) {
+        const int64_t x = d[a.decay_per_key ? i : 0];
         G[i] = expq(x < 0 ? x : 0, F);
       }
     };
