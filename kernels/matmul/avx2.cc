@@ -80,6 +80,11 @@ Plan make_plan(const MatmulShape& s, const MatmulEpilogue* e) {
   // each paying the unit's fixed cost).
   const int64_t wbytes = int64_t{p.panels} * p.panel_bytes;
   const int64_t wunits = wbytes / (64 * 1024);
+  if (s.m == 1 && wunits <= 1) {  // a small GEMV: one unit (and no run-time divisions: decode calls this per token)
+    p.mb = p.mblocks = 1;
+    p.ppc = p.panels, p.nchunks = 1;
+    return p;
+  }
   // GEMM: up to 8 units of >= 2^17 MACs (a 64x64x64 product is 2 units, not 8 that each widen
   // all of A again).
   const int64_t gunits = s.m * p.np * p.kp >> 17;
