@@ -23,9 +23,8 @@ inline __m128i lo32(V v) {  // the low dword of each 64-bit lane
   return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0)));
 }
 inline int64_t hsum64(V v) {
-  alignas(32) int64_t b[4];
-  _mm256_store_si256(reinterpret_cast<V*>(b), v);
-  return b[0] + b[1] + b[2] + b[3];
+  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  return _mm_cvtsi128_si64(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)));
 }
 inline V load4_i16(const int16_t* p) { return _mm256_cvtepi16_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))); }
 inline V load4_i32(const int32_t* p) { return _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
@@ -674,18 +673,22 @@ inline V ln_load8(const LayernormArgs& a, int64_t k, int64_t left, int32_t pad) 
   return _mm256_load_si256(reinterpret_cast<const V*>(b));
 }
 
-// isqrt64 of 4 lanes (u < 2^62, so signed compares serve): the bit-by-bit square root of
-// fixed_point.h, 32 steps for every lane (steps with r = 0 and bit > u change nothing).
-inline V visqrt4(V u) {
-  V r = _mm256_setzero_si256();
-  for (int it = 0; it < 32; ++it) {
+// isqrt64 of 8 lanes (u < 2^62, so signed compares serve, and the first digit is bit 60): the
+// bit-by-bit square root of fixed_point.h, 31 steps for every lane (steps with r = 0 and bit > u
+// change nothing), on two vectors at once: each step is a dependent chain, two hide each
+// other's latency.
+inline void visqrt8(V u0, V u1, V* r0, V* r1) {
+  V a = _mm256_setzero_si256(), b = a;
+  for (int it = 1; it < 32; ++it) {
     const V bit = s64(int64_t{1} << (62 - 2 * it));
-    const V t = _mm256_add_epi64(r, bit);
-    const V lt = _mm256_cmpgt_epi64(t, u);  // u < r + bit
-    u = _mm256_sub_epi64(u, _mm256_andnot_si256(lt, t));
-    r = _mm256_add_epi64(_mm256_srli_epi64(r, 1), _mm256_andnot_si256(lt, bit));
+    const V ta = _mm256_add_epi64(a, bit), tb = _mm256_add_epi64(b, bit);
+    const V la = _mm256_cmpgt_epi64(ta, u0), lb = _mm256_cmpgt_epi64(tb, u1);  // u < r + bit
+    u0 = _mm256_sub_epi64(u0, _mm256_andnot_si256(la, ta));
+    u1 = _mm256_sub_epi64(u1, _mm256_andnot_si256(lb, tb));
+    a = _mm256_add_epi64(_mm256_srli_epi64(a, 1), _mm256_andnot_si256(la, bit));
+    b = _mm256_add_epi64(_mm256_srli_epi64(b, 1), _mm256_andnot_si256(lb, bit));
   }
-  return r;
+  *r0 = a, *r1 = b;
 }
 
 // Stores the first min(left, 4) lanes of z at p (the others keep their value); returns z with
@@ -709,11 +712,11 @@ int ln_anchor_shift(const LayernormArgs& a, int64_t b, int64_t len, int32_t x0, 
     const V v = ln_load8(a, b + i, len - i, x0);
     mx = _mm256_max_epi32(mx, v), mn = _mm256_min_epi32(mn, v);
   }
-  alignas(32) int32_t bx[8], bn[8];
-  _mm256_store_si256(reinterpret_cast<V*>(bx), mx);
-  _mm256_store_si256(reinterpret_cast<V*>(bn), mn);
-  int64_t hi = x0, lo = x0;
-  for (int j = 0; j < 8; ++j) hi = bx[j] > hi ? bx[j] : hi, lo = bn[j] < lo ? bn[j] : lo;
+  __m128i h = _mm_max_epi32(_mm256_castsi256_si128(mx), _mm256_extracti128_si256(mx, 1));
+  __m128i l = _mm_min_epi32(_mm256_castsi256_si128(mn), _mm256_extracti128_si256(mn, 1));
+  h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0x4E)), l = _mm_min_epi32(l, _mm_shuffle_epi32(l, 0x4E));
+  h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0xB1)), l = _mm_min_epi32(l, _mm_shuffle_epi32(l, 0xB1));
+  const int64_t hi = _mm_cvtsi128_si32(h), lo = _mm_cvtsi128_si32(l);   // the lanes start at x0
   return bitlen64(uint64_t(hi - x0 > x0 - lo ? hi - x0 : x0 - lo)) - P;
 }
 
@@ -730,7 +733,7 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
   constexpr int kB = 64;
   LnPre pre[kB];
   int64_t mus[kB];
-  alignas(32) uint64_t us[kB + 4], rs[kB + 4];
+  alignas(32) uint64_t us[kB + 8], rs[kB + 8];
   for (int64_t m = m0; m < m1; ++m) {
     const int64_t base = m * D;
     const LnEps eps = ln_eps(a, a.xs[m * a.xs_stride]);
@@ -758,9 +761,13 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
         mus[t] = mu;
         us[t] = pre[t].u;
       }
-      for (int t = nb; t < ((nb + 3) & ~3); ++t) us[t] = 0;
-      for (int t = 0; t < nb; t += 4)
-        _mm256_store_si256(reinterpret_cast<V*>(rs + t), visqrt4(_mm256_load_si256(reinterpret_cast<const V*>(us + t))));
+      for (int t = nb; t < ((nb + 7) & ~7); ++t) us[t] = 0;
+      for (int t = 0; t < nb; t += 8) {   // two independent chains per step
+        V r0, r1;
+        visqrt8(_mm256_load_si256(reinterpret_cast<const V*>(us + t)), _mm256_load_si256(reinterpret_cast<const V*>(us + t + 4)), &r0, &r1);
+        _mm256_store_si256(reinterpret_cast<V*>(rs + t), r0);
+        _mm256_store_si256(reinterpret_cast<V*>(rs + t + 4), r1);
+      }
       for (int t = 0; t < nb; ++t) {
         const LnRow r = ln_fin(pre[t], mus[t], int64_t(rs[t]));
         const int64_t s0 = (rb + t) * L, e0 = s0 + L;

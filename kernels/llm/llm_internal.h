@@ -399,6 +399,7 @@ struct LnRow {
 inline int ln_P(int64_t d) { return d <= (int64_t{1} << 16) ? 22 : 18; }
 inline int64_t ln_mu(int64_t S, int64_t d) {
   const int64_t num = 2 * S + d, den = 2 * d;
+  if (d > 0 && (d & (d - 1)) == 0) return num >> __builtin_ctzll(uint64_t(den));   // floor division by 2^j
   int64_t q = num / den;
   if (num % den != 0 && num < 0) q -= 1;
   return q;
