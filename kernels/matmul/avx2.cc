@@ -3,8 +3,9 @@
 // Why not vpmaddubsw: it adds two u8*s8 products into a *saturating* i16, and with A offset to u8
 // two products reach 2*255*128 = 65280 > 32767, so it is not bit-exact for arbitrary int8 data.
 // vpmaddwd (i16*i16, pairs summed into i32) is exact for every input: each step loads one 16-byte
-// slice of weights (4 columns x 4 k), sign-extends it (vpmovsxbw) and multiplies it with the
-// row's 4 activations (pre-widened to i16 in scratch, broadcast as one 64-bit element).
+// slice of int8 weights (8 columns x 2 k), sign-extends it (vpmovsxbw) and multiplies it with each
+// row's 2 activations (pre-widened to i16 in scratch, broadcast as one 32-bit element): the 8
+// products land in column order, one accumulator per row, up to 8 rows per tile.
 // Where the CPU has AVX-VNNI (cpu_features().avxvnni), the same packed weights feed vpdpbusd on
 // ymm instead: A offset to a+128 (u8) and the offset removed with pack-time column sums, exactly
 // as in the AVX-512 variant (cbias = bias - 128*sum_k w; int4: b16v = 16*(bias - 128*sum_g gm*
@@ -12,7 +13,9 @@
 // EVEX encoding of the same instruction so the tests run it on AVX-512 machines too.
 //
 // Packed layout: [params: P8 panels][weights]; panel = 8 output columns.
-//   int8 panel: [kp/4 steps][8 columns][4 k] int8, kp = round_up(K, 4), zero padded.
+//   int8 panel: [kp/2 steps][8 columns][2 k] int8 (vpmaddwd), or [kp/4 steps][8 columns][4 k]
+//     where the CPU has AVX-VNNI (vpdpbusd); kp = round_up(K, 4), zero padded. pack() and run()
+//     read the same CPU feature, so a buffer is always read in the layout it was written in.
 //   int4 panel: per group: [G/8 step pairs][8 columns][4 bytes], low nibbles = k-step 2j, high
 //     nibbles = 2j+1 (unpacked as 16q: exact s8), then gm int16[8].
 //   params int8: bias i32[8], mw i32[8], cbias i32[8]; int4: b16 = 16*bias i64[8], gs i64[8],
@@ -40,7 +43,7 @@ namespace fq::k {
 namespace {
 
 constexpr int kC = 8;  // columns per panel
-constexpr int kMr = 4;  // rows per micro-tile
+constexpr int kMr = 8;  // most rows per micro-tile (Plan::mr; int4 and VNNI tiles: two of at most 4)
 
 int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -55,6 +58,7 @@ struct Plan {
   int64_t m = 0, kp = 0, par_bytes = 0, panel_bytes = 0;
   int64_t mb = 0, mblocks = 0;
   int ppc = 0, nchunks = 0;  // panels per chunk, chunks
+  int mr = kMr;              // rows per micro-tile: 8, or 4 when 8 widened rows would not stay in L1
   int64_t np = 0;            // panels * 8
   int64_t params() const { return round_up(panels * par_bytes, 64); }
   int64_t group_bytes() const { return int64_t{g} / 8 * 32 + 16; }
@@ -67,6 +71,7 @@ Plan make_plan(const MatmulShape& s, const MatmulEpilogue* e) {
   p.n = s.n, p.k = s.k, p.m = s.m;
   p.panels = int(ceil_div(s.n, kC));
   p.np = int64_t{p.panels} * kC;
+  p.mr = round_up(s.k, 4) <= 1024 ? kMr : kMr / 2;
   if (p.i4) {
     p.g = s.group, p.ng = int(ceil_div(s.k, s.group)), p.kp = int64_t{p.ng} * p.g;
     p.par_bytes = 3 * kC * 8, p.panel_bytes = p.ng * p.group_bytes();
@@ -153,11 +158,12 @@ void avx2_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
       }
     }
     if (!p.i4) {
-      for (int64_t ks = 0; ks < p.kp / 4; ++ks)
+      const int kw = FQ_AVX2_USE_VNNI() ? 4 : 2;  // k per column in one step
+      for (int64_t ks = 0; ks < p.kp / kw; ++ks)
         for (int c = 0; c < kC; ++c)
-          for (int j = 0; j < 4; ++j) {
+          for (int j = 0; j < kw; ++j) {
             const int n = pn * kC + c;
-            const int64_t k = ks * 4 + j;
+            const int64_t k = ks * kw + j;
             *dst++ = n < s.n && k < s.k ? static_cast<const int8_t*>(w.w)[n * wrow + k] : 0;
           }
       continue;
@@ -186,23 +192,45 @@ inline __m256i fold(__m256i lo, __m256i hi) {
   return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xd8);
 }
 
-// int8: acc[i] (8 columns, i32) for MR rows of widened A (i16, stride lda) and one panel.
+// int8: acc[i] (8 columns, i32) for MR rows of widened A (i16, stride lda) and one panel in the
+// pair layout ([k2 steps][8 columns][2 k]).
+// (The accumulators are GCC vector-extension values updated with +=: written with
+// _mm256_add_epi32, GCC 12 adds into the product's register and copies it back, one vmovdqa per
+// row and step, and spills at 8 rows.)
 template <int MR>
-void tile8(const int16_t* a, int64_t lda, const int8_t* b, int64_t k4, __m256i* out) {
-  __m256i lo[MR], hi[MR];
-  for (int i = 0; i < MR; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
-  for (int64_t k = 0; k < k4; ++k, b += 32, a += 4) {
-    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16)));
+void tile8(const int16_t* a, int64_t lda, const int8_t* b, int64_t k2, __m256i* out) {
+  __v8si acc[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i] = __v8si{};
+  for (int64_t k = 0; k < k2; ++k, b += 16, a += 2) {
+    const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+#pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      int64_t v;
-      std::memcpy(&v, a + i * lda, 8);
-      const __m256i x = _mm256_set1_epi64x(v);
-      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(x, w0));
-      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(x, w1));
+      int32_t v;
+      std::memcpy(&v, a + i * lda, 4);
+      acc[i] += reinterpret_cast<__v8si>(_mm256_madd_epi16(_mm256_set1_epi32(v), w));
     }
   }
-  for (int i = 0; i < MR; ++i) out[i] = fold(lo[i], hi[i]);
+  for (int i = 0; i < MR; ++i) out[i] = reinterpret_cast<__m256i>(acc[i]);
+}
+
+// int8, one row: acc[j] (8 columns, i32) for NP consecutive panels (stride pb bytes) in the pair
+// layout; one broadcast of the row's k pair serves all of them.
+template <int NP>
+void gemv_tile(const int16_t* a, const int8_t* b, int64_t pb, int64_t k2, __m256i* out) {
+  __v8si acc[NP];
+#pragma GCC unroll 4
+  for (int j = 0; j < NP; ++j) acc[j] = __v8si{};
+  for (int64_t k = 0; k < k2; ++k, b += 16) {
+    int32_t v;
+    std::memcpy(&v, a + 2 * k, 4);
+    const __m256i x = _mm256_set1_epi32(v);
+#pragma GCC unroll 4
+    for (int j = 0; j < NP; ++j)
+      acc[j] += reinterpret_cast<__v8si>(
+          _mm256_madd_epi16(x, _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + j * pb)))));
+  }
+  for (int j = 0; j < NP; ++j) out[j] = reinterpret_cast<__m256i>(acc[j]);
 }
 
 // int4: sums[i] = sum_g acc16_g * gm as i64 (columns 0-3 in [2i], 4-7 in [2i+1]).
@@ -350,10 +378,20 @@ int bits(OutType t) { return t == OutType::i16 ? 16 : 8; }
 // of |v| (same bitlen as max |v|).
 uint64_t gemv8_dynamic(const Plan& p, const int16_t* a, const uint8_t* packed, int p0, int p1, int64_t* raw) {
   __m256i vmax = _mm256_setzero_si256();
+  __m256i accs[4];
   for (int pn = p0; pn < p1; ++pn) {
     const uint8_t* par = packed + pn * p.par_bytes;
-    __m256i acc;
-    tile8<1>(a, p.kp, reinterpret_cast<const int8_t*>(packed + p.params() + pn * p.panel_bytes), p.kp / 4, &acc);
+    const int8_t* wp = reinterpret_cast<const int8_t*>(packed + p.params() + pn * p.panel_bytes);
+    const int j = (pn - p0) % 4;
+    if (j == 0) {  // the next (up to) 4 panels at once: one broadcast per k pair for all of them
+      switch (p1 - pn < 4 ? p1 - pn : 4) {
+        case 1: gemv_tile<1>(a, wp, p.panel_bytes, p.kp / 2, accs); break;
+        case 2: gemv_tile<2>(a, wp, p.panel_bytes, p.kp / 2, accs); break;
+        case 3: gemv_tile<3>(a, wp, p.panel_bytes, p.kp / 2, accs); break;
+        default: gemv_tile<4>(a, wp, p.panel_bytes, p.kp / 2, accs); break;
+      }
+    }
+    const __m256i acc = accs[j];
     const __m256i a32 = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par)));
     const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32));
     const __m256i v0 = _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(a32)),
@@ -471,8 +509,8 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
       continue;
     }
     __m256i rmax[kMr];
-    for (int64_t r0 = 0; r0 < rows; r0 += kMr) {
-      const int mr = int(rows - r0 < kMr ? rows - r0 : kMr);
+    for (int64_t r0 = 0; r0 < rows; r0 += p.mr) {
+      const int mr = int(rows - r0 < p.mr ? rows - r0 : p.mr);
       for (int i = 0; i < kMr; ++i) rmax[i] = _mm256_setzero_si256();
       for (int pn = p0; pn < p1; ++pn) {
         const uint8_t* par = packed + pn * p.par_bytes;
@@ -483,15 +521,25 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
           const int8_t* b = reinterpret_cast<const int8_t*>(wp);
           const int16_t* a = abuf + r0 * p.kp;
           const uint8_t* a8 = abuf8 + r0 * p.kp;
-          switch (mr * 2 + vnni) {
-            case 2: tile8<1>(a, p.kp, b, p.kp / 4, acc); break;
-            case 4: tile8<2>(a, p.kp, b, p.kp / 4, acc); break;
-            case 6: tile8<3>(a, p.kp, b, p.kp / 4, acc); break;
-            case 8: tile8<4>(a, p.kp, b, p.kp / 4, acc); break;
-            case 3: tile8v<1>(a8, p.kp, b, p.kp / 4, acc); break;
-            case 5: tile8v<2>(a8, p.kp, b, p.kp / 4, acc); break;
-            case 7: tile8v<3>(a8, p.kp, b, p.kp / 4, acc); break;
-            default: tile8v<4>(a8, p.kp, b, p.kp / 4, acc); break;
+          if (!vnni) {
+            switch (mr) {
+              case 1: tile8<1>(a, p.kp, b, p.kp / 2, acc); break;
+              case 2: tile8<2>(a, p.kp, b, p.kp / 2, acc); break;
+              case 3: tile8<3>(a, p.kp, b, p.kp / 2, acc); break;
+              case 4: tile8<4>(a, p.kp, b, p.kp / 2, acc); break;
+              case 5: tile8<5>(a, p.kp, b, p.kp / 2, acc); break;
+              case 6: tile8<6>(a, p.kp, b, p.kp / 2, acc); break;
+              case 7: tile8<7>(a, p.kp, b, p.kp / 2, acc); break;
+              default: tile8<8>(a, p.kp, b, p.kp / 2, acc); break;
+            }
+          } else {
+            for (int h = 0; h < mr; h += 4)  // tiles of at most 4 rows
+              switch (mr - h < 4 ? mr - h : 4) {
+                case 1: tile8v<1>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
+                case 2: tile8v<2>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
+                case 3: tile8v<3>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
+                default: tile8v<4>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
+              }
           }
           const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + (vnni ? 64 : 0)));
           const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32));
@@ -505,15 +553,19 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
         } else {
           const int16_t* a = abuf + r0 * p.kp;
           const uint8_t* a8 = abuf8 + r0 * p.kp;
-          switch (mr * 2 + vnni) {
-            case 2: tile4<1>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
-            case 4: tile4<2>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
-            case 6: tile4<3>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
-            case 8: tile4<4>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
-            case 3: tile4v<1>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
-            case 5: tile4v<2>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
-            case 7: tile4v<3>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
-            default: tile4v<4>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+          for (int h = 0; h < mr; h += 4) {  // tiles of at most 4 rows
+            const int16_t* ah = a + h * p.kp;
+            const uint8_t* a8h = a8 + h * p.kp;
+            switch ((mr - h < 4 ? mr - h : 4) * 2 + vnni) {
+              case 2: tile4<1>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+              case 4: tile4<2>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+              case 6: tile4<3>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+              case 8: tile4<4>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+              case 3: tile4v<1>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+              case 5: tile4v<2>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+              case 7: tile4v<3>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+              default: tile4v<4>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
+            }
           }
           const int64_t* pi = reinterpret_cast<const int64_t*>(par);
           for (int h = 0; h < 2; ++h) {
