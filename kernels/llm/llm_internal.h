@@ -151,8 +151,10 @@ void quant_tail(int64_t i, int64_t n, const QParams& p, int qmax, const QRow& o,
 // scale_of of llm.h (mant_in in [0, 2^15]).
 inline RowScale scale_of_i(int64_t A, int qmax, int d, int64_t mant_in, int64_t e_in) {
   if (A <= 0 || mant_in <= 0) return RowScale{};
-  return normalize(uint64_t(A * mant_in * (int64_t{1} << 20)) / uint64_t(qmax),
-                   e_in - d + 20);
+  const uint64_t v = uint64_t(A * mant_in * (int64_t{1} << 20));
+  // (the two qmax every graph uses divide by a constant: a multiply, not a 64-bit div, per row)
+  const uint64_t q = qmax == 32767 ? v / 32767 : qmax == 127 ? v / 127 : v / uint64_t(qmax);
+  return normalize(q, e_in - d + 20);
 }
 
 // Hadamard size decomposition: n = 2^k * b, b in {1, 12, 20, 28, 44}; returns b (0: invalid).
