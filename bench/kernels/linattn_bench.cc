@@ -2,7 +2,8 @@
 // recurrence (output_first = 1 with the bonus u, per-key decay, Hq = Hkv = H, dk = dv = N) as the
 // engine's rwkv_wkv5 runs it, heads then out over one call of T tokens; items = tokens:
 //   linattn_rwkv/<isa>/H8xN8/rows:<T>    RWKV 5v2-730K (8 heads of 8, static decay: decay_const = 1)
-//   linattn_rwkv/<isa>/H2xN64/rows:<T>   RWKV 6v0-3m (2 heads of 64, per-token decay rows)
+//   linattn_rwkv/<isa>/H2xN64/rows:<T>   64-wide heads with per-token decay rows (RWKV v6's form at
+//                                        larger sizes; 6v0-3m itself has 16 heads of 8)
 // T = 1 (decode) and T = 64 (prefill). The state carries over between iterations (the decays keep
 // it bounded, as in the models).
 #include <benchmark/benchmark.h>
