@@ -1,5 +1,6 @@
 #include "int_ops.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "fq/kernels/fixed_point.h"
@@ -165,21 +166,25 @@ void rwkv_decay_step(const void* params, int64_t begin, int64_t end, void*) {
 
 void act_step(const void* params, int64_t begin, int64_t end, void* scratch) {
   const auto& p = *static_cast<const ActParams*>(params);
-  k::RwkvFixedArgs row = p.a;  // one row at a time into the per-worker scratch, then the table
-  row.y = scratch;
-  for (int64_t m = begin; m < end; ++m) {
-    row.x = p.a.x + m * p.a.n;
-    row.xs = p.a.xs + m;
-    p.front->fixed(row, 0, 1);
+  const int64_t n = p.a.n;
+  int16_t* t = static_cast<int16_t*>(scratch);
+  k::RwkvFixedArgs row = p.a;  // up to p.batch rows into the per-worker scratch, then one table call
+  for (int64_t m0 = begin; m0 < end; m0 += p.batch) {
+    const int64_t rows = std::min(p.batch, end - m0);
+    for (int64_t r = 0; r < rows; ++r) {
+      row.x = p.a.x + (m0 + r) * n;
+      row.xs = p.a.xs + m0 + r;
+      row.y = t + r * n;
+      p.front->fixed(row, 0, 1);
+    }
     if (p.y32) {  // a widened, rescaled output (one multiply per element after the table)
-      int16_t* t = static_cast<int16_t*>(scratch);
-      p.lut->run(*p.table, t, p.a.n, t);
-      int32_t* y = p.y32 + m * p.a.n;
-      for (int64_t i = 0; i < p.a.n; ++i) y[i] = int32_t(k::rshift_round(int64_t{t[i]} * p.out_mul, p.out_shift));
+      p.lut->run(*p.table, t, rows * n, t);
+      int32_t* y = p.y32 + m0 * n;
+      for (int64_t i = 0; i < rows * n; ++i) y[i] = int32_t(k::rshift_round(int64_t{t[i]} * p.out_mul, p.out_shift));
       continue;
     }
-    p.lut->run(*p.table, scratch, p.a.n, p.y + m * p.a.n);
-    p.ys[m] = p.out_scale;
+    p.lut->run(*p.table, t, rows * n, p.y + m0 * n);
+    for (int64_t r = 0; r < rows; ++r) p.ys[m0 + r] = p.out_scale;
   }
 }
 

@@ -154,6 +154,7 @@ struct ActParams {
   int32_t* y32 = nullptr;
   int32_t out_mul = 0;
   int out_shift = 0;
+  int64_t batch = 1;                          // rows per table call (the scratch holds them)
 };
 void act_step(const void* params, int64_t begin, int64_t end, void* scratch);
 

@@ -1473,7 +1473,9 @@ void bind_dulut(BindCtx& ctx, const NodeDef& n) {
     p.out_scale = k::RowScale{1 << 14, attr_of(n, "out_exp") + 14};
     p.ys = row_scale_ptr(ctx, n.outputs[1]);
   }
-  ctx.step(exec::act_step, ctx.make(p), x.shape[0], sizeof(int16_t) * size_t(p.a.n) + 64, 4 * x.numel());
+  // rows per table call: the AVX2 table re-layout and the call cost stay per batch, not per row
+  p.batch = std::max<int64_t>(1, std::min<int64_t>(x.shape[0], 8192 / std::max<int64_t>(1, p.a.n)));
+  ctx.step(exec::act_step, ctx.make(p), x.shape[0], sizeof(int16_t) * size_t(p.batch * p.a.n) + 64, 4 * x.numel());
 }
 
 // rwkv_decay (v6): x i16 [M, D] + x_scale, bias i32 [D] (constant, Q24) -> y i32 [M, D]: the
