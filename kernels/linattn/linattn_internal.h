@@ -131,6 +131,20 @@ inline int64_t make_s(const LinattnArgs& a, int64_t t, const int64_t* r, int32_t
   return c3;
 }
 
+// G[i] = exp_q(min(x_i, 0), F) (Q30) for the keys of kv head g, from decay row td (per key or one
+// per head); G = 2^30 (the identity) without a decay.
+inline void gate_row(const LinattnArgs& a, int64_t td, int64_t g, int F, int64_t* G) {
+  const int dk = a.dk;
+  for (int i = 0; i < dk; ++i) {
+    if (!a.decay) {
+      G[i] = int64_t{1} << 30;
+      continue;
+    }
+    const int64_t x = a.decay_per_key ? a.decay[(td * a.kv_heads + g) * dk + i] : a.decay[td * a.kv_heads + g];
+    G[i] = expq(x < 0 ? x : 0, F);
+  }
+}
+
 // One (token t, kv head g) step of the contract (steps 1-4 with the RWKV extensions) on the
 // state in a.state, the query heads' work rows (t, g*grp .. ) written; arguments valid. Every step
 // after the retrieval / output-first reads is row-local (row i of the state: gate, then write), so
@@ -215,16 +229,8 @@ void rwkv_heads_impl(const LinattnArgs& a, int64_t g0, int64_t g1) {
   alignas(64) int64_t G[kMaxDim];
   for (int64_t g = g0; g < g1; ++g) {
     int32_t* S = a.state + g * dk * dv;
-    const auto gates = [&](int64_t td) {
-      for (int i = 0; i < dk; ++i) {
-        const int64_t x = a.decay_per_key ? a.decay[(td * Hk + g) * dk + i] : a.decay[td * Hk + g];
-        G[i] = expq(x < 0 ? x : 0, F);
-      }
-    };
-    if (!a.decay)
-      for (int i = 0; i < dk; ++i) G[i] = int64_t{1} << 30;
-    else if (a.decay_const)
-      gates(0);
+    const auto gates = [&](int64_t td) { gate_row(a, td, g, F, G); };
+    if (!a.decay || a.decay_const) gates(0);   // the identity, or the static decay, once
     for (int64_t t = 0; t < a.rows; ++t) {
       const RowScale K = a.ks[t];
       const int64_t c = make_u(a, t, int(g), nullptr, up);
