@@ -158,7 +158,12 @@ MixCase random_mix(Rng& r, int64_t M, int64_t n, bool ext) {
     c.as.push_back(ext ? ext_scale(r, 20) : random_scale(r, -10, 40));
     c.ps.push_back(ext ? ext_scale(r, c.as.back().exp) : random_scale(r, -10, 40));
   }
-  if (uniform(r, 0, 3) != 0) c.mu = random_i32(r, n, -(1 << 19), 1 << 19, ext);   // |mu| up to 8: clamped at 4
+  if (uniform(r, 0, 3) != 0) {
+    // |mu| up to 8 (clamped at 4), or every mu within +-4 as in the models, the bounds included
+    const bool inside = uniform(r, 0, 2) == 0;
+    c.mu = random_i32(r, n, inside ? -(1 << 18) : -(1 << 19), inside ? 1 << 18 : 1 << 19, ext && !inside);
+    if (inside && uniform(r, 0, 2) == 0) c.mu[size_t(uniform(r, 0, n - 1))] = uniform(r, 0, 1) ? 1 << 18 : -(1 << 18);
+  }
   c.has_md = uniform(r, 0, 2) != 0;
   if (c.has_md) {
     c.md = random_rows(r, M, n, ext);
