@@ -182,12 +182,6 @@ inline __m256i abs64(__m256i x) {
   const __m256i s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
   return _mm256_sub_epi64(_mm256_xor_si256(x, s), s);
 }
-// shift_s(p, sh) for 1 <= sh <= 62, |p| < 2^62.
-inline __m256i rsr(__m256i p, int sh) {
-  return _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(p, s64(int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))))),
-                                           _mm_cvtsi32_si128(sh)),
-                          s64(int64_t{1} << (62 - sh)));
-}
 // make_u without delta (linattn_internal.h) for dv % 4 == 0: u' into up, returns c.
 inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* e) {
   const RowScale Vs = a.vs[row / a.kv_heads];
@@ -200,7 +194,7 @@ inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* 
   for (int j = 0; j < a.dv; j += 4) {
     __m256i x = _mm256_mul_epi32(load4x16(v + j), vm);   // |v * mant| <= 2^30
     if (vsh > 62) x = _mm256_setzero_si256();
-    else if (vsh >= 1) x = rsr(x, int(vsh));
+    else if (vsh >= 1) x = avx2h::vshs_exact(x, vsh);
     else if (vsh < 0) x = _mm256_sll_epi64(Avx2Ops::clamp(x, _mm256_sub_epi64(_mm256_setzero_si256(), lim), lim), _mm_cvtsi32_si128(l));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + j), x);
     mag = _mm256_or_si256(mag, abs64(x));   // bitlen(OR |e|) = bitlen(max |e|)
@@ -209,7 +203,7 @@ inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* 
   const int64_t c2 = bitlen64(uint64_t(_mm_cvtsi128_si64(_mm_or_si128(o, _mm_unpackhi_epi64(o, o))))) - 30;
   for (int j = 0; j < a.dv; j += 4) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e + j));
-    store4x32(up + j, c2 > 0 ? rsr(x, int(c2)) : x);
+    store4x32(up + j, c2 > 0 ? avx2h::vshs_exact(x, c2) : x);
   }
   return c2 > 0 ? c2 : 0;
 }

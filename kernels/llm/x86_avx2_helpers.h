@@ -125,16 +125,11 @@ inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, 
   if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
   // F < 2^34 as 8 F8 + F3 (F8 < 2^31, F3 < 8): x' F = 8 x' F8 + x' F3, two signed vpmuldq.
   const V F8 = s64(p.F >> 3), F3 = s64(p.F & 7), rnd = s64(int64_t{1} << 39);
-  // x' = shift_s(v, d): d > 0 rounds as ((v + 2^62 + 2^(d-1)) >>> d) - 2^(62-d) (|v| < 2^62, so
-  // v + 2^62 is in (0, 2^63)); d < 0 is an exact left shift.
-  const int d = p.d;
-  const V radd = s64(d > 0 ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (d - 1))) : 0);
-  const V rsub = s64(d > 0 ? int64_t{1} << (62 - d) : 0);
-  const __m128i rcnt = _mm_cvtsi32_si128(d > 0 ? d : 0), lcnt = _mm_cvtsi32_si128(d < 0 ? -d : 0);
+  // x' = shift_s(v, d) by vshs_exact: |v| < 2^62, and a left shift (d < 0) cannot overflow
   const V odd = _mm256_setr_epi32(1, 3, 5, 7, 0, 0, 0, 0);
   const __m128i hi = _mm_set1_epi32(qmax), lo = _mm_set1_epi32(-qmax);
   auto q4 = [&](V v) {  // clamp(rshift_round(x' F, 40)) as 4 int32
-    const V x = d >= 0 ? _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, radd), rcnt), rsub) : _mm256_sll_epi64(v, lcnt);
+    const V x = vshs_exact(v, p.d);
     const V h = _mm256_add_epi64(_mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(x, F8), 3), _mm256_mul_epi32(x, F3)), rnd);
     const __m128i q = _mm_srai_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(h, odd)), 8);
     return _mm_max_epi32(_mm_min_epi32(q, hi), lo);

@@ -6,8 +6,8 @@
 // slice of int8 weights (8 columns x 2 k), sign-extends it (vpmovsxbw) and multiplies it with each
 // row's 2 activations (pre-widened to i16 in scratch, broadcast as one 32-bit element): the 8
 // products land in column order, one accumulator per row, up to 8 rows per tile.
-// Where the CPU has AVX-VNNI (cpu_features().avxvnni), the same packed weights feed vpdpbusd on
-// ymm instead: A offset to a+128 (u8) and the offset removed with pack-time column sums, exactly
+// Where the CPU has AVX-VNNI (cpu_features().avxvnni), the int8 weights (packed 4 k per column
+// there) feed vpdpbusd on ymm instead: A offset to a+128 (u8) and the offset removed with pack-time column sums, exactly
 // as in the AVX-512 variant (cbias = bias - 128*sum_k w; int4: b16v = 16*(bias - 128*sum_g gm*
 // sum q)). Both paths give the reference's bytes; avxvnni_evex.cc builds the VNNI path with the
 // EVEX encoding of the same instruction so the tests run it on AVX-512 machines too.
