@@ -172,15 +172,11 @@ struct Avx2Ops {
 // (|bt| <= 2^35 + 1) is summed as q * h and q * l with bt + 2^40 = h 2^16 + l (vpmuldq operands
 // below 2^25 and 2^16), the q 2^40 terms taken off once per column block. Rounding shifts of
 // values within +-2^62 are logical shifts of value + 2^62 (a multiple of 2^sh), minus 2^(62 - sh).
-inline __m256i s64(int64_t x) { return _mm256_set1_epi64x(x); }
+using avx2h::s64;
 inline __m256i load4x16(const int16_t* p) {
   int64_t v;
   std::memcpy(&v, p, 8);
   return _mm256_cvtepi16_epi64(_mm_cvtsi64_si128(v));
-}
-inline __m256i abs64(__m256i x) {
-  const __m256i s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
-  return _mm256_sub_epi64(_mm256_xor_si256(x, s), s);
 }
 // make_u without delta (linattn_internal.h) for dv % 4 == 0: u' into up, returns c.
 inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* e) {
@@ -197,7 +193,7 @@ inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* 
     else if (vsh >= 1) x = avx2h::vshs_exact(x, vsh);
     else if (vsh < 0) x = _mm256_sll_epi64(Avx2Ops::clamp(x, _mm256_sub_epi64(_mm256_setzero_si256(), lim), lim), _mm_cvtsi32_si128(l));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + j), x);
-    mag = _mm256_or_si256(mag, abs64(x));   // bitlen(OR |e|) = bitlen(max |e|)
+    mag = _mm256_or_si256(mag, avx2h::absv(x));   // bitlen(OR |e|) = bitlen(max |e|)
   }
   const __m128i o = _mm_or_si128(_mm256_castsi256_si128(mag), _mm256_extracti128_si256(mag, 1));
   const int64_t c2 = bitlen64(uint64_t(_mm_cvtsi128_si64(_mm_or_si128(o, _mm_unpackhi_epi64(o, o))))) - 30;
@@ -320,7 +316,7 @@ void out(const LinattnArgs& a, int64_t m0, int64_t m1) {
     const int64_t* w = a.work + t * n;
     __m256i mx = _mm256_setzero_si256();
     int64_t j = 0;
-    for (; j + 4 <= n; j += 4) mx = avx2h::maxv(mx, abs64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j))));
+    for (; j + 4 <= n; j += 4) mx = avx2h::maxv(mx, avx2h::absv(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j))));
     alignas(32) int64_t l[4];
     _mm256_store_si256(reinterpret_cast<__m256i*>(l), mx);
     uint64_t A0 = uint64_t(std::max(std::max(l[0], l[1]), std::max(l[2], l[3])));
