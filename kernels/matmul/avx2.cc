@@ -21,9 +21,10 @@
 //   params int8: bias i32[8], mw i32[8], cbias i32[8]; int4: b16 = 16*bias i64[8], gs i64[8],
 //   b16v i64[8].
 // Units: (block of rows) x (chunk of panels). Dynamic requantization: when a unit has whole rows
-// (one chunk of panels) it requantizes them itself (one pass); else pass 0 writes v (i64) and
+// (one chunk of panels) it requantizes them itself (one pass); else pass 0 writes its values and
 // per-chunk row magnitudes (the OR of |v|: the shift needs only bitlen(max |v|)) to the workspace
-// and pass 1 requantizes whole rows.
+// and pass 1 requantizes whole rows. The values are a = acc + bias (i32) for int8 weights (v =
+// a * mw is formed again when the row is rounded: finalize_row8) and v (i64) for int4.
 #include <immintrin.h>
 
 #include <cstring>
@@ -372,11 +373,21 @@ int bits(OutType t) { return t == OutType::i16 ? 16 : 8; }
 
 // ---- driver -----------------------------------------------------------------------------------
 
+// Dynamic requantization, int8 weights: units keep a = acc + bias (i32, the wrapping accumulator)
+// instead of v = a * mw (i64): half the bytes, and the row magnitude needs no 64-bit abs. |v| =
+// |a| * |mw| exactly (vpabsd gives 0x80000000 for INT32_MIN, which vpmuludq reads as 2^31), on the
+// even lanes and, shifted down 32, on the odd lanes; the OR of those has the bitlen of max |v|.
+// mwa = |mw| of the panel, mwo = mwa >> 32 (its odd lanes).
+inline __m256i mag8(__m256i a, __m256i mwa, __m256i mwo) {
+  const __m256i ab = _mm256_abs_epi32(a);
+  return _mm256_or_si256(_mm256_mul_epu32(ab, mwa), _mm256_mul_epu32(_mm256_srli_epi64(ab, 32), mwo));
+}
+
 // GEMV, int8 weights, dynamic requantization, vpmaddwd: pass 0 of one row over panels [p0, p1)
 // with the tile, the scale and the row magnitude kept in registers (the general loop below keeps
-// them in arrays indexed by the tile's row count, which spill). Writes v to raw; returns the OR
+// them in arrays indexed by the tile's row count, which spill). Writes a to raw; returns the OR
 // of |v| (same bitlen as max |v|).
-uint64_t gemv8_dynamic(const Plan& p, const int16_t* a, const uint8_t* packed, int p0, int p1, int64_t* raw) {
+uint64_t gemv8_dynamic(const Plan& p, const int16_t* a, const uint8_t* packed, int p0, int p1, int32_t* raw) {
   __m256i vmax = _mm256_setzero_si256();
   __m256i accs[4];
   for (int pn = p0; pn < p1; ++pn) {
@@ -391,16 +402,10 @@ uint64_t gemv8_dynamic(const Plan& p, const int16_t* a, const uint8_t* packed, i
         default: gemv_tile<4>(a, wp, p.panel_bytes, p.kp / 2, accs); break;
       }
     }
-    const __m256i acc = accs[j];
-    const __m256i a32 = _mm256_add_epi32(acc, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par)));
-    const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32));
-    const __m256i v0 = _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(a32)),
-                                        _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mw)));
-    const __m256i v1 = _mm256_mul_epi32(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(a32, 1)),
-                                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mw, 1)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + int64_t{pn} * kC), v0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + int64_t{pn} * kC + 4), v1);
-    vmax = _mm256_or_si256(vmax, _mm256_or_si256(abs64(v0), abs64(v1)));  // padded columns have v = 0
+    const __m256i a32 = _mm256_add_epi32(accs[j], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par)));
+    const __m256i mwa = _mm256_abs_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + int64_t{pn} * kC), a32);
+    vmax = _mm256_or_si256(vmax, mag8(a32, mwa, _mm256_srli_epi64(mwa, 32)));  // padded columns: a = 0
   }
   return or_lanes(vmax);
 }
@@ -457,18 +462,73 @@ void finalize_row(const Plan& p, const MatmulArgs& x, int64_t m, const int64_t* 
   }
 }
 
+// finalize_row for int8 weights from a (i32, raw row of a = acc + bias) and the panels' mw:
+// v = a * mw on the even lanes and on the odd lanes (shifted down 32), each rounded as above and
+// merged back into column order (the odd results' low dwords into the high dwords).
+void finalize_row8(const Plan& p, const MatmulArgs& x, int64_t m, const int32_t* a, const uint8_t* packed, uint64_t mag) {
+  const MatmulEpilogue& e = x.e;
+  const int bitlen = mag ? 64 - __builtin_clzll(mag) : 0;
+  const int sh = bitlen - (bits(e.out_type) - 1) > 0 ? bitlen - (bits(e.out_type) - 1) : 0;
+  e.row_shift[m] = int8_t(sh);
+  const __m256i add = _mm256_set1_epi64x(sh ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))) : 0);
+  const __m256i sub = _mm256_set1_epi64x(sh ? int64_t{1} << (62 - sh) : 0);
+  const __m128i cnt = _mm_cvtsi32_si128(sh);
+  const auto cols8 = [&](int pn) {  // panel pn's 8 rounded values, i32, in column order
+    const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + pn * kC));
+    const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed + pn * p.par_bytes + 32));
+    const __m256i ve = _mm256_mul_epi32(av, mw);
+    const __m256i vo = _mm256_mul_epi32(_mm256_srli_epi64(av, 32), _mm256_srli_epi64(mw, 32));
+    const __m256i qe = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(ve, add), cnt), sub);
+    const __m256i qo = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(vo, add), cnt), sub);
+    return _mm256_blend_epi32(qe, _mm256_slli_epi64(qo, 32), 0xAA);
+  };
+  const bool i8 = e.out_type == OutType::i8;
+  uint8_t* y = static_cast<uint8_t*>(x.y) + m * x.ldy * int64_t(osize(e.out_type));
+  int pn = 0;
+  if (i8) {
+    for (; (pn + 4) * kC <= p.n; pn += 4) {  // 32 columns: two packs, then dwords back in order
+      const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(cols8(pn), cols8(pn + 1)),
+                                           _mm256_packs_epi32(cols8(pn + 2), cols8(pn + 3)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + pn * kC),
+                          _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+  } else {
+    for (; (pn + 2) * kC <= p.n; pn += 2)  // 16 columns
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + pn * kC * 2),
+                          _mm256_permute4x64_epi64(_mm256_packs_epi32(cols8(pn), cols8(pn + 1)), 0xD8));
+  }
+  for (; pn < p.panels; ++pn) {
+    const int64_t n0 = int64_t{pn} * kC;
+    const int live = p.n - n0 < kC ? int(p.n - n0) : kC;
+    const __m256i c = cols8(pn);
+    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));  // 8 x i16
+    uint8_t* dst = y + n0 * (i8 ? 1 : 2);
+    if (i8) {
+      const __m128i b = _mm_packs_epi16(h, h);
+      if (live == kC) _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
+      else std::memcpy(dst, &b, size_t(live));
+    } else if (live == kC) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), h);
+    } else {
+      std::memcpy(dst, &h, size_t(live) * 2);
+    }
+  }
+}
+
 void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin, int64_t end,
               void* scratch) {
   const Plan p = make_plan(s, &x.e);
   const MatmulEpilogue& e = x.e;
   const uint8_t* packed = static_cast<const uint8_t*>(x.packed);
-  int64_t* raw = static_cast<int64_t*>(x.workspace);
+  int64_t* raw = static_cast<int64_t*>(x.workspace);  // dynamic, int4: v [m][np]
+  int32_t* raw32 = static_cast<int32_t*>(x.workspace);  // dynamic, int8: a [m][np]
   uint64_t* ws_max = p.dyn ? reinterpret_cast<uint64_t*>(static_cast<uint8_t*>(x.workspace) + round_up(p.m * p.np * 8, 64)) : nullptr;
   if (pass == 1) {
     for (int64_t m = begin; m < end; ++m) {
       uint64_t mag = 0;
       for (int c = 0; c < p.nchunks; ++c) mag |= ws_max[m * p.nchunks + c];
-      finalize_row(p, x, m, raw + m * p.np, mag);
+      if (p.i4) finalize_row(p, x, m, raw + m * p.np, mag);
+      else finalize_row8(p, x, m, raw32 + m * p.np, packed, mag);
     }
     return;
   }
@@ -503,8 +563,8 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
     }
     const bool whole = p.dyn && p.nchunks == 1;  // this unit requantizes its rows (one pass)
     if (rows == 1 && p.dyn && !p.i4 && !vnni) {
-      const uint64_t mag = gemv8_dynamic(p, abuf, packed, p0, p1, raw + m0 * p.np);
-      if (whole) finalize_row(p, x, m0, raw + m0 * p.np, mag);
+      const uint64_t mag = gemv8_dynamic(p, abuf, packed, p0, p1, raw32 + m0 * p.np);
+      if (whole) finalize_row8(p, x, m0, raw32 + m0 * p.np, packed, mag);
       else ws_max[m0 * p.nchunks + chunk] = mag;
       continue;
     }
@@ -543,6 +603,15 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
           }
           const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + (vnni ? 64 : 0)));
           const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32));
+          if (p.dyn) {  // a to raw32, |v| into the row magnitude
+            const __m256i mwa = _mm256_abs_epi32(mw), mwo = _mm256_srli_epi64(mwa, 32);
+            for (int i = 0; i < mr; ++i) {
+              const __m256i a32 = _mm256_add_epi32(acc[i], bias);
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw32 + (m0 + r0 + i) * p.np + int64_t{pn} * kC), a32);
+              rmax[i] = _mm256_or_si256(rmax[i], mag8(a32, mwa, mwo));
+            }
+            continue;
+          }
           const __m256i mw0 = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(mw));
           const __m256i mw1 = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(mw, 1));
           for (int i = 0; i < mr; ++i) {
@@ -618,7 +687,8 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
       }
       for (int i = 0; i < mr && p.dyn; ++i) {
         const int64_t m = m0 + r0 + i;
-        if (whole) finalize_row(p, x, m, raw + m * p.np, or_lanes(rmax[i]));
+        if (whole && p.i4) finalize_row(p, x, m, raw + m * p.np, or_lanes(rmax[i]));
+        else if (whole) finalize_row8(p, x, m, raw32 + m * p.np, packed, or_lanes(rmax[i]));
         else ws_max[m * p.nchunks + chunk] = or_lanes(rmax[i]);
       }
     }
