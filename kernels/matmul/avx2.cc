@@ -44,7 +44,8 @@ namespace fq::k {
 namespace {
 
 constexpr int kC = 8;  // columns per panel
-constexpr int kMr = 8;  // most rows per micro-tile (Plan::mr; int4 and VNNI tiles: two of at most 4)
+constexpr int kMr = 8;  // rows: the planning granule (units have >= kMr rows where M allows)
+constexpr int kTr = 4;  // rows per micro-tile (every tile kind)
 
 int64_t round_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -59,7 +60,6 @@ struct Plan {
   int64_t m = 0, kp = 0, par_bytes = 0, panel_bytes = 0;
   int64_t mb = 0, mblocks = 0;
   int ppc = 0, nchunks = 0;  // panels per chunk, chunks
-  int mr = kMr;              // rows per micro-tile: 8, or 4 when 8 widened rows would not stay in L1
   int64_t np = 0;            // panels * 8
   int64_t params() const { return round_up(panels * par_bytes, 64); }
   int64_t group_bytes() const { return int64_t{g} / 8 * 32 + 16; }
@@ -72,7 +72,6 @@ Plan make_plan(const MatmulShape& s, const MatmulEpilogue* e) {
   p.n = s.n, p.k = s.k, p.m = s.m;
   p.panels = int(ceil_div(s.n, kC));
   p.np = int64_t{p.panels} * kC;
-  p.mr = round_up(s.k, 4) <= 1024 ? kMr : kMr / 2;
   if (p.i4) {
     p.g = s.group, p.ng = int(ceil_div(s.k, s.group)), p.kp = int64_t{p.ng} * p.g;
     p.par_bytes = 3 * kC * 8, p.panel_bytes = p.ng * p.group_bytes();
@@ -193,26 +192,62 @@ inline __m256i fold(__m256i lo, __m256i hi) {
   return _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xd8);
 }
 
-// int8: acc[i] (8 columns, i32) for MR rows of widened A (i16, stride lda) and one panel in the
-// pair layout ([k2 steps][8 columns][2 k]).
+// int8: acc[j * 4 + i] (8 columns, i32) for 4 rows of widened A, interleaved by k pair ([k2][4
+// rows][2 k]: one pointer serves every row, and the 4 row strides need no registers), and NP
+// consecutive panels (stride pb bytes) in the pair layout ([k2 steps][8 columns][2 k]): per step
+// NP weight loads and 4 broadcasts for 4 NP vpmaddwd (8 rows x 1 panel: 8 broadcasts for 8).
 // (The accumulators are GCC vector-extension values updated with +=: written with
-// _mm256_add_epi32, GCC 12 adds into the product's register and copies it back, one vmovdqa per
-// row and step, and spills at 8 rows.)
-template <int MR>
-void tile8(const int16_t* a, int64_t lda, const int8_t* b, int64_t k2, __m256i* out) {
-  __v8si acc[MR];
+// _mm256_add_epi32, GCC 12 adds into the product's register and copies it back.)
+template <int NP>
+__attribute__((always_inline)) inline void tile8(const int16_t* a, const int8_t* b, int64_t pb, int64_t k2, __m256i* out) {
+  __v8si acc[NP][kTr];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) acc[i] = __v8si{};
-  for (int64_t k = 0; k < k2; ++k, b += 16, a += 2) {
-    const __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
+  for (int j = 0; j < NP; ++j)
+#pragma GCC unroll 4
+    for (int i = 0; i < kTr; ++i) acc[j][i] = __v8si{};
+  for (int64_t k = 0; k < k2; ++k, b += 16, a += 2 * kTr) {
+    __m256i w[NP];
+#pragma GCC unroll 2
+    for (int j = 0; j < NP; ++j) w[j] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b + j * pb)));
+#pragma GCC unroll 4
+    for (int i = 0; i < kTr; ++i) {
       int32_t v;
-      std::memcpy(&v, a + i * lda, 4);
-      acc[i] += reinterpret_cast<__v8si>(_mm256_madd_epi16(_mm256_set1_epi32(v), w));
+      std::memcpy(&v, a + 2 * i, 4);
+      const __m256i x = _mm256_set1_epi32(v);
+#pragma GCC unroll 2
+      for (int j = 0; j < NP; ++j) acc[j][i] += reinterpret_cast<__v8si>(_mm256_madd_epi16(x, w[j]));
     }
   }
-  for (int i = 0; i < MR; ++i) out[i] = reinterpret_cast<__m256i>(acc[i]);
+  for (int j = 0; j < NP; ++j)
+    for (int i = 0; i < kTr; ++i) out[j * kTr + i] = reinterpret_cast<__m256i>(acc[j][i]);
+}
+
+// Widens rows [0, rows) of A (int8, stride lda, K = k) to the interleaved i16 layout of tile8,
+// blocks of 4 rows of kp (even) each; missing rows and k >= K are zeros. Per 4 rows and 16 k: 4
+// sign extensions and a 4 x 8 transpose of k pairs (dwords).
+void widen_interleaved(const int8_t* a, int64_t lda, int64_t rows, int64_t k, int64_t kp, int16_t* dst) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kTr, dst += kTr * kp) {
+    int64_t kk = 0;
+    if (r0 + kTr <= rows) {
+      for (; kk + 16 <= k; kk += 16) {
+        __m256i r[kTr];
+        for (int i = 0; i < kTr; ++i)
+          r[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + (r0 + i) * lda + kk)));
+        const __m256i t0 = _mm256_unpacklo_epi32(r[0], r[1]), t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(r[2], r[3]), t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+        const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);  // pairs 0 1 | 4 5
+        const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);  // pairs 2 3 | 6 7
+        __m256i* o = reinterpret_cast<__m256i*>(dst + kk * kTr);
+        _mm256_storeu_si256(o, _mm256_permute2x128_si256(u0, u1, 0x20));
+        _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
+        _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
+        _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
+      }
+    }
+    for (; kk < kp; ++kk)
+      for (int i = 0; i < kTr; ++i)
+        dst[(kk >> 1) * 2 * kTr + 2 * i + (kk & 1)] = r0 + i < rows && kk < k ? a[(r0 + i) * lda + kk] : 0;
+  }
 }
 
 // int8, one row: acc[j] (8 columns, i32) for NP consecutive panels (stride pb bytes) in the pair
@@ -383,6 +418,28 @@ inline __m256i mag8(__m256i a, __m256i mwa, __m256i mwo) {
   return _mm256_or_si256(_mm256_mul_epu32(ab, mwa), _mm256_mul_epu32(_mm256_srli_epi64(ab, 32), mwo));
 }
 
+// Dynamic requantization, int8 weights, vpmaddwd: tile8 of NP panels from panel pn and its
+// epilogue with the accumulators still in registers: a of the first mr rows to raw (row stride ld),
+// |v| ORed into rmax[i].
+template <int NP>
+void dyn_tile8(const Plan& p, const int16_t* a, const uint8_t* packed, int pn, int mr, int32_t* raw, int64_t ld,
+               __m256i* rmax) {
+  __m256i acc[NP * kTr];
+  tile8<NP>(a, reinterpret_cast<const int8_t*>(packed + p.params() + pn * p.panel_bytes), p.panel_bytes, p.kp / 2, acc);
+  for (int j = 0; j < NP; ++j) {
+    const uint8_t* par = packed + (pn + j) * p.par_bytes;
+    const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par));
+    const __m256i mwa = _mm256_abs_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32)));
+    const __m256i mwo = _mm256_srli_epi64(mwa, 32);
+    for (int i = 0; i < kTr; ++i) {
+      if (i >= mr) break;
+      const __m256i a32 = _mm256_add_epi32(acc[j * kTr + i], bias);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(raw + i * ld + int64_t{pn + j} * kC), a32);
+      rmax[i] = _mm256_or_si256(rmax[i], mag8(a32, mwa, mwo));
+    }
+  }
+}
+
 // GEMV, int8 weights, dynamic requantization, vpmaddwd: pass 0 of one row over panels [p0, p1)
 // with the tile, the scale and the row magnitude kept in registers (the general loop below keeps
 // them in arrays indexed by the tile's row count, which spill). Writes a to raw; returns the OR
@@ -416,7 +473,7 @@ size_t avx2_workspace_size(const MatmulShape& s, const MatmulEpilogue& e) {
 }
 size_t avx2_scratch_size(const MatmulShape& s, const MatmulEpilogue& e) {
   const Plan p = make_plan(s, &e);
-  return size_t(round_up(p.mb, kMr) * p.kp * 2 + 64);
+  return size_t(round_up(p.mb, kTr) * p.kp * 2 + 64);
 }
 int avx2_num_passes(const MatmulShape& s, const MatmulEpilogue& e) {
   return e.op == MatmulOp::dynamic && make_plan(s, &e).nchunks > 1 ? 2 : 1;
@@ -551,7 +608,9 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
       for (; k < s.k; ++k) dst[k] = uint8_t(src[k] ^ 0x80);
       for (; k < p.kp; ++k) dst[k] = 0x80;
     }
-    for (int64_t r = 0; r < rows && !vnni; ++r) {  // widen A rows to i16, zero padded to kp
+    const bool gemv = rows == 1 && p.dyn && !p.i4 && !vnni;
+    if (!vnni && !p.i4 && !gemv) widen_interleaved(x.a + m0 * x.lda, x.lda, rows, s.k, p.kp, abuf);
+    for (int64_t r = 0; r < rows && !vnni && (p.i4 || gemv); ++r) {  // widen A rows to i16, zero padded to kp
       const int8_t* src = x.a + (m0 + r) * x.lda;
       int16_t* dst = abuf + r * p.kp;
       int64_t k = 0;
@@ -562,44 +621,43 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
       for (; k < p.kp; ++k) dst[k] = 0;
     }
     const bool whole = p.dyn && p.nchunks == 1;  // this unit requantizes its rows (one pass)
-    if (rows == 1 && p.dyn && !p.i4 && !vnni) {
+    if (gemv) {
       const uint64_t mag = gemv8_dynamic(p, abuf, packed, p0, p1, raw32 + m0 * p.np);
       if (whole) finalize_row8(p, x, m0, raw32 + m0 * p.np, packed, mag);
       else ws_max[m0 * p.nchunks + chunk] = mag;
       continue;
     }
-    __m256i rmax[kMr];
-    for (int64_t r0 = 0; r0 < rows; r0 += p.mr) {
-      const int mr = int(rows - r0 < p.mr ? rows - r0 : p.mr);
-      for (int i = 0; i < kMr; ++i) rmax[i] = _mm256_setzero_si256();
-      for (int pn = p0; pn < p1; ++pn) {
+    __m256i rmax[kTr], pair[2 * kTr];  // pair: tile8's accumulators of two panels
+    for (int64_t r0 = 0; r0 < rows; r0 += kTr) {
+      const int mr = int(rows - r0 < kTr ? rows - r0 : kTr);
+      for (int i = 0; i < kTr; ++i) rmax[i] = _mm256_setzero_si256();
+      if (p.dyn && !p.i4 && !vnni) {  // the tiles with their epilogue, two panels at a time
+        int32_t* rr = raw32 + (m0 + r0) * p.np;
+        int pn = p0;
+        for (; pn + 2 <= p1; pn += 2) dyn_tile8<2>(p, abuf + r0 * p.kp, packed, pn, mr, rr, p.np, rmax);
+        if (pn < p1) dyn_tile8<1>(p, abuf + r0 * p.kp, packed, pn, mr, rr, p.np, rmax);
+      }
+      for (int pn = p0; pn < p1 && !(p.dyn && !p.i4 && !vnni); ++pn) {
         const uint8_t* par = packed + pn * p.par_bytes;
         const uint8_t* wp = packed + p.params() + pn * p.panel_bytes;
-        __m256i v[2 * kMr];
+        __m256i v[2 * kTr];
         if (!p.i4) {
-          __m256i acc[kMr];
+          __m256i acc[kTr];
           const int8_t* b = reinterpret_cast<const int8_t*>(wp);
-          const int16_t* a = abuf + r0 * p.kp;
-          const uint8_t* a8 = abuf8 + r0 * p.kp;
           if (!vnni) {
-            switch (mr) {
-              case 1: tile8<1>(a, p.kp, b, p.kp / 2, acc); break;
-              case 2: tile8<2>(a, p.kp, b, p.kp / 2, acc); break;
-              case 3: tile8<3>(a, p.kp, b, p.kp / 2, acc); break;
-              case 4: tile8<4>(a, p.kp, b, p.kp / 2, acc); break;
-              case 5: tile8<5>(a, p.kp, b, p.kp / 2, acc); break;
-              case 6: tile8<6>(a, p.kp, b, p.kp / 2, acc); break;
-              case 7: tile8<7>(a, p.kp, b, p.kp / 2, acc); break;
-              default: tile8<8>(a, p.kp, b, p.kp / 2, acc); break;
+            if ((pn - p0) % 2 == 0) {  // this panel and the next (if any) at once
+              if (pn + 1 < p1) tile8<2>(abuf + r0 * p.kp, b, p.panel_bytes, p.kp / 2, pair);
+              else tile8<1>(abuf + r0 * p.kp, b, p.panel_bytes, p.kp / 2, pair);
             }
+            for (int i = 0; i < kTr; ++i) acc[i] = pair[((pn - p0) % 2) * kTr + i];
           } else {
-            for (int h = 0; h < mr; h += 4)  // tiles of at most 4 rows
-              switch (mr - h < 4 ? mr - h : 4) {
-                case 1: tile8v<1>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
-                case 2: tile8v<2>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
-                case 3: tile8v<3>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
-                default: tile8v<4>(a8 + h * p.kp, p.kp, b, p.kp / 4, acc + h); break;
-              }
+            const uint8_t* a8 = abuf8 + r0 * p.kp;
+            switch (mr) {
+              case 1: tile8v<1>(a8, p.kp, b, p.kp / 4, acc); break;
+              case 2: tile8v<2>(a8, p.kp, b, p.kp / 4, acc); break;
+              case 3: tile8v<3>(a8, p.kp, b, p.kp / 4, acc); break;
+              default: tile8v<4>(a8, p.kp, b, p.kp / 4, acc); break;
+            }
           }
           const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + (vnni ? 64 : 0)));
           const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(par + 32));
@@ -622,19 +680,15 @@ void avx2_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin
         } else {
           const int16_t* a = abuf + r0 * p.kp;
           const uint8_t* a8 = abuf8 + r0 * p.kp;
-          for (int h = 0; h < mr; h += 4) {  // tiles of at most 4 rows
-            const int16_t* ah = a + h * p.kp;
-            const uint8_t* a8h = a8 + h * p.kp;
-            switch ((mr - h < 4 ? mr - h : 4) * 2 + vnni) {
-              case 2: tile4<1>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-              case 4: tile4<2>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-              case 6: tile4<3>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-              case 8: tile4<4>(ah, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-              case 3: tile4v<1>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-              case 5: tile4v<2>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-              case 7: tile4v<3>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-              default: tile4v<4>(a8h, p.kp, wp, p.g, p.ng, p.group_bytes(), v + 2 * h); break;
-            }
+          switch (mr * 2 + vnni) {
+            case 2: tile4<1>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 4: tile4<2>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 6: tile4<3>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 8: tile4<4>(a, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 3: tile4v<1>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 5: tile4v<2>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            case 7: tile4v<3>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
+            default: tile4v<4>(a8, p.kp, wp, p.g, p.ng, p.group_bytes(), v); break;
           }
           const int64_t* pi = reinterpret_cast<const int64_t*>(par);
           for (int h = 0; h < 2; ++h) {
