@@ -97,21 +97,44 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
     const int16_t* g = a.gate + m * N;
     const int16_t* u = a.up + m * N;
     const RowScale gs = a.gs[m], us = a.us[m];
-    const V gm = s64(gs.mant);
     const int64_t sh = int64_t{gs.exp} - 12;
+    // 8 elements per step in int32 lanes: zq = clamp(shift_s(g gm, sh), +-2^17) (|g gm| < 2^30;
+    // a right shift as vshift_uniform, which gives 0 for sh >= 31 as for any larger sh; a left
+    // shift saturates: clamp(clamp(x, +-2^max(17 - l, 0)) 2^l, +-2^17), l = min(-sh, 18)), sig
+    // gathered from sig_table (zq < 0 by the identity there), v = (g u) sig as two vpmuldq over
+    // the lanes reordered (0 4 1 5 2 6 3 7): the even lanes hold elements 0-3, the odd ones 4-7.
+    const __m256i gm32 = _mm256_set1_epi32(gs.mant), lim32 = _mm256_set1_epi32(int32_t(lim));
+    const int l = sh < 0 ? int(sh < -18 ? 18 : -sh) : 0;
+    const __m256i pre = _mm256_set1_epi32(int32_t(int64_t{1} << (17 - l > 0 ? 17 - l : 0)));
+    const __m128i cr = _mm_cvtsi32_si128(int(sh > 32 ? 32 : sh)), cr1 = _mm_cvtsi32_si128(int(sh > 32 ? 31 : sh - 1));
+    const __m128i cl = _mm_cvtsi32_si128(l);
+    const __m256i one = _mm256_set1_epi32(1), t15 = _mm256_set1_epi32(1 << 15), t16 = _mm256_set1_epi32(1 << 16);
+    const __m256i last = _mm256_set1_epi32(kSigLast), low16 = _mm256_set1_epi32(0xFFFF);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    const int* tab = reinterpret_cast<const int*>(sig_table());
     V mx = zero();
     int64_t i = 0;
-    for (; i + 4 <= N; i += 4) {
-      const V g64 = load4_i16(g + i), u64 = load4_i16(u + i);
-      // zq = clamp(shift_s(g * gm, sh), +-2^17) with |g * gm| < 2^30 and sh uniform over the row:
-      // a left shift saturates like clamp(clamp(x, +-2^17) * 2^min(l, 18), +-2^17)
-      V zq = _mm256_mul_epi32(g64, gm);
-      if (sh > 62) zq = zero();
-      else if (sh >= 0) zq = vshift_uniform(zq, int(sh));
-      else zq = _mm256_sll_epi64(clampv(zq, -lim, lim), _mm_cvtsi32_si128(int(sh < -18 ? 18 : -sh)));
-      const V val = _mm256_mul_epi32(_mm256_mul_epi32(g64, vsig(clampv(zq, -lim, lim))), u64);
-      store4(v + i, val);
-      mx = maxv(mx, absv(val));
+    for (; i + 8 <= N; i += 8) {
+      const __m256i g32 = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + i)));
+      const __m256i u32 = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u + i)));
+      __m256i z = _mm256_mullo_epi32(g32, gm32);
+      if (sh > 0) {
+        z = _mm256_add_epi32(_mm256_sra_epi32(z, cr), _mm256_and_si256(_mm256_sra_epi32(z, cr1), one));
+      } else if (sh < 0) {
+        z = _mm256_sll_epi32(_mm256_max_epi32(_mm256_min_epi32(z, pre), _mm256_sub_epi32(_mm256_setzero_si256(), pre)), cl);
+      }
+      z = _mm256_max_epi32(_mm256_min_epi32(z, lim32), _mm256_sub_epi32(_mm256_setzero_si256(), lim32));
+      const __m256i T = _mm256_add_epi32(
+          _mm256_and_si256(_mm256_i32gather_epi32(tab, _mm256_min_epi32(_mm256_abs_epi32(z), last), 2), low16), t15);
+      const __m256i tn = _mm256_andnot_si256(_mm256_cmpeq_epi32(T, t16), _mm256_sub_epi32(_mm256_sub_epi32(t16, one), T));
+      const __m256i sig = _mm256_blendv_epi8(T, tn, _mm256_cmpgt_epi32(_mm256_setzero_si256(), z));
+      const __m256i gu = _mm256_permutevar8x32_epi32(_mm256_mullo_epi32(g32, u32), order);   // |g u| <= 2^30
+      const __m256i so = _mm256_permutevar8x32_epi32(sig, order);
+      const V v0 = _mm256_mul_epi32(gu, so);
+      const V v1 = _mm256_mul_epi32(_mm256_srli_epi64(gu, 32), _mm256_srli_epi64(so, 32));
+      store4(v + i, v0);
+      store4(v + i + 4, v1);
+      mx = maxv(mx, maxv(absv(v0), absv(v1)));
     }
     uint64_t A0 = uint64_t(hmax64(mx));
     for (; i < N; ++i) {

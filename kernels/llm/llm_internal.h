@@ -486,6 +486,15 @@ inline int64_t ln_w(const LayernormArgs& a, int64_t xp, const LnRow& r, int64_t 
 
 }  // namespace
 
+// swiglu's sigmoid by table, for variants that gather it. For 0 <= z <= kSigLast, sig_table()[z]
+// = sig(z) - 2^15 (uint16), sig(z) = 2^32 / (2^16 + E(z)) the sigmoid of swiglu_v at zq = z >= 0;
+// E(z) = 0 (sig = 2^16) for every z >= kSigLast. For zq < 0, sig = E ? 2^16 - 1 - sig(|zq|) : 0:
+// E 2^16 / den = 2^16 - 2^32 / den, and den = 2^16 + E divides 2^32 only where E = 0 (sig(|zq|)
+// = 2^16) or E = 2^16 (zq = 0 alone). One padding entry (a 4-byte gather of the last). Built on
+// first use from the scalar formulas; tests check every zq in [-2^17, 2^17] against swiglu_v.
+constexpr int kSigLast = 45427;
+const uint16_t* sig_table();
+
 // The scalar operators (ref.cc), for variants that forward an operator or a part of it.
 void ref_rmsnorm(const RmsnormArgs& a, int64_t m0, int64_t m1, void* scratch);
 void ref_rope(const RopeArgs& a, int64_t m0, int64_t m1);

@@ -200,6 +200,20 @@ void ref_attention_out(const AttentionArgs& a, int64_t m0, int64_t m1, void* /*s
       });
 }
 
+const uint16_t* sig_table() {
+  struct Table {
+    uint16_t t[kSigLast + 2] = {};
+    Table() {
+      for (int64_t z = 0; z <= kSigLast; ++z) {
+        const int64_t E = expq(-z, 12) >> 14;
+        t[z] = uint16_t((int64_t{1} << 32) / ((int64_t{1} << 16) + E) - (int64_t{1} << 15));
+      }
+    }
+  };
+  static const Table table;  // thread-safe initialization on first use
+  return table.t;
+}
+
 void ref_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
   int64_t* v = reinterpret_cast<int64_t*>(align64(scratch));
   const int64_t N = a.n;

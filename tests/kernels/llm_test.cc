@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../../kernels/llm/hadamard_tables.h"
+#include "../../kernels/llm/llm_internal.h"
 #include "fq/kernels/fixed_point.h"
 #include "kernel_test_util.h"
 
@@ -839,6 +840,45 @@ TEST_CASE("llm: swiglu variants bit-exact", "[llm][variants]") {
           REQUIRE(a.y == b.y);
           REQUIRE(same_scales(a.ys, b.ys));
         }
+  });
+}
+
+TEST_CASE("llm: swiglu sigmoid table matches the scalar formula for every zq", "[llm][variants]") {
+  const uint16_t* tab = llm::sig_table();
+  int64_t bad = 0;
+  for (int64_t z = -(int64_t{1} << 17); z <= (int64_t{1} << 17); ++z) {
+    const int64_t E = llm::expq(z < 0 ? z : -z, 12) >> 14;
+    const int64_t want = z >= 0 ? (int64_t{1} << 32) / ((int64_t{1} << 16) + E) : (E << 16) / ((int64_t{1} << 16) + E);
+    const int64_t T = int64_t{tab[std::min<int64_t>(z < 0 ? -z : z, llm::kSigLast)]} + (1 << 15);
+    const int64_t got = z >= 0 ? T : T == (1 << 16) ? 0 : (1 << 16) - 1 - T;
+    bad += got != want;
+  }
+  REQUIRE(bad == 0);
+}
+
+TEST_CASE("llm: swiglu variants bit-exact over every int16 gate", "[llm][variants]") {
+  // rows of all 65536 gate values under gate scales that give zq = g m (m = 1..5, clamped from
+  // m = 5 on), a rounding right shift and a saturating left shift
+  const int64_t N = 65536;
+  const RowScale scales[] = {{1, 12}, {2, 12}, {3, 12}, {4, 12}, {5, 12}, {3, 13}, {7, 15}, {3, 10}, {1, 40}, {9, -30}};
+  const int64_t M = int64_t(std::size(scales));
+  SwiCase c{M, N, 127, {}, {}, {}, {}};
+  Rng r(77);
+  for (int64_t m = 0; m < M; ++m) {
+    for (int64_t i = 0; i < N; ++i) c.g.push_back(int16_t(i - 32768)), c.u.push_back(int16_t(uniform(r, -32768, 32767)));
+    c.gs.push_back(scales[m]);
+    c.us.push_back(random_scale(r, -40, 60));
+  }
+  for_variants([&](const LlmKernel& k) {
+    for (int qmax : {127, 32767}) {
+      c.qmax = qmax;
+      const uint64_t seed = r();
+      Rng r1(seed), r2(seed);
+      const RmsOut a = run_swi(scalar(), c, r1), b = run_swi(k, c, r2);
+      INFO("qmax=" << qmax);
+      REQUIRE(a.y == b.y);
+      REQUIRE(same_scales(a.ys, b.ys));
+    }
   });
 }
 
