@@ -178,8 +178,9 @@ inline __m256i load4x16(const int16_t* p) {
   std::memcpy(&v, p, 8);
   return _mm256_cvtepi16_epi64(_mm_cvtsi64_si128(v));
 }
-// make_u without delta (linattn_internal.h) for dv % 4 == 0: u' into up, returns c.
-inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* e) {
+// make_u without delta (linattn_internal.h) for dv % 4 == 0: u' into up, returns c; *ub = a bound
+// of |u'| (2^min(bitlen(max |e|), 30): u' is e, or e rounded to 30 bits).
+inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* e, uint64_t* ub) {
   const RowScale Vs = a.vs[row / a.kv_heads];
   const int64_t vsh = int64_t{Vs.exp} - a.state_exp - 16;
   const int16_t* v = a.v + row * a.dv;
@@ -196,7 +197,9 @@ inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* 
     mag = _mm256_or_si256(mag, avx2h::absv(x));   // bitlen(OR |e|) = bitlen(max |e|)
   }
   const __m128i o = _mm_or_si128(_mm256_castsi256_si128(mag), _mm256_extracti128_si256(mag, 1));
-  const int64_t c2 = bitlen64(uint64_t(_mm_cvtsi128_si64(_mm_or_si128(o, _mm_unpackhi_epi64(o, o))))) - 30;
+  const int b = bitlen64(uint64_t(_mm_cvtsi128_si64(_mm_or_si128(o, _mm_unpackhi_epi64(o, o)))));
+  const int64_t c2 = b - 30;
+  *ub = uint64_t{1} << (b < 30 ? b : 30);
   for (int j = 0; j < a.dv; j += 4) {
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e + j));
     store4x32(up + j, c2 > 0 ? avx2h::vshs_exact(x, c2) : x);
@@ -213,12 +216,14 @@ struct RowsToken {
 };
 
 // Columns [jb, jb + 4 NB) of one (token, head) pass: S rows of stride dv, outputs into og.
-template <int NB, bool BONUS>
+// SMALL (with BONUS): |X| <= INT32_MAX (no sat32) and |U X| < 2^46 for the whole pass, so the
+// bonus bt = rshift_round(U X, 16) is within +-2^30 and q * bt is one vpmuldq.
+template <int NB, bool BONUS, bool SMALL = false>
 inline void rows_block(const RowsToken& c, int32_t* S, int dk, int dv, int jb, int64_t* og) {
   const __m256i lo = s64(INT32_MIN), hi = s64(INT32_MAX);
   const __m256i gb = s64((int64_t{1} << 62) + (int64_t{1} << 29)), gu = s64(int64_t{1} << 32);   // rshift_round(G s, 30)
   const __m256i bb = s64((int64_t{1} << 52) + (int64_t{1} << 15));   // bt + 2^40 = ((p + bb) >>> 16) - 2^36 + 2^40
-  const __m256i ub = s64((int64_t{1} << 36) - (int64_t{1} << 40)), m16 = s64(0xFFFF);
+  const __m256i ub = s64((int64_t{1} << 36) - (int64_t{1} << 40)), m16 = s64(0xFFFF), b36 = s64(int64_t{1} << 36);
   __m256i uv[NB], o[NB], oh[NB];
   for (int v = 0; v < NB; ++v) {
     uv[v] = load4x32(c.up + jb + 4 * v);
@@ -231,7 +236,11 @@ inline void rows_block(const RowsToken& c, int32_t* S, int dk, int dv, int jb, i
       const __m256i sv = load4x32(Sr + 4 * v);
       const __m256i X = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(uv[v], kv), c.xb), c.n1), c.xu);
       o[v] = _mm256_add_epi64(o[v], _mm256_mul_epi32(sv, qv));
-      if (BONUS) {
+      if (SMALL) {
+        // bt = ((p + bb) >>> 16) - 2^36 (p + 2^52 > 0 for |p| < 2^46)
+        const __m256i bt = _mm256_sub_epi64(_mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(X, s64(c.U[i])), bb), 16), b36);
+        o[v] = _mm256_add_epi64(o[v], _mm256_mul_epi32(bt, qv));
+      } else if (BONUS) {
         const __m256i b = _mm256_sub_epi64(
             _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(Avx2Ops::clamp(X, lo, hi), s64(c.U[i])), bb), 16), ub);
         oh[v] = _mm256_add_epi64(oh[v], _mm256_mul_epi32(_mm256_srli_epi64(b, 16), qv));
@@ -243,7 +252,7 @@ inline void rows_block(const RowsToken& c, int32_t* S, int dk, int dv, int jb, i
   }
   for (int v = 0; v < NB; ++v) {
     __m256i r = o[v];
-    if (BONUS) r = _mm256_sub_epi64(_mm256_add_epi64(r, _mm256_slli_epi64(oh[v], 16)), c.qoff);
+    if (BONUS && !SMALL) r = _mm256_sub_epi64(_mm256_add_epi64(r, _mm256_slli_epi64(oh[v], 16)), c.qoff);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(og + jb + 4 * v), r);
   }
 }
@@ -257,7 +266,11 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
   RowsToken c{kk, q, G, U, up, {}, {}, {}, {}};
   for (int64_t g = g0; g < g1; ++g) {
     int32_t* Sg = a.state + g * dk * dv;
-    for (int i = 0; i < dk; ++i) U[i] = BONUS ? clamp64(a.bonus[g * dk + i], -kL20, kL20) : 0;
+    uint64_t Umax = 0;   // max |U_i| of the head
+    for (int i = 0; i < dk; ++i) {
+      U[i] = BONUS ? clamp64(a.bonus[g * dk + i], -kL20, kL20) : 0;
+      Umax = uint64_t(U[i] < 0 ? -U[i] : U[i]) > Umax ? uint64_t(U[i] < 0 ? -U[i] : U[i]) : Umax;
+    }
     const auto gates = [&](int64_t td) {
       const int32_t* d = a.decay + (a.decay_per_key ? (td * Hk + g) * dk : td * Hk + g);
       const bool vec = a.decay_per_key && dk % 4 == 0 && llm::with_exp_bits(F, [&](auto Fc) {   // F in [9, 24]
@@ -278,7 +291,8 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
     for (int64_t t = 0; t < a.rows; ++t) {
       const int64_t row = t * Hk + g;
       const RowScale K = a.ks[t];
-      const int64_t sh = int64_t{K.exp} + 16 - make_u4(a, row, up, e);
+      uint64_t ub = 0;
+      const int64_t sh = int64_t{K.exp} + 16 - make_u4(a, row, up, e, &ub);
       if (sh < 1 || sh > 62) {
         head_token<Avx2Ops>(a, t, g);
         continue;
@@ -287,12 +301,25 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
       const int16_t* kr = a.k + row * dk;
       const int16_t* qr = a.q + row * dk;
       int64_t qsum = 0;
-      for (int i = 0; i < dk; ++i) kk[i] = int64_t{kr[i]} * K.mant, q[i] = qr[i], qsum += qr[i];
+      uint64_t kmax = 0;
+      for (int i = 0; i < dk; ++i) {
+        kk[i] = int64_t{kr[i]} * K.mant, q[i] = qr[i], qsum += qr[i];
+        kmax = uint64_t(kk[i] < 0 ? -kk[i] : kk[i]) > kmax ? uint64_t(kk[i] < 0 ? -kk[i] : kk[i]) : kmax;
+      }
+      // |X| <= (ub kmax >> sh) + 1 (a rounding shift of |kk u'| <= ub kmax)
+      const unsigned __int128 xb = (((unsigned __int128)ub * kmax) >> sh) + 1;
+      const bool small = BONUS && xb <= INT32_MAX && xb * Umax < ((unsigned __int128)1 << 46);
       c.xb = s64(int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1)))), c.xu = s64(int64_t{1} << (62 - sh));
       c.n1 = _mm_cvtsi32_si128(int(sh));
       c.qoff = s64(int64_t(uint64_t(qsum) << 40));   // the sums wrap mod 2^64; the total is exact
       int64_t* og = a.work + row * dv;
       int jb = 0;
+      if (small) {
+        for (; jb + 16 <= dv; jb += 16) rows_block<4, BONUS, true>(c, Sg, dk, dv, jb, og);
+        if (jb + 8 <= dv) rows_block<2, BONUS, true>(c, Sg, dk, dv, jb, og), jb += 8;
+        if (jb < dv) rows_block<1, BONUS, true>(c, Sg, dk, dv, jb, og);
+        continue;
+      }
       for (; jb + 16 <= dv; jb += 16) rows_block<4, BONUS>(c, Sg, dk, dv, jb, og);
       if (jb + 8 <= dv) rows_block<2, BONUS>(c, Sg, dk, dv, jb, og), jb += 8;
       if (jb < dv) rows_block<1, BONUS>(c, Sg, dk, dv, jb, og);
