@@ -2,6 +2,8 @@
 // step) of n channels, n in {64, 128, 512, 2048}; items = n elements:
 //   rwkv_mix/<isa>/<n>      token-shift mix with a per-channel mu and a data-dependent part (v6),
 //                           int8 output;
+//   rwkv_mix_static/<isa>/<n>x64  the v5 mix (per-channel mu only) of 64 token rows (the sequence
+//                           graphs' block), items = elements;
 //   rwkv_neg_exp/<isa>/<n>  the v6 log-decay -exp(w) in Q24, with a per-channel bias;
 //   rwkv_mul/<isa>/<n>      the product of two dynamic int16 activations, int16 output;
 // and the RWKV 7 per-head rows, n x H heads in {64 x H1 (7v0-834K), 128 x H2, 768 x H12}:
@@ -26,23 +28,25 @@ std::vector<T> rnd(std::mt19937_64& r, int64_t n, int64_t lo, int64_t hi) {
   return v;
 }
 
-void bench_mix(benchmark::State& st, const RwkvKernel* k, int64_t n) {
+void bench_mix(benchmark::State& st, const RwkvKernel* k, int64_t n, int64_t rows = 1) {
   std::mt19937_64 r(1);
-  const auto a = rnd<int16_t>(r, n, -30000, 30000), p = rnd<int16_t>(r, n, -30000, 30000);
+  const auto a = rnd<int16_t>(r, n * rows, -30000, 30000), p = rnd<int16_t>(r, n * rows, -30000, 30000);
   const auto md = rnd<int16_t>(r, n, -20000, 20000);
   const auto mu = rnd<int32_t>(r, n, 0, 1 << 16);   // mu in [0, 1]
-  const RowScale as{20000, 27}, ps{18000, 25}, mds{16384, 31};
-  std::vector<int8_t> y(static_cast<size_t>(n));
-  RowScale ys;
+  const std::vector<RowScale> as(static_cast<size_t>(rows), RowScale{20000, 27}), ps(static_cast<size_t>(rows), RowScale{18000, 27});
+  const RowScale mds{16384, 31};
+  std::vector<int8_t> y(static_cast<size_t>(n * rows));
+  std::vector<RowScale> ys(static_cast<size_t>(rows));
   std::vector<uint8_t> scratch(rwkv_scratch(n));
   RwkvMixArgs s{};
-  s.a = a.data(), s.as = &as, s.p = p.data(), s.ps = &ps, s.mu_c = mu.data(), s.md = md.data(), s.mds = &mds;
-  s.n = n, s.qmax = 127, s.y = y.data(), s.ys = &ys;
+  s.a = a.data(), s.as = as.data(), s.p = p.data(), s.ps = ps.data(), s.mu_c = mu.data();
+  if (rows == 1) s.md = md.data(), s.mds = &mds;
+  s.n = n, s.qmax = 127, s.y = y.data(), s.ys = ys.data();
   for (auto _ : st) {
-    k->mix(s, 0, 1, scratch.data());
+    k->mix(s, 0, rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
-  st.SetItemsProcessed(int64_t(st.iterations()) * n);
+  st.SetItemsProcessed(int64_t(st.iterations()) * n * rows);
 }
 
 void bench_neg_exp(benchmark::State& st, const RwkvKernel* k, int64_t n) {
@@ -119,6 +123,8 @@ int register_rwkv() {
       if (!isa_supported(k->isa)) continue;
       const std::string tail = std::string("/") + isa_name(k->isa) + "/" + std::to_string(n);
       benchmark::RegisterBenchmark(("rwkv_mix" + tail).c_str(), [k, n](benchmark::State& st) { bench_mix(st, k, n); });
+      if (n == 64)
+        benchmark::RegisterBenchmark(("rwkv_mix_static" + tail + "x64").c_str(), [k, n](benchmark::State& st) { bench_mix(st, k, n, 64); });
       benchmark::RegisterBenchmark(("rwkv_neg_exp" + tail).c_str(), [k, n](benchmark::State& st) { bench_neg_exp(st, k, n); });
       benchmark::RegisterBenchmark(("rwkv_mul" + tail).c_str(), [k, n](benchmark::State& st) { bench_mul(st, k, n); });
     }
