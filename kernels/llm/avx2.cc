@@ -773,7 +773,7 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
         for (int64_t i = 0; i < L; i += 8) {
           const V v = ln_load8(a, b + i, L - i, x0);
           for (int h = 0; h < 2; ++h) {
-            const V x = vshift_uniform(_mm256_sub_epi64(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)), x0v), c);
+            const V x = vshs_exact(_mm256_sub_epi64(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)), x0v), c);
             _mm256_storeu_si256(reinterpret_cast<V*>(w + s0 + i + 4 * h), x);  // padding: x' = 0
             sv = _mm256_add_epi64(sv, x);
             qv = _mm256_add_epi64(qv, _mm256_mul_epi32(x, x));
@@ -797,11 +797,14 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
         const V muv = s64(r.mu), Rv = s64(r.R);
         for (int64_t i = s0; i < e0; i += 4) {
           V z = r.sh > 62 ? _mm256_setzero_si256()
-                          : vshift_uniform(_mm256_mul_epi32(_mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const V*>(w + i)), muv), Rv), r.sh);
+                          : vshs_exact(_mm256_mul_epi32(_mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const V*>(w + i)), muv), Rv), r.sh);
           if (a.gm) {
             V gmv, bov;
-            if (inner == 1) {
-              const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(int32_t(e0 - i < 4 ? e0 - i : 4)), _mm_setr_epi32(0, 1, 2, 3));
+            if (inner == 1 && e0 - i >= 4) {
+              gmv = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.gm + c0 + i)));
+              bov = _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bo + c0 + i)));
+            } else if (inner == 1) {
+              const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(int32_t(e0 - i)), _mm_setr_epi32(0, 1, 2, 3));
               gmv = _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.gm + c0 + i, k));
               bov = _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.bo + c0 + i, k));
             } else {  // channel i / inner per element
@@ -831,6 +834,7 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
   if (a.segments > 1) return x_layernorm_seg(a, m0, m1, scratch);
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));  // pad16(D) + 16 entries
   const int64_t D = a.d, inner = a.inner < 1 ? 1 : a.inner;
+  const int lg = ln_log2(D);
   const V lane = _mm256_setr_epi64x(0, 1, 2, 3);
   for (int64_t m = m0; m < m1; ++m) {
     const int64_t base = m * D;
@@ -841,7 +845,7 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
     for (int64_t i = 0; i < D; i += 8) {
       const V v = ln_load8(a, base + i, D - i, x0);
       for (int h = 0; h < 2; ++h) {
-        const V x = vshift_uniform(_mm256_sub_epi64(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)), x0v), c);
+        const V x = vshs_exact(_mm256_sub_epi64(_mm256_cvtepi32_epi64(h ? _mm256_extracti128_si256(v, 1) : _mm256_castsi256_si128(v)), x0v), c);
         _mm256_storeu_si256(reinterpret_cast<V*>(w + i + 4 * h), x);  // |x'| <= 2^22
         sv = _mm256_add_epi64(sv, x);
         qv = _mm256_add_epi64(qv, _mm256_mul_epi32(x, x));
@@ -849,14 +853,15 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
     }
     const int64_t S = hsum64(sv), Q = hsum64(qv), mu = ln_mu(S, D);
     const int64_t ms = Q - 2 * mu * S + D * mu * mu;  // = sum (x' - mu)^2, exact (each term < 2^61)
-    const LnRow r = ln_row(a, a.xs[m * a.xs_stride], c, mu, ms);
+    const LnPre pre = ln_pre(ln_eps(a, a.xs[m * a.xs_stride]), c, ln_div(ms, D, lg));  // ln_row
+    const LnRow r = ln_fin(pre, mu, pre.zero ? 0 : int64_t{isqrt64(pre.u)});
     ln_stats(a, m, x0, c, r);
     const V muv = s64(r.mu), Rv = s64(r.R);
     V wm = _mm256_setzero_si256();
     // w[i, min(i + 4, end)) from x' (the other lanes keep their value: channel runs need not align)
     auto body = [&](int64_t i, int64_t end, V gmv, V bov) {
       V z = r.sh > 62 ? _mm256_setzero_si256()
-                      : vshift_uniform(_mm256_mul_epi32(_mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const V*>(w + i)), muv), Rv), r.sh);
+                      : vshs_exact(_mm256_mul_epi32(_mm256_sub_epi64(_mm256_loadu_si256(reinterpret_cast<const V*>(w + i)), muv), Rv), r.sh);
       if (a.gm) z = _mm256_add_epi64(_mm256_mul_epi32(gmv, z), _mm256_slli_epi64(bov, 16));
       wm = maxv(wm, absv(store_upto4(w + i, z, end - i, lane)));
     };
@@ -864,8 +869,12 @@ void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) 
       for (int64_t i = 0; i < D; i += 4) body(i, D, _mm256_setzero_si256(), _mm256_setzero_si256());
     } else if (inner == 1) {
       const int64_t c0 = ln_ch(a, m, 0);
-      for (int64_t i = 0; i < D; i += 4) {
-        const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(int32_t(D - i < 4 ? D - i : 4)), _mm_setr_epi32(0, 1, 2, 3));
+      int64_t i = 0;
+      for (; i + 4 <= D; i += 4)
+        body(i, D, _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.gm + c0 + i))),
+             _mm256_cvtepi32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a.bo + c0 + i))));
+      if (i < D) {
+        const __m128i k = _mm_cmpgt_epi32(_mm_set1_epi32(int32_t(D - i)), _mm_setr_epi32(0, 1, 2, 3));
         body(i, D, _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.gm + c0 + i, k)),
              _mm256_cvtepi32_epi64(_mm_maskload_epi32(a.bo + c0 + i, k)));
       }
