@@ -134,7 +134,21 @@ inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, 
     const __m128i q = _mm_srai_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(h, odd)), 8);
     return _mm_max_epi32(_mm_min_epi32(q, hi), lo);
   };
+  // F < 2^31 (qmax < 2^13, so every int8 row): x' F is one vpmuldq
+  const V F1 = s64(p.F);
+  auto q4s = [&](V v) {
+    const V h = _mm256_add_epi64(_mm256_mul_epi32(vshs_exact(v, p.d), F1), rnd);
+    const __m128i q = _mm_srai_epi32(_mm256_castsi256_si128(_mm256_permutevar8x32_epi32(h, odd)), 8);
+    return _mm_max_epi32(_mm_min_epi32(q, hi), lo);
+  };
   int64_t i = 0;
+  if (p.F < (int64_t{1} << 31)) {
+    for (; i + 8 <= n; i += 8) {
+      const __m128i w = _mm_packs_epi32(q4s(gen(i)), q4s(gen(i + 4)));
+      if (o.q8) _mm_storel_epi64(reinterpret_cast<__m128i*>(o.q8 + i), _mm_packs_epi16(w, w));
+      else _mm_storeu_si128(reinterpret_cast<__m128i*>(o.q16 + i), w);
+    }
+  }
   for (; i + 8 <= n; i += 8) {
     const __m128i w = _mm_packs_epi32(q4(gen(i)), q4(gen(i + 4)));
     if (o.q8) _mm_storel_epi64(reinterpret_cast<__m128i*>(o.q8 + i), _mm_packs_epi16(w, w));
