@@ -263,6 +263,10 @@ TEST_CASE("lut: every variant equals the scalar reference bit for bit", "[lut]")
       const std::vector<int16_t> x = all_codes(t.in_bits, 37, r);
       REQUIRE(run_kernel(k, t, x) == run_kernel(*ks[0], t, x));
       REQUIRE(run_kernel(k, t, x, true) == run_kernel(*ks[0], t, x));
+      std::vector<int16_t> xl;  // a long batch (int8: the per-call table of the SIMD variants)
+      for (int rep = 0; rep < 5; ++rep) xl.insert(xl.end(), x.begin(), x.end());
+      REQUIRE(run_kernel(k, t, xl) == run_kernel(*ks[0], t, xl));
+      REQUIRE(run_kernel(k, t, xl, true) == run_kernel(*ks[0], t, xl));
       for (size_t n : {size_t(0), size_t(1), size_t(15), size_t(16), size_t(17), size_t(31), size_t(33),
                        size_t(63), size_t(65), size_t(130)}) {
         const std::vector<int16_t> xs(x.begin() + 100, x.begin() + 100 + long(n));
