@@ -302,7 +302,24 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
       const int16_t* qr = a.q + row * dk;
       int64_t qsum = 0;
       uint64_t kmax = 0;
-      for (int i = 0; i < dk; ++i) {
+      int i0 = 0;
+      if (dk >= 4) {  // 4 at a time: kk = k K.mant, q, sum q, max |kk|
+        const __m256i mant = s64(K.mant);
+        __m256i qs = _mm256_setzero_si256(), km = qs;
+        for (; i0 + 4 <= dk; i0 += 4) {
+          const __m256i k4 = _mm256_mul_epi32(load4x16(kr + i0), mant), q4 = load4x16(qr + i0);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(kk + i0), k4);
+          _mm256_store_si256(reinterpret_cast<__m256i*>(q + i0), q4);
+          qs = _mm256_add_epi64(qs, q4);
+          km = avx2h::maxv(km, avx2h::absv(k4));
+        }
+        alignas(32) int64_t t4[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(t4), qs);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(t4 + 4), km);
+        qsum = t4[0] + t4[1] + t4[2] + t4[3];
+        for (int l = 4; l < 8; ++l) kmax = uint64_t(t4[l]) > kmax ? uint64_t(t4[l]) : kmax;
+      }
+      for (int i = i0; i < dk; ++i) {
         kk[i] = int64_t{kr[i]} * K.mant, q[i] = qr[i], qsum += qr[i];
         kmax = uint64_t(kk[i] < 0 ? -kk[i] : kk[i]) > kmax ? uint64_t(kk[i] < 0 ? -kk[i] : kk[i]) : kmax;
       }
