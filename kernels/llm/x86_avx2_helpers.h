@@ -159,5 +159,37 @@ inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, 
   return p.A;
 }
 
+// vquant_gen for rows whose values fit int32 (A0 < 2^31), 8 int32 lanes per step: gen8(i) gives
+// elements i..i+7 as int32. x' = shift_s(v, d) in int32 (d <= 8; |x'| <= 2^23), x' F (F < 2^31:
+// qmax < 2^13, so every int8 row) as vpmuldq of the even lanes and of the odd ones shifted down,
+// the two high dwords merged back into element order and shifted by 8 (= >> 40). Rows with
+// F >= 2^31 take vquant_gen with gen (4 int64 lanes).
+template <class Gen8, class Gen, class Gen1>
+inline int64_t vquant32_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, int* dout, Gen8 gen8, Gen gen, Gen1 gen1) {
+  if (qmax >= (1 << 13)) return vquant_gen(n, qmax, o, A0, dout, gen, gen1);
+  llm::QParams p;
+  if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
+  const V F1 = s64(p.F), rnd = s64(int64_t{1} << 39), one = _mm256_set1_epi32(1);
+  const V hi = _mm256_set1_epi32(qmax), lo = _mm256_set1_epi32(-qmax);
+  const __m128i cr = _mm_cvtsi32_si128(p.d > 0 ? p.d : 0), cr1 = _mm_cvtsi32_si128(p.d > 0 ? p.d - 1 : 0);
+  const __m128i cl = _mm_cvtsi32_si128(p.d < 0 ? -p.d : 0);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    V x = gen8(i);
+    if (p.d > 0) x = _mm256_add_epi32(_mm256_sra_epi32(x, cr), _mm256_and_si256(_mm256_sra_epi32(x, cr1), one));
+    else if (p.d < 0) x = _mm256_sll_epi32(x, cl);
+    const V he = _mm256_add_epi64(_mm256_mul_epi32(x, F1), rnd);
+    const V ho = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), F1), rnd);
+    V q = _mm256_srai_epi32(_mm256_blend_epi32(_mm256_srli_epi64(he, 32), ho, 0xAA), 8);
+    q = _mm256_max_epi32(_mm256_min_epi32(q, hi), lo);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    if (o.q8) _mm_storel_epi64(reinterpret_cast<__m128i*>(o.q8 + i), _mm_packs_epi16(w, w));
+    else _mm_storeu_si128(reinterpret_cast<__m128i*>(o.q16 + i), w);
+  }
+  llm::quant_tail(i, n, p, qmax, o, gen1);
+  *dout = p.d;
+  return p.A;
+}
+
 }  // namespace
 }  // namespace fq::k::avx2h

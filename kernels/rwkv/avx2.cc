@@ -124,8 +124,12 @@ void x_relu_sq(const RwkvUnaryArgs& a, int64_t m0, int64_t m1, void* /*scratch*/
     int64_t xm = int16_t(_mm_extract_epi16(h, 0));
     for (; i < n; ++i) xm = x[i] > xm ? x[i] : xm;
     int d = 0;
-    const int64_t A = vquant_gen(
+    const int64_t A = vquant32_gen(
         n, a.qmax, qrow(a.y, a.qmax, n, m), uint64_t(xm * xm), &d,
+        [x](int64_t j) {  // max(x, 0)^2 < 2^30: vpmaddwd of (x, 0) pairs (the high half is 0 after the max)
+          const V xj = _mm256_max_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + j))), zero());
+          return _mm256_madd_epi16(xj, xj);
+        },
         [x](int64_t j) {
           const V xj = _mm256_cvtepi16_epi64(
               _mm_max_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + j)), _mm_setzero_si128()));
@@ -154,9 +158,14 @@ void x_mul(const RwkvMulArgs& a, int64_t m0, int64_t m1, void* /*scratch*/) {
     uint64_t A0 = uint32_t(_mm_cvtsi128_si32(h));
     for (; i < n; ++i) A0 = std::max<uint64_t>(A0, llm::mag64(int64_t{pa[i]} * pb[i]));
     int d = 0;
-    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
-                             [pa, pb](int64_t j) { return _mm256_mul_epi32(load_i16(pa + j), load_i16(pb + j)); },
-                             [pa, pb](int64_t j) { return int64_t{pa[j]} * pb[j]; });
+    const int64_t A = vquant32_gen(
+        n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d,
+        [pa, pb](int64_t j) {  // |a b| <= 2^30
+          return _mm256_mullo_epi32(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + j))),
+                                    _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + j))));
+        },
+        [pa, pb](int64_t j) { return _mm256_mul_epi32(load_i16(pa + j), load_i16(pb + j)); },
+        [pa, pb](int64_t j) { return int64_t{pa[j]} * pb[j]; });
     a.ys[m] = unit_scale(A, a.qmax, d, mul_unit(a.as[m], a.bs[m]));
   }
 }
