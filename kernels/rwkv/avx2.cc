@@ -33,40 +33,107 @@ inline uint64_t hmax_u64(V x) {  // lanes >= 0
   return uint64_t(m);
 }
 
-void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+// max |x| over n int16 (|INT16_MIN| = 2^15: vpabsw's 0x8000 read unsigned).
+inline uint64_t max_abs16(const int16_t* x, int64_t n) {
+  V m = zero();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) m = _mm256_max_epu16(m, _mm256_abs_epi16(_mm256_loadu_si256(reinterpret_cast<const V*>(x + i))));
+  __m128i h = _mm_max_epu16(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+  h = _mm_max_epu16(h, _mm_srli_si128(h, 8));
+  h = _mm_max_epu16(h, _mm_srli_si128(h, 4));
+  h = _mm_max_epu16(h, _mm_srli_si128(h, 2));
+  uint64_t r = uint16_t(_mm_extract_epi16(h, 0));
+  for (; i < n; ++i) r = llm::mag64(x[i]) > r ? llm::mag64(x[i]) : r;
+  return r;
+}
+
+// mix_v_row's 8-lane path for a row with a static mu (no md) and |A|, |P| < 2^30 (so |P - A| <
+// 2^31): a ma by vpmaddwd (ma < 2^15 in each lane's low half, 0 in the high half, which meets a's
+// sign-extension bits), exact left shifts, mu clamped in int32; v = A 2^16 + D mu as vpmuldq pairs
+// over the lanes reordered (0 4 1 5 2 6 3 7): even lanes elements 0-3, odd lanes 4-7. Writes
+// v[0, n - n % 8), returns the vector maximum of |v|.
+V mix_row8(const int16_t* ap, const int16_t* pp, const int32_t* mu_c, int64_t n, const MixRow& r, int64_t* v) {
+  const V ma = _mm256_set1_epi32(int32_t(r.ma)), mp = _mm256_set1_epi32(int32_t(r.mp));
+  const __m128i la = _mm_cvtsi32_si128(int(-r.sa)), lp = _mm_cvtsi32_si128(int(-r.sp));
+  const V lim = _mm256_set1_epi32(int32_t(kL18)), nlim = _mm256_set1_epi32(int32_t(-kL18)), c16 = s64(65536);
+  const V order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  V mx = zero();
+  for (int64_t i = 0; i + 8 <= n; i += 8) {
+    const V A = _mm256_sll_epi32(_mm256_madd_epi16(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ap + i))), ma), la);
+    const V P = _mm256_sll_epi32(_mm256_madd_epi16(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pp + i))), mp), lp);
+    const V mu = mu_c ? _mm256_max_epi32(_mm256_min_epi32(_mm256_loadu_si256(reinterpret_cast<const V*>(mu_c + i)), lim), nlim) : zero();
+    const V Ao = _mm256_permutevar8x32_epi32(A, order), Do = _mm256_permutevar8x32_epi32(_mm256_sub_epi32(P, A), order);
+    const V Mo = _mm256_permutevar8x32_epi32(mu, order);
+    const V x0 = _mm256_add_epi64(_mm256_mul_epi32(Ao, c16), _mm256_mul_epi32(Do, Mo));
+    const V x1 = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(Ao, 32), c16),
+                                  _mm256_mul_epi32(_mm256_srli_epi64(Do, 32), _mm256_srli_epi64(Mo, 32)));
+    _mm256_storeu_si256(reinterpret_cast<V*>(v + i), x0);
+    _mm256_storeu_si256(reinterpret_cast<V*>(v + i + 4), x1);
+    mx = maxv(mx, maxv(absv(x0), absv(x1)));
+  }
+  return mx;
+}
+
+// v of row m into v (the int64 row before quantize_row); returns max |v|.
+uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v) {
   const int64_t n = a.n;
+  const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
+  const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm), lo22 = s64((1 << 22) - 1);
+  V mx = zero();
+  int64_t i = 0;
+  const auto small = [&](const int16_t* x, int64_t mant, int64_t sx) {  // |shift_s(x mant, sx)| < 2^30
+    return sx <= 0 && mant >= 0 && mant < (1 << 15) && (max_abs16(x, n) * uint64_t(mant) << -sx) < (uint64_t{1} << 30);
+  };
+  if (!mdp && small(ap, r.ma, r.sa) && small(pp, r.mp, r.sp)) {
+    mx = mix_row8(ap, pp, a.mu_c, n, r, v);
+    i = n - n % 8;
+  }
+  for (; i + 4 <= n; i += 4) {
+    // |a ma| < 2^30 and sa, sp >= -12 (mix_row): |A|, |P| <= 2^42, no saturation
+    const V A = vshs_exact(_mm256_mul_epi32(load_i16(ap + i), ma), r.sa);
+    const V P = vshs_exact(_mm256_mul_epi32(load_i16(pp + i), mp), r.sp);
+    V mu = a.mu_c ? load_i32(a.mu_c + i) : zero();
+    if (mdp) mu = _mm256_add_epi64(mu, clampv(vshs(_mm256_mul_epi32(load_i16(mdp + i), mdm), r.sd), -kL40, kL40));
+    mu = clampv(mu, -kL18, kL18);
+    // (P - A) mu with |P - A| <= 2^43 split at bit 22: the high part (P - A) >> 22 is the low
+    // dword of a logical shift, the low part is below 2^22; both products fit vpmuldq
+    const V D = _mm256_sub_epi64(P, A);
+    const V Dmu = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(_mm256_srli_epi64(D, 22), mu), 22),
+                                   _mm256_mul_epi32(_mm256_and_si256(D, lo22), mu));
+    const V x = _mm256_add_epi64(_mm256_slli_epi64(A, 16), Dmu);
+    _mm256_storeu_si256(reinterpret_cast<V*>(v + i), x);
+    mx = maxv(mx, absv(x));
+  }
+  uint64_t A0 = hmax_u64(mx);
+  for (; i < n; ++i) {
+    v[i] = mix_v(a, r, m, i);
+    A0 = llm::mag64(v[i]) > A0 ? llm::mag64(v[i]) : A0;
+  }
+  return A0;
+}
+
+// Rows software-pipelined over the two int64 rows of scratch: row m + 1's v is formed before row m
+// is quantized, so the chain of row m (its maximum, quantize_row's division, the scale) overlaps
+// independent work.
+void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  if (m0 >= m1) return;
+  int64_t* buf[2] = {reinterpret_cast<int64_t*>(llm::align64(scratch)), nullptr};
+  buf[1] = buf[0] + llm::pad16(a.n) + 16;
+  const int64_t n = a.n;
+  MixRow r = mix_row(a, m0);
+  uint64_t A0 = mix_v_row(a, r, m0, buf[0]);
   for (int64_t m = m0; m < m1; ++m) {
-    const MixRow r = mix_row(a, m);
-    const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
-    const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm), lo22 = s64((1 << 22) - 1);
-    V mx = zero();
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-      // |a ma| < 2^30 and sa, sp >= -12 (mix_row): |A|, |P| <= 2^42, no saturation
-      const V A = vshs_exact(_mm256_mul_epi32(load_i16(ap + i), ma), r.sa);
-      const V P = vshs_exact(_mm256_mul_epi32(load_i16(pp + i), mp), r.sp);
-      V mu = a.mu_c ? load_i32(a.mu_c + i) : zero();
-      if (mdp) mu = _mm256_add_epi64(mu, clampv(vshs(_mm256_mul_epi32(load_i16(mdp + i), mdm), r.sd), -kL40, kL40));
-      mu = clampv(mu, -kL18, kL18);
-      // (P - A) mu with |P - A| <= 2^43 split at bit 22: the high part (P - A) >> 22 is the low
-      // dword of a logical shift, the low part is below 2^22; both products fit vpmuldq
-      const V D = _mm256_sub_epi64(P, A);
-      const V Dmu = _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(_mm256_srli_epi64(D, 22), mu), 22),
-                                     _mm256_mul_epi32(_mm256_and_si256(D, lo22), mu));
-      const V x = _mm256_add_epi64(_mm256_slli_epi64(A, 16), Dmu);
-      _mm256_storeu_si256(reinterpret_cast<V*>(v + i), x);
-      mx = maxv(mx, absv(x));
-    }
-    uint64_t A0 = hmax_u64(mx);
-    for (; i < n; ++i) {
-      v[i] = mix_v(a, r, m, i);
-      A0 = llm::mag64(v[i]) > A0 ? llm::mag64(v[i]) : A0;
+    const int64_t* v = buf[(m - m0) & 1];
+    const MixRow rm = r;
+    const uint64_t A0m = A0;
+    if (m + 1 < m1) {
+      r = mix_row(a, m + 1);
+      A0 = mix_v_row(a, r, m + 1, buf[(m + 1 - m0) & 1]);
     }
     int d = 0;
-    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, &d, [v](int64_t j) { return load_i64(v + j); },
-                             [v](int64_t j) { return v[j]; });
-    a.ys[m] = mix_scale(A, a.qmax, d, r);
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0m, &d, [v](int64_t j) { return load_i64(v + j); },
+                                 [v](int64_t j) { return v[j]; });
+    a.ys[m] = mix_scale(A, a.qmax, d, rm);
   }
 }
 
