@@ -483,64 +483,66 @@ int64_t avx2_num_tasks(const MatmulShape& s, const MatmulEpilogue& e, int pass) 
   return pass == 0 ? p.mblocks * p.nchunks : p.m;
 }
 
-// Dynamic requantization of row m from v (raw, i64, |v| < 2^62) and mag (the OR of |v|, or max |v|).
-// rshift_round(v, sh) = ((v + 2^62 + 2^(sh-1)) >>> sh) - 2^(62-sh) in unsigned arithmetic (no
-// overflow: v + 2^62 is in (0, 2^63)); sh = 0 leaves v. The result is within +-2^(bits-1), so
-// the saturating packs give sat_T.
-void finalize_row(const Plan& p, const MatmulArgs& x, int64_t m, const int64_t* raw, uint64_t mag) {
-  const MatmulEpilogue& e = x.e;
+// The dynamic row shift of row m from mag (written to row_shift) and the constants of
+// rshift_round(v, sh) = ((v + add) >>> sh) - sub.
+struct RowRound {
+  __m256i add, sub;
+  __m128i cnt;
+};
+inline RowRound row_round(const MatmulArgs& x, int64_t m, uint64_t mag) {
   const int bitlen = mag ? 64 - __builtin_clzll(mag) : 0;
-  const int sh = bitlen - (bits(e.out_type) - 1) > 0 ? bitlen - (bits(e.out_type) - 1) : 0;
-  e.row_shift[m] = int8_t(sh);
-  const __m256i add = _mm256_set1_epi64x(sh ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))) : 0);
-  const __m256i sub = _mm256_set1_epi64x(sh ? int64_t{1} << (62 - sh) : 0);
-  const __m128i cnt = _mm_cvtsi32_si128(sh);
+  const int sh = bitlen - (bits(x.e.out_type) - 1) > 0 ? bitlen - (bits(x.e.out_type) - 1) : 0;
+  x.e.row_shift[m] = int8_t(sh);
+  return {_mm256_set1_epi64x(sh ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))) : 0),
+          _mm256_set1_epi64x(sh ? int64_t{1} << (62 - sh) : 0), _mm_cvtsi32_si128(sh)};
+}
+inline __m256i round4(__m256i v, const RowRound& rr) {
+  return _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, rr.add), rr.cnt), rr.sub);
+}
+// Stores the first `live` of 8 i16 values (in order) at y (i8: narrowed by a saturating pack).
+inline void store_cols8(bool i8, uint8_t* y, __m128i h, int live) {
+  if (i8) {
+    const __m128i b = _mm_packs_epi16(h, h);
+    if (live == kC) _mm_storel_epi64(reinterpret_cast<__m128i*>(y), b);
+    else std::memcpy(y, &b, size_t(live));
+  } else if (live == kC) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y), h);
+  } else {
+    std::memcpy(y, &h, size_t(live) * 2);
+  }
+}
+
+// Dynamic requantization of row m from v (raw, i64, |v| < 2^62) and mag (the OR of |v|, or max
+// |v|). rshift_round in the offset form (no overflow: v + 2^62 is in (0, 2^63)); sh = 0 leaves v.
+// The result is within +-2^(bits-1), so the saturating packs give sat_T.
+void finalize_row(const Plan& p, const MatmulArgs& x, int64_t m, const int64_t* raw, uint64_t mag) {
+  const RowRound rr = row_round(x, m, mag);
   const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 0, 0, 0);
   const auto lo4 = [&](const int64_t* r) {  // 4 rounded values, as i32
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r));
-    const __m256i q = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, add), cnt), sub);
+    const __m256i q = round4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r)), rr);
     return _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(q, idx));
   };
-  const bool i8 = e.out_type == OutType::i8;
-  uint8_t* y = static_cast<uint8_t*>(x.y) + m * x.ldy * int64_t(osize(e.out_type));
-  for (int64_t n0 = 0; n0 < p.n; n0 += kC) {
-    const int live = p.n - n0 < kC ? int(p.n - n0) : kC;
-    const __m128i h = _mm_packs_epi32(lo4(raw + n0), lo4(raw + n0 + 4));  // 8 x i16, in order
-    uint8_t* dst = y + n0 * (i8 ? 1 : 2);
-    if (i8) {
-      const __m128i b = _mm_packs_epi16(h, h);
-      if (live == kC) _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
-      else std::memcpy(dst, &b, size_t(live));
-    } else if (live == kC) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), h);
-    } else {
-      std::memcpy(dst, &h, size_t(live) * 2);
-    }
-  }
+  const bool i8 = x.e.out_type == OutType::i8;
+  uint8_t* y = static_cast<uint8_t*>(x.y) + m * x.ldy * int64_t(osize(x.e.out_type));
+  for (int64_t n0 = 0; n0 < p.n; n0 += kC)
+    store_cols8(i8, y + n0 * (i8 ? 1 : 2), _mm_packs_epi32(lo4(raw + n0), lo4(raw + n0 + 4)),
+                p.n - n0 < kC ? int(p.n - n0) : kC);
 }
 
 // finalize_row for int8 weights from a (i32, raw row of a = acc + bias) and the panels' mw:
 // v = a * mw on the even lanes and on the odd lanes (shifted down 32), each rounded as above and
 // merged back into column order (the odd results' low dwords into the high dwords).
 void finalize_row8(const Plan& p, const MatmulArgs& x, int64_t m, const int32_t* a, const uint8_t* packed, uint64_t mag) {
-  const MatmulEpilogue& e = x.e;
-  const int bitlen = mag ? 64 - __builtin_clzll(mag) : 0;
-  const int sh = bitlen - (bits(e.out_type) - 1) > 0 ? bitlen - (bits(e.out_type) - 1) : 0;
-  e.row_shift[m] = int8_t(sh);
-  const __m256i add = _mm256_set1_epi64x(sh ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))) : 0);
-  const __m256i sub = _mm256_set1_epi64x(sh ? int64_t{1} << (62 - sh) : 0);
-  const __m128i cnt = _mm_cvtsi32_si128(sh);
+  const RowRound rr = row_round(x, m, mag);
   const auto cols8 = [&](int pn) {  // panel pn's 8 rounded values, i32, in column order
     const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + pn * kC));
     const __m256i mw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed + pn * p.par_bytes + 32));
-    const __m256i ve = _mm256_mul_epi32(av, mw);
-    const __m256i vo = _mm256_mul_epi32(_mm256_srli_epi64(av, 32), _mm256_srli_epi64(mw, 32));
-    const __m256i qe = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(ve, add), cnt), sub);
-    const __m256i qo = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(vo, add), cnt), sub);
+    const __m256i qe = round4(_mm256_mul_epi32(av, mw), rr);
+    const __m256i qo = round4(_mm256_mul_epi32(_mm256_srli_epi64(av, 32), _mm256_srli_epi64(mw, 32)), rr);
     return _mm256_blend_epi32(qe, _mm256_slli_epi64(qo, 32), 0xAA);
   };
-  const bool i8 = e.out_type == OutType::i8;
-  uint8_t* y = static_cast<uint8_t*>(x.y) + m * x.ldy * int64_t(osize(e.out_type));
+  const bool i8 = x.e.out_type == OutType::i8;
+  uint8_t* y = static_cast<uint8_t*>(x.y) + m * x.ldy * int64_t(osize(x.e.out_type));
   int pn = 0;
   if (i8) {
     for (; (pn + 4) * kC <= p.n; pn += 4) {  // 32 columns: two packs, then dwords back in order
@@ -556,19 +558,9 @@ void finalize_row8(const Plan& p, const MatmulArgs& x, int64_t m, const int32_t*
   }
   for (; pn < p.panels; ++pn) {
     const int64_t n0 = int64_t{pn} * kC;
-    const int live = p.n - n0 < kC ? int(p.n - n0) : kC;
     const __m256i c = cols8(pn);
-    const __m128i h = _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1));  // 8 x i16
-    uint8_t* dst = y + n0 * (i8 ? 1 : 2);
-    if (i8) {
-      const __m128i b = _mm_packs_epi16(h, h);
-      if (live == kC) _mm_storel_epi64(reinterpret_cast<__m128i*>(dst), b);
-      else std::memcpy(dst, &b, size_t(live));
-    } else if (live == kC) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), h);
-    } else {
-      std::memcpy(dst, &h, size_t(live) * 2);
-    }
+    store_cols8(i8, y + n0 * (i8 ? 1 : 2), _mm_packs_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1)),
+                p.n - n0 < kC ? int(p.n - n0) : kC);
   }
 }
 
