@@ -5,7 +5,8 @@
 // vpmaddwd (i16*i16, pairs summed into i32) is exact for every input: each step loads one 16-byte
 // slice of int8 weights (8 columns x 2 k), sign-extends it (vpmovsxbw) and multiplies it with each
 // row's 2 activations (pre-widened to i16 in scratch, broadcast as one 32-bit element): the 8
-// products land in column order, one accumulator per row, up to 8 rows per tile.
+// products land in column order, one accumulator per row and panel, tiles of 4 rows x 2 panels
+// (A widened into a k-pair interleaved layout, widen_interleaved).
 // Where the CPU has AVX-VNNI (cpu_features().avxvnni), the int8 weights (packed 4 k per column
 // there) feed vpdpbusd on ymm instead: A offset to a+128 (u8) and the offset removed with pack-time column sums, exactly
 // as in the AVX-512 variant (cbias = bias - 128*sum_k w; int4: b16v = 16*(bias - 128*sum_g gm*
