@@ -12,6 +12,7 @@
 #endif
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
+#include "../llm/x86_avx512_helpers.h"
 #include "fq/kernels/linattn.h"
 #include "linattn_internal.h"
 
@@ -379,9 +380,27 @@ void heads(const LinattnArgs& a, int64_t g0, int64_t g1) {
   }
   heads_impl<Avx512Ops>(a, g0, g1);
 }
+// out_impl with the row quantizer on 8 lanes (avx512h::vquant_gen, the llm family's).
+void out(const LinattnArgs& a, int64_t m0, int64_t m1) {
+  if (!linattn_valid(a)) return out_impl(a, m0, m1);
+  using namespace avx512h;
+  const int64_t n = int64_t{a.q_heads} * a.dv;
+  for (int64_t t = m0; t < m1; ++t) {
+    const int64_t* w = a.work + t * n;
+    __m512i mx = zero();
+    for (int64_t j = 0; j < n; j += 8) mx = _mm512_max_epu64(mx, _mm512_abs_epi64(load_i64(w + j, tail8(n - j))));
+    int d = 0;
+    const int64_t A = vquant_gen(n, 32767, llm::QRow{nullptr, a.y + t * n}, _mm512_reduce_max_epu64(mx), &d,
+                                 [w](int64_t i, __mmask8 k) { return load_i64(w + i, k); });
+    const RowScale Q = a.qs[t];
+    const RowScale mu = llm::normalize(uint64_t(int64_t{Q.mant} * a.scale.mant), int64_t{Q.exp} + a.scale.exp + a.state_exp);
+    a.ys[t] = llm::scale_of_i(A, 32767, d, mu.mant, mu.exp);
+  }
+}
+
 }  // namespace
 }  // namespace linattn
 
-extern const LinattnKernel kLinattnAvx512 = {Isa::avx512, "avx512", linattn::heads, linattn::out_impl};
+extern const LinattnKernel kLinattnAvx512 = {Isa::avx512, "avx512", linattn::heads, linattn::out};
 
 }  // namespace fq::k
