@@ -89,31 +89,50 @@ void x_rmsnorm(const RmsnormArgs& a, int64_t m0, int64_t m1, void* scratch) {
 // ---- swiglu -------------------------------------------------------------------------------------
 
 void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  int64_t* v = reinterpret_cast<int64_t*>(align64(scratch));
-  const int64_t N = a.n;
-  const V zero = _mm512_setzero_si512();
+  int64_t* v = reinterpret_cast<int64_t*>(align64(scratch));  // pad16(N) + 16: whole 16-element stores
+  const int64_t N = a.n, lim = int64_t{1} << 17;
+  const __m512i z32 = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+  const __m512i t15 = _mm512_set1_epi32(1 << 15), t16 = _mm512_set1_epi32(1 << 16);
+  const __m512i last = _mm512_set1_epi32(kSigLast), low16 = _mm512_set1_epi32(0xFFFF);
+  const __m512i lim32 = _mm512_set1_epi32(int32_t(lim)), nlim32 = _mm512_set1_epi32(int32_t(-lim));
+  // lanes reordered (0 8 1 9 .. 7 15): the even dwords hold elements 0-7, the odd ones 8-15
+  const __m512i order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+  const int* tab = reinterpret_cast<const int*>(sig_table());
   for (int64_t m = m0; m < m1; ++m) {
     const int16_t* g = a.gate + m * N;
     const int16_t* u = a.up + m * N;
     const RowScale gs = a.gs[m], us = a.us[m];
-    const V gm = s64(gs.mant), zlim = s64(1 << 17), nzlim = s64(-(1 << 17));
     const int64_t sh = int64_t{gs.exp} - 12;
-    V mx = zero;
-    for (int64_t i = 0; i < N; i += 8) {
-      const __mmask8 k = tail8(N - i);
-      const V g64 = _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, g + i));
-      const V u64 = _mm512_cvtepi16_epi64(_mm_maskz_loadu_epi16(k, u + i));
-      // zq = clamp(shift_s(g * gm, sh), +-2^17) with |g * gm| < 2^30 and sh uniform over the row:
-      // a left shift saturates like clamp(clamp(x, +-2^17) * 2^min(l, 18), +-2^17)
-      V zq = _mm512_mul_epi32(g64, gm);
-      if (sh > 62) zq = zero;
-      else if (sh >= 0) zq = vshift_uniform(zq, int(sh));
-      else zq = _mm512_sll_epi64(_mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim), _mm_cvtsi32_si128(int(sh < -18 ? 18 : -sh)));
-      zq = _mm512_max_epi64(_mm512_min_epi64(zq, zlim), nzlim);
-      const V q = vsig(zq);
-      const V val = _mm512_mul_epi32(_mm512_mul_epi32(g64, q), u64);
-      _mm512_storeu_si512(v + i, val);  // scratch is padded
-      mx = _mm512_max_epu64(mx, _mm512_abs_epi64(_mm512_maskz_mov_epi64(k, val)));
+    // 16 elements per step in int32 lanes (the AVX2 variant's scheme): zq = clamp(shift_s(g gm,
+    // sh), +-2^17) (|g gm| < 2^30; a right shift gives 0 from sh >= 31 on, as for any larger sh;
+    // a left shift saturates: clamp(clamp(x, +-2^max(17 - l, 0)) 2^l, +-2^17), l = min(-sh, 18)),
+    // sig gathered from sig_table (zq < 0 by the identity there), v = (g u) sig as two vpmuldq.
+    const __m512i gm32 = _mm512_set1_epi32(gs.mant);
+    const int l = sh < 0 ? int(sh < -18 ? 18 : -sh) : 0;
+    const __m512i pre = _mm512_set1_epi32(int32_t(int64_t{1} << (17 - l > 0 ? 17 - l : 0)));
+    const __m512i npre = _mm512_sub_epi32(z32, pre);
+    const __m128i cr = _mm_cvtsi32_si128(int(sh > 32 ? 32 : sh)), cr1 = _mm_cvtsi32_si128(int(sh > 32 ? 31 : sh - 1));
+    const __m128i cl = _mm_cvtsi32_si128(l);
+    V mx = zero();
+    for (int64_t i = 0; i < N; i += 16) {
+      const __mmask16 k = tail16(N - i);  // lanes past N: g = u = 0, so v = 0
+      const __m512i g32 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, g + i));
+      const __m512i u32 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, u + i));
+      __m512i z = _mm512_mullo_epi32(g32, gm32);
+      if (sh > 0) z = _mm512_add_epi32(_mm512_sra_epi32(z, cr), _mm512_and_si512(_mm512_sra_epi32(z, cr1), one));
+      else if (sh < 0) z = _mm512_sll_epi32(_mm512_max_epi32(_mm512_min_epi32(z, pre), npre), cl);
+      z = _mm512_max_epi32(_mm512_min_epi32(z, lim32), nlim32);
+      const __m512i T = _mm512_add_epi32(
+          _mm512_and_si512(_mm512_i32gather_epi32(_mm512_min_epi32(_mm512_abs_epi32(z), last), tab, 2), low16), t15);
+      const __m512i tn = _mm512_maskz_sub_epi32(_mm512_cmpneq_epi32_mask(T, t16), _mm512_sub_epi32(t16, one), T);
+      const __m512i sig = _mm512_mask_blend_epi32(_mm512_cmplt_epi32_mask(z, z32), T, tn);
+      const __m512i gu = _mm512_permutexvar_epi32(order, _mm512_mullo_epi32(g32, u32));  // |g u| <= 2^30
+      const __m512i so = _mm512_permutexvar_epi32(order, sig);
+      const V v0 = _mm512_mul_epi32(gu, so);
+      const V v1 = _mm512_mul_epi32(_mm512_srli_epi64(gu, 32), _mm512_srli_epi64(so, 32));
+      _mm512_storeu_si512(v + i, v0);
+      _mm512_storeu_si512(v + i + 8, v1);
+      mx = _mm512_max_epu64(mx, _mm512_max_epu64(_mm512_abs_epi64(v0), _mm512_abs_epi64(v1)));
     }
     const RowScale mu = normalize(uint64_t(int64_t{gs.mant} * us.mant), int64_t{gs.exp} + us.exp + 16);
     int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + m * N : nullptr;
