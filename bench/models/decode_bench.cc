@@ -7,7 +7,8 @@
 // sequence/<graph>/<isa>/threads:<t>: 2048 teacher-forced tokens from the zero state through the
 // decode graph (one token per run) or the prefill graph (-prefill64: 64 tokens per run; the same
 // bytes), items_per_second = tokens/s.
-// RWKV (docs/rwkv.md): decode rows for rwkv-{5v1-730K,5v2-730K,6v0-3m,7v0-834K}-{f32,w8a8} and sequence
+// RWKV (docs/rwkv.md): decode rows for rwkv-{5v1-730K,5v2-730K,6v0-3m,7v0-834K}-{f32,w8a8} (and
+// the rwkvquant recipe's graphs of 5v2 and 6v0) and sequence
 // rows over 512 bytes (rwkv.cpp's eval_sequence figure) through the token graph or the 64-row
 // sequence-mode graph (-seq64).
 #include <benchmark/benchmark.h>
@@ -103,7 +104,8 @@ void register_all() {
   for (const char* name : {"stories260K-f32", "stories260K-w8a8", "stories260K-w4a8", "stories260K-w4a4",
                            "mamba-tiny-f32", "mamba-tiny-w8a8", "mamba-tiny-w4a8", "rwkv-5v1-730K-f32",
                            "rwkv-5v1-730K-w8a8", "rwkv-5v2-730K-f32", "rwkv-5v2-730K-w8a8", "rwkv-6v0-3m-f32",
-                           "rwkv-6v0-3m-w8a8", "rwkv-7v0-834K-f32", "rwkv-7v0-834K-w8a8"}) {
+                           "rwkv-6v0-3m-w8a8", "rwkv-7v0-834K-f32", "rwkv-7v0-834K-w8a8",
+                           "rwkv-5v2-730K-rwkvquant", "rwkv-6v0-3m-rwkvquant"}) {
     const std::shared_ptr<fq::Graph> g = load(dir, name);
     if (!g) continue;
     const bool is_float = std::string(name).find("f32") != std::string::npos;
