@@ -14,6 +14,13 @@
 //   params, int8: cbias i32[16] = bias - 128*sum_k w (VNNI), bias i32[16] (AMX), mw i32[16].
 //   params, int4: b16 i64[16] = 16*(bias - 128*sum_g gm*sum_{k in g} q), gs i64[16].
 // Zero weights and zero multipliers pad the last panel, so padded columns give v = 0.
+//   cb3 with R % 16 == 0 and K % 4 == 0 (RWKVQuant's codebook weights) also keeps its indices, after
+//     the int8 blocks: per block [kp/4 k-steps][pb panels][24 bytes] (the 64 weights of one int8
+//     k-step row, element e = 4 c + j in bits 3 (e % 8) of bytes 3 (e / 8) .. +2), then the
+//     codebooks [P panels][ng][8] int8 (a panel lies in one block of R rows). A GEMV on a CPU with
+//     AVX512_VBMI reads these 3.06 bits per weight instead of the int8 copy (tile8cb: 24 + 8/16 bytes
+//     per 64 weights rather than 64), so RWKV-6 3M's matrices stay in a 2 MB L2; the int8 blocks
+//     serve GEMMs, AMX and CPUs without VBMI. Both decode to the same int8 weights (same bytes out).
 //
 // Exactness. vpdpbusd multiplies u8 by s8: A is offset to a+128 (a vpxord of each broadcast in
 // the micro-kernel) and the offset is removed with the pack-time column sums:
@@ -66,6 +73,8 @@ struct Layout {
   int64_t k4 = 0;          // k-steps that hold data: ceil(K/4) (int8)
   int panels = 0, blocks = 0;
   int64_t par_bytes = 0;   // per panel
+  bool cbx = false;        // cb3 with R % 16 == 0, K % 4 == 0: the 3-bit copy below the int8 blocks
+  int cg = 0, cng = 0;     // its group and number of groups
   int64_t group_bytes(int pb) const { return int64_t{g} / 8 * pb * 64 + int64_t{pb} * kL * 2; }
   int64_t block_bytes(int pb) const {
     return i4 ? ng * group_bytes(pb) : kp / 4 * pb * 64;
@@ -73,7 +82,13 @@ struct Layout {
   int pb(int b) const { return panels - b * kPB < kPB ? panels - b * kPB : kPB; }
   int64_t params_size() const { return round_up(int64_t{panels} * par_bytes, kAlign); }
   int64_t block_offset(int b) const { return params_size() + int64_t{b} * block_bytes(kPB); }
-  int64_t size() const { return params_size() + int64_t{blocks - 1} * block_bytes(kPB) + block_bytes(pb(blocks - 1)); }
+  int64_t i8_size() const { return params_size() + int64_t{blocks - 1} * block_bytes(kPB) + block_bytes(pb(blocks - 1)); }
+  // the 3-bit copy (cbx): index blocks, then codebooks, then 64 bytes that tile8cb's 32-byte reads
+  // of a 24-byte record may touch
+  int64_t cbx_block_bytes(int pb) const { return kp / 4 * pb * 24; }
+  int64_t cbx_offset(int b) const { return round_up(i8_size(), kAlign) + int64_t{b} * cbx_block_bytes(kPB); }
+  int64_t cbt_offset() const { return round_up(cbx_offset(blocks - 1) + cbx_block_bytes(pb(blocks - 1)), kAlign); }
+  int64_t size() const { return cbx ? cbt_offset() + int64_t{panels} * cng * 8 + 64 : i8_size(); }
 };
 
 Layout make_layout(const MatmulShape& s) {
@@ -89,6 +104,10 @@ Layout make_layout(const MatmulShape& s) {
     L.par_bytes = 3 * kL * 4;
   }
   L.k4 = ceil_div(s.k, 4);
+  if (s.format == WeightFormat::cb3 && s.codebook_rows % kL == 0 && s.k % 4 == 0 && s.group % 4 == 0) {
+    L.cbx = true;
+    L.cg = s.group, L.cng = int(ceil_div(s.k, s.group));
+  }
   L.panels = int(ceil_div(s.n, kL));
   L.blocks = int(ceil_div(L.panels, kPB));
   return L;
@@ -164,6 +183,30 @@ void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
       dst = reinterpret_cast<int8_t*>(gm);
     }
   }
+  if (!L.cbx) return;
+  const uint8_t* bits = static_cast<const uint8_t*>(w_in.w);
+  const int64_t rb = codebook_row_bytes(s);
+  auto idx = [&](int n, int k) -> uint32_t {  // 3-bit index, 0 outside the matrix
+    if (n >= s.n || k >= s.k) return 0;
+    const int64_t bit = int64_t{k} * 3, byte = bit / 8;
+    uint32_t v = bits[n * rb + byte];
+    if (byte + 1 < rb) v |= uint32_t(bits[n * rb + byte + 1]) << 8;
+    return (v >> (bit % 8)) & 7;
+  };
+  for (int b = 0; b < L.blocks; ++b) {
+    uint8_t* dst = base + L.cbx_offset(b);
+    for (int64_t ks = 0; ks < L.kp / 4; ++ks)
+      for (int p = 0; p < L.pb(b); ++p, dst += 24)
+        for (int e = 0; e < 64; ++e) {
+          const uint32_t v = idx((b * kPB + p) * kL + e / 4, int(ks * 4 + e % 4)) << (3 * (e % 8));
+          for (int t = 0; t < 3; ++t) dst[3 * (e / 8) + t] |= uint8_t(v >> (8 * t));
+        }
+  }
+  int8_t* cbt = reinterpret_cast<int8_t*>(base + L.cbt_offset());
+  for (int p = 0; p < L.panels; ++p)
+    for (int g = 0; g < L.cng; ++g)
+      for (int j = 0; j < 8; ++j)
+        *cbt++ = p * kL < s.n ? w_in.codebook[(int64_t{p} * kL / s.codebook_rows * L.cng + g) * 8 + j] : 0;
 }
 
 // ---- plan: the task partition, a function of the shape only ------------------------------------
@@ -297,6 +340,49 @@ void tile8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t bstep, int64_
 #pragma GCC unroll 4
     for (int n = 0; n < NR; ++n) out[i * NR + n] = acc[i][n];
 }
+
+// int8 GEMV over the 3-bit copy (cbx; AVX512_VBMI): one row of A, NR panels, k-steps [0, k4).
+// Per panel and k-step, the 24 index bytes are spread to 3 bytes per qword (vpermb), each byte
+// gets its 3-bit field in its low bits (vpmultishiftqb by 3 j), and vpermb looks the weights up in
+// the panel's codebook for the step's group, broadcast to all 8 qwords (vpermb reads 6 index bits:
+// the 3 bits above the field pick one of the 8 copies). The weights are the int8 blocks' bytes, so
+// the sums are tile8<1, NR>'s. idx: the block's first record; cbt: its first panel's codebooks.
+template <int NR>
+__attribute__((target("avx512vbmi"))) void tile8cb(const uint8_t* a, const uint8_t* idx, const int8_t* cbt, int cng,
+                                                   int g4, int64_t k4, __m512i* out) {
+  __m512i acc[NR];
+#pragma GCC unroll 4
+  for (int n = 0; n < NR; ++n) acc[n] = _mm512_setzero_si512();
+  alignas(64) uint8_t spread_b[64], shift_b[64];
+  for (int i = 0; i < 64; ++i) spread_b[i] = uint8_t(3 * (i / 8) + (i % 8 < 3 ? i % 8 : 2)), shift_b[i] = uint8_t(3 * (i % 8));
+  const __m512i spread = _mm512_load_si512(spread_b), shift = _mm512_load_si512(shift_b);
+  const __m512i k80 = _mm512_set1_epi8(char(0x80));
+  for (int64_t k0 = 0, g = 0; k0 < k4; k0 += g4, ++g) {
+    __m512i tab[NR];
+#pragma GCC unroll 4
+    for (int n = 0; n < NR; ++n) {
+      int64_t c;
+      std::memcpy(&c, cbt + (int64_t{n} * cng + g) * 8, 8);
+      tab[n] = _mm512_set1_epi64(c);
+    }
+    const int64_t k1 = k0 + g4 < k4 ? k0 + g4 : k4;
+    for (int64_t k = k0; k < k1; ++k, idx += NR * 24) {
+      int32_t v;
+      std::memcpy(&v, a + 4 * k, 4);
+      const __m512i xa = _mm512_xor_si512(_mm512_set1_epi32(v), k80);  // a + 128 as u8
+#pragma GCC unroll 4
+      for (int n = 0; n < NR; ++n) {
+        const __m512i raw = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + n * 24)));
+        const __m512i f = _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(spread, raw));
+        acc[n] = _mm512_dpbusd_epi32(acc[n], xa, _mm512_permutexvar_epi8(f, tab[n]));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int n = 0; n < NR; ++n) out[n] = acc[n];
+}
+using Tile8CbFn = void (*)(const uint8_t*, const uint8_t*, const int8_t*, int, int, int64_t, __m512i*);
+constexpr Tile8CbFn kTile8Cb[kPB + 1] = {nullptr, tile8cb<1>, tile8cb<2>, tile8cb<3>, tile8cb<4>};
 
 // int4: out[i][n] = (sum_e, sum_o) i64 pairs: sum over groups of acc_u[g] * gm (even / odd lanes).
 // b: the block's first group; gstride: bytes per group; pb: panels in the block; n0: first panel.
@@ -641,6 +727,7 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
     return;
   }
   const bool amx = Amx::use(p);
+  const bool vbmi = p.L.cbx && cpu_features().vbmi;
   uint8_t* abuf = align64<uint8_t>(scratch);
   uint8_t* strip = abuf + round_up(p.abuf_rows * p.lda_s, kAlign);
   __m512i* part = reinterpret_cast<__m512i*>(strip + (p.fused ? round_up(p.mb * p.np * p.raw_bytes, kAlign) : 0));
@@ -663,6 +750,7 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
       copy_a(x.a + m0 * x.lda, x.lda, rows, s.k, p.lda_s, readable, abuf);
     }
     const uint8_t* av = reinterpret_cast<const uint8_t*>(ablk);  // VNNI micro-kernels
+    const bool cbx = vbmi && rows == 1 && !amx;  // (cbx implies K % 4 == 0: A in place)
     EpiCtx c{&x, &p, p.fused ? strip : ws, p.fused ? m0 : 0, rowmax, m0};
     if (p.dyn)
       for (int64_t r = 0; r < rows; ++r) rowmax[r] = _mm512_setzero_si512();
@@ -677,6 +765,30 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
           if (p.dyn) rowmax[r] = dyn8(c, q[j], m0 + r, a, rowmax[r]);
           else epilogue_row(c, q[j], m0 + r, a, v_from_acc(q[j], a));
         });
+        continue;
+      }
+      // rows r .. r + mr - 1 of the tile's sums acc[mr][pb]: the epilogue, or for dynamic
+      // requantization a + bias stored and max |v| tracked (lane order is irrelevant)
+      auto finish8 = [&](int64_t r, int mr, const __m512i* acc) {
+        for (int i = 0; i < mr; ++i) {
+          if (p.dyn) {
+            __m512i mx = rowmax[r + i];
+            for (int j = 0; j < pb; ++j) mx = dyn8(c, q[j], m0 + r + i, acc_bias(q[j], acc[i * pb + j]), mx);
+            rowmax[r + i] = mx;
+            continue;
+          }
+          for (int j = 0; j < pb; ++j) {
+            const __m512i a = acc_bias(q[j], acc[i * pb + j]);
+            epilogue_row(c, q[j], m0 + r + i, a, v_from_acc(q[j], a));
+          }
+        }
+      };
+      if (cbx) {  // one row: the 3-bit copy
+        __m512i acc[kPB];
+        kTile8Cb[pb](av, packed + p.L.cbx_offset(b),
+                     reinterpret_cast<const int8_t*>(packed + p.L.cbt_offset()) + int64_t{b} * kPB * p.L.cng * 8,
+                     p.L.cng, p.L.cg / 4, p.L.k4, acc);
+        finish8(0, 1, acc);
         continue;
       }
       if (!p.L.i4) {
@@ -694,20 +806,7 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
             tile8_fn(mr, pb)(av + r * ablk_ld + k0 * 4, ablk_ld,
                              reinterpret_cast<const int8_t*>(wb) + k0 * pb * 64, int64_t{pb} * 64, kc,
                              first ? nullptr : pr, last ? acc : pr);
-            if (!last) continue;
-            if (p.dyn) {  // dynamic: store acc + bias, track max |v| (lane order is irrelevant)
-              for (int i = 0; i < mr; ++i) {
-                __m512i mx = rowmax[r + i];
-                for (int j = 0; j < pb; ++j) mx = dyn8(c, q[j], m0 + r + i, acc_bias(q[j], acc[i * pb + j]), mx);
-                rowmax[r + i] = mx;
-              }
-              continue;
-            }
-            for (int i = 0; i < mr; ++i)
-              for (int j = 0; j < pb; ++j) {
-                const __m512i a = acc_bias(q[j], acc[i * pb + j]);
-                epilogue_row(c, q[j], m0 + r + i, a, v_from_acc(q[j], a));
-              }
+            if (last) finish8(r, mr, acc);
           }
         }
       } else {

@@ -46,7 +46,8 @@ struct Format {
 };
 const Format kFormats[] = {{WeightFormat::i8, 0},   {WeightFormat::i4, 32},  {WeightFormat::i4, 64},
                            {WeightFormat::i4, 128}, {WeightFormat::cb3, 64}, {WeightFormat::cb4, 32},
-                           {WeightFormat::cb3, 128}, {WeightFormat::cb3, 64, 16}, {WeightFormat::cb4, 32, 3}};
+                           {WeightFormat::cb3, 128}, {WeightFormat::cb3, 64, 16}, {WeightFormat::cb4, 32, 3},
+                           {WeightFormat::cb3, 32, 32}};
 constexpr int kNumFormats = int(sizeof(kFormats) / sizeof(kFormats[0]));
 
 struct Epi {
