@@ -244,6 +244,14 @@ Plan make_plan(const MatmulShape& s, const MatmulEpilogue& e, int amx_rows) {
   // row block. Units: split N first (chunks of panel blocks), then M, until there are kUnits
   // (2+ threads balance); GEMV splits N finer since it is bandwidth-bound.
   const int64_t wunits = wbytes / (64 * 1024);  // GEMV: >= 64 KB of weights per unit
+  if (s.m == 1 && wunits <= 1) {  // a small GEMV: one unit, as below, without run-time divisions
+    p.mb = p.mblocks = 1;         // (decode plans every matrix of every token)
+    p.bpc = p.L.blocks, p.nchunks = 1;
+    p.fused = p.dyn;
+    p.raw_bytes = p.L.i4 || p.fused ? 8 : 4;
+    p.abuf_rows = amx_rows;       // round_up(1, amx_rows)
+    return p;
+  }
   const int64_t kUnits = s.m > 1 ? 8 : wunits < 1 ? 1 : wunits > 32 ? 32 : wunits;
   int64_t mb_max = (512 * 1024) / p.L.kp;
   mb_max = mb_max < mr ? mr : mb_max > 256 ? 256 : mb_max;  // 256 bounds x86_run's row maxima
@@ -735,9 +743,9 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
   if (amx) Amx::begin();
   alignas(64) __m512i rowmax[256];  // dynamic: per row of the unit (mb <= 256, see make_plan)
   for (int64_t t = begin; t < end; ++t) {
-    const int64_t m0 = t / p.nchunks * p.mb;
+    const int64_t m0 = (p.nchunks == 1 ? t : t / p.nchunks) * p.mb;
     const int64_t rows = p.m - m0 < p.mb ? p.m - m0 : p.mb;
-    const int chunk = int(t % p.nchunks);
+    const int chunk = p.nchunks == 1 ? 0 : int(t % p.nchunks);
     const int b0 = chunk * p.bpc, b1 = b0 + p.bpc < p.L.blocks ? b0 + p.bpc : p.L.blocks;
     // A for this unit, read in place when whole k-steps never run past a row (AMX: 64-byte tile
     // rows; int8 VNNI: 4-byte steps; the micro-kernels add the +128 themselves, a free vpxord),
