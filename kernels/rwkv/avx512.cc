@@ -20,29 +20,75 @@ namespace {
 
 using namespace avx512h;
 
-void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  int64_t* v = reinterpret_cast<int64_t*>(llm::align64(scratch));
+// max |x| over n int16 (|INT16_MIN| = 2^15: vpabsw's 0x8000 read unsigned).
+inline uint64_t max_abs16(const int16_t* x, int64_t n) {
+  __m512i mx = zero();
+  for (int64_t i = 0; i < n; i += 32) mx = _mm512_max_epu16(mx, _mm512_abs_epi16(_mm512_maskz_loadu_epi16(tail32(n - i), x + i)));
+  return _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_and_si512(mx, _mm512_set1_epi32(0xFFFF)), _mm512_srli_epi32(mx, 16)));
+}
+
+// v of row m (the int64 row before the quantizer) into v; returns max |v|. When |A|, |P| < 2^30
+// (bounded from max |a|, max |p| and the row's mantissas and shifts) the shifts cannot saturate
+// and |P - A| < 2^31, so (P - A) mu (|mu| <= 2^18) is one vpmuldq; otherwise the general lanes
+// (saturating vshs, vpmullq: 3 uops on Intel).
+uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v) {
   const int64_t n = a.n;
-  for (int64_t m = m0; m < m1; ++m) {
-    const MixRow r = mix_row(a, m);
-    const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
-    const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm);
-    V mx = zero();
+  const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
+  const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm);
+  const auto small = [&](const int16_t* x, int64_t mant, int64_t sx) {
+    return mant >= 0 && mant <= (1 << 15) && sx >= -30 && sx <= 62 &&
+           (max_abs16(x, n) * uint64_t(mant) << (sx < 0 ? -sx : 0)) < (uint64_t{1} << 30);
+  };
+  const auto mu_at = [&](int64_t i, __mmask8 k) {
+    V mu = a.mu_c ? load_i32(a.mu_c + i, k) : zero();
+    if (mdp) mu = _mm512_add_epi64(mu, clampv(vshs(_mm512_mul_epi32(load_i16(mdp + i, k), mdm), r.sd), -kL40, kL40));
+    return clampv(mu, -kL18, kL18);
+  };
+  V mx = zero();
+  if (small(ap, r.ma, r.sa) && small(pp, r.mp, r.sp)) {
     for (int64_t i = 0; i < n; i += 8) {
       const __mmask8 k = tail8(n - i);
-      const V A = vshs(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa);   // |a * mant| <= 2^30
-      const V P = vshs(_mm512_mul_epi32(load_i16(pp + i, k), mp), r.sp);
-      V mu = a.mu_c ? load_i32(a.mu_c + i, k) : zero();
-      if (mdp) mu = _mm512_add_epi64(mu, clampv(vshs(_mm512_mul_epi32(load_i16(mdp + i, k), mdm), r.sd), -kL40, kL40));
-      mu = clampv(mu, -kL18, kL18);
-      const V x = _mm512_add_epi64(_mm512_slli_epi64(A, 16), _mm512_mullo_epi64(_mm512_sub_epi64(P, A), mu));
+      const V A = vshift_uniform(_mm512_mul_epi32(load_i16(ap + i, k), ma), int(r.sa));
+      const V P = vshift_uniform(_mm512_mul_epi32(load_i16(pp + i, k), mp), int(r.sp));
+      const V x = _mm512_add_epi64(_mm512_slli_epi64(A, 16), _mm512_mul_epi32(_mm512_sub_epi64(P, A), mu_at(i, k)));
       _mm512_mask_storeu_epi64(v + i, k, x);
-      mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));
+      mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));  // lanes past n: a = p = 0, x = 0
+    }
+    return _mm512_reduce_max_epu64(mx);
+  }
+  for (int64_t i = 0; i < n; i += 8) {
+    const __mmask8 k = tail8(n - i);
+    const V A = vshs(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa);   // |a * mant| <= 2^30
+    const V P = vshs(_mm512_mul_epi32(load_i16(pp + i, k), mp), r.sp);
+    const V x = _mm512_add_epi64(_mm512_slli_epi64(A, 16), _mm512_mullo_epi64(_mm512_sub_epi64(P, A), mu_at(i, k)));
+    _mm512_mask_storeu_epi64(v + i, k, x);
+    mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));
+  }
+  return _mm512_reduce_max_epu64(mx);
+}
+
+// Rows software-pipelined over the two int64 rows of scratch (as in avx2.cc): row m + 1's v is
+// formed before row m is quantized, so row m's chain (maximum, quantizer setup, scale) overlaps
+// independent work.
+void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  if (m0 >= m1) return;
+  int64_t* buf[2] = {reinterpret_cast<int64_t*>(llm::align64(scratch)), nullptr};
+  buf[1] = buf[0] + llm::pad16(a.n) + 16;
+  const int64_t n = a.n;
+  MixRow r = mix_row(a, m0);
+  uint64_t A0 = mix_v_row(a, r, m0, buf[0]);
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t* v = buf[(m - m0) & 1];
+    const MixRow rm = r;
+    const uint64_t A0m = A0;
+    if (m + 1 < m1) {
+      r = mix_row(a, m + 1);
+      A0 = mix_v_row(a, r, m + 1, buf[(m + 1 - m0) & 1]);
     }
     int d = 0;
-    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), _mm512_reduce_max_epu64(mx), &d,
-                             [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
-    a.ys[m] = mix_scale(A, a.qmax, d, r);
+    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0m, &d,
+                                 [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
+    a.ys[m] = mix_scale(A, a.qmax, d, rm);
   }
 }
 
