@@ -330,6 +330,26 @@ void tile8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t bstep, int64_
 #pragma GCC unroll 4
     for (int n = 0; n < NR; ++n) acc[i][n] = init ? init[i * NR + n] : _mm512_setzero_si512();
   const __m512i k80 = _mm512_set1_epi8(char(0x80));
+  if (MR == 1) {  // a GEMV row: even and odd k-steps on two chains (half the vpdpbusd latency chain)
+    __m512i odd[NR];
+#pragma GCC unroll 4
+    for (int n = 0; n < NR; ++n) odd[n] = _mm512_setzero_si512();
+    int64_t k = 0;
+    for (; k + 2 <= k4; k += 2, b += 2 * bstep, a += 8) {
+      int32_t v0, v1;
+      std::memcpy(&v0, a, 4);
+      std::memcpy(&v1, a + 4, 4);
+      const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(v0), k80), x1 = _mm512_xor_si512(_mm512_set1_epi32(v1), k80);
+#pragma GCC unroll 4
+      for (int n = 0; n < NR; ++n) {
+        acc[0][n] = _mm512_dpbusd_epi32(acc[0][n], x0, _mm512_loadu_si512(b + n * 64));
+        odd[n] = _mm512_dpbusd_epi32(odd[n], x1, _mm512_loadu_si512(b + bstep + n * 64));
+      }
+    }
+#pragma GCC unroll 4
+    for (int n = 0; n < NR; ++n) acc[0][n] = _mm512_add_epi32(acc[0][n], odd[n]);  // i32 sums wrap: same bytes
+    k4 -= k;
+  }
   for (int64_t k = 0; k < k4; ++k, b += bstep, a += 4) {
     __m512i w[NR];
 #pragma GCC unroll 4
