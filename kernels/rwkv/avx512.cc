@@ -67,29 +67,14 @@ uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v)
   return _mm512_reduce_max_epu64(mx);
 }
 
-// Rows software-pipelined over the two int64 rows of scratch (as in avx2.cc): row m + 1's v is
-// formed before row m is quantized, so row m's chain (maximum, quantizer setup, scale) overlaps
-// independent work.
 void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
-  if (m0 >= m1) return;
-  int64_t* buf[2] = {reinterpret_cast<int64_t*>(llm::align64(scratch)), nullptr};
-  buf[1] = buf[0] + llm::pad16(a.n) + 16;
   const int64_t n = a.n;
-  MixRow r = mix_row(a, m0);
-  uint64_t A0 = mix_v_row(a, r, m0, buf[0]);
-  for (int64_t m = m0; m < m1; ++m) {
-    const int64_t* v = buf[(m - m0) & 1];
-    const MixRow rm = r;
-    const uint64_t A0m = A0;
-    if (m + 1 < m1) {
-      r = mix_row(a, m + 1);
-      A0 = mix_v_row(a, r, m + 1, buf[(m + 1 - m0) & 1]);
-    }
-    int d = 0;
-    const int64_t A = vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0m, &d,
-                                 [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
-    a.ys[m] = mix_scale(A, a.qmax, d, rm);
-  }
+  mix_pipelined(
+      a, m0, m1, scratch, [&a](const MixRow& r, int64_t m, int64_t* v) { return mix_v_row(a, r, m, v); },
+      [&a, n](int64_t m, const int64_t* v, uint64_t A0, int* d) {
+        return vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, d,
+                          [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
+      });
 }
 
 void x_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1) {

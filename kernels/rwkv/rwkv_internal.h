@@ -61,6 +61,31 @@ inline RowScale mix_scale(int64_t A, int qmax, int d, const MixRow& r) {
   return llm::scale_of_i(A, qmax, d, 1, r.e + 16);
 }
 
+// x_mix's driver for the SIMD variants: rows software-pipelined over the two int64 rows of scratch
+// (rwkv_scratch). Row m + 1's v is formed before row m is quantized, so row m's chain (its maximum,
+// the quantizer's division, the scale) overlaps independent work. v_row(r, m, v) writes row m's v
+// and returns max |v|; quant(m, v, A0, &d) quantizes row m and returns its A.
+template <class VRow, class Quant>
+void mix_pipelined(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch, VRow v_row, Quant quant) {
+  if (m0 >= m1) return;
+  int64_t* buf[2] = {reinterpret_cast<int64_t*>(llm::align64(scratch)), nullptr};
+  buf[1] = buf[0] + llm::pad16(a.n) + 16;
+  MixRow r = mix_row(a, m0);
+  uint64_t A0 = v_row(r, m0, buf[0]);
+  for (int64_t m = m0; m < m1; ++m) {
+    const int64_t* v = buf[(m - m0) & 1];
+    const MixRow rm = r;
+    const uint64_t A0m = A0;
+    if (m + 1 < m1) {
+      r = mix_row(a, m + 1);
+      A0 = v_row(r, m + 1, buf[(m + 1 - m0) & 1]);
+    }
+    int d = 0;
+    const int64_t A = quant(m, v, A0m, &d);
+    a.ys[m] = mix_scale(A, a.qmax, d, rm);
+  }
+}
+
 // ---- fixed --------------------------------------------------------------------------------------
 
 inline int64_t fixed_lo(const RwkvFixedArgs& a) { return a.out_bits == 16 ? INT16_MIN : INT32_MIN; }
