@@ -369,9 +369,7 @@ void out(const LinattnArgs& a, int64_t m0, int64_t m1) {
     const int64_t A = avx2h::vquant_gen(
         n, 32767, llm::QRow{nullptr, a.y + t * n}, A0, &d,
         [w](int64_t i) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)); }, [w](int64_t i) { return w[i]; });
-    const RowScale Q = a.qs[t];
-    const RowScale mu = llm::normalize(uint64_t(int64_t{Q.mant} * a.scale.mant), int64_t{Q.exp} + a.scale.exp + a.state_exp);
-    a.ys[t] = llm::scale_of_i(A, 32767, d, mu.mant, mu.exp);
+    a.ys[t] = out_scale(a, t, A, d);
   }
 }
 

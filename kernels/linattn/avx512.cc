@@ -392,9 +392,7 @@ void out(const LinattnArgs& a, int64_t m0, int64_t m1) {
     int d = 0;
     const int64_t A = vquant_gen(n, 32767, llm::QRow{nullptr, a.y + t * n}, _mm512_reduce_max_epu64(mx), &d,
                                  [w](int64_t i, __mmask8 k) { return load_i64(w + i, k); });
-    const RowScale Q = a.qs[t];
-    const RowScale mu = llm::normalize(uint64_t(int64_t{Q.mant} * a.scale.mant), int64_t{Q.exp} + a.scale.exp + a.state_exp);
-    a.ys[t] = llm::scale_of_i(A, 32767, d, mu.mant, mu.exp);
+    a.ys[t] = out_scale(a, t, A, d);
   }
 }
 

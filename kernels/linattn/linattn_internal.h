@@ -265,6 +265,14 @@ void heads_fused(const LinattnArgs& a, int64_t g0, int64_t g1) {
 namespace fq::k::linattn {
 namespace {
 
+// The output row scale of row t (contract "out") from the quantizer's A and d.
+inline RowScale out_scale(const LinattnArgs& a, int64_t t, int64_t A, int d) {
+  const RowScale Q = a.qs[t];
+  const RowScale mu = llm::normalize(uint64_t(int64_t{Q.mant} * a.scale.mant),
+                                     int64_t{Q.exp} + a.scale.exp + a.state_exp);
+  return llm::scale_of_i(A, 32767, d, mu.mant, mu.exp);
+}
+
 // out over rows [m0, m1): quantize each work row to int16 with its row scale (contract "out").
 inline void out_impl(const LinattnArgs& a, int64_t m0, int64_t m1) {
   const bool ok = linattn_valid(a);
@@ -278,10 +286,7 @@ inline void out_impl(const LinattnArgs& a, int64_t m0, int64_t m1) {
     }
     int d = 0;
     const int64_t A = quantize_row(a.work + t * n, n, 32767, nullptr, y, &d);
-    const RowScale Q = a.qs[t];
-    const RowScale mu = llm::normalize(uint64_t(int64_t{Q.mant} * a.scale.mant),
-                                       int64_t{Q.exp} + a.scale.exp + a.state_exp);
-    a.ys[t] = llm::scale_of_i(A, 32767, d, mu.mant, mu.exp);
+    a.ys[t] = out_scale(a, t, A, d);
   }
 }
 

@@ -87,8 +87,10 @@ struct Layout {
   // of a 24-byte record may touch
   int64_t cbx_block_bytes(int pb) const { return kp / 4 * pb * 24; }
   int64_t cbx_offset(int b) const { return round_up(i8_size(), kAlign) + int64_t{b} * cbx_block_bytes(kPB); }
-  int64_t cbt_offset() const { return round_up(cbx_offset(blocks - 1) + cbx_block_bytes(pb(blocks - 1)), kAlign); }
-  int64_t size() const { return cbx ? cbt_offset() + int64_t{panels} * cng * 8 + 64 : i8_size(); }
+  int64_t cbt_offset(int panel) const {  // panel's codebooks [ng][8]
+    return round_up(cbx_offset(blocks - 1) + cbx_block_bytes(pb(blocks - 1)), kAlign) + int64_t{panel} * cng * 8;
+  }
+  int64_t size() const { return cbx ? cbt_offset(panels) + 64 : i8_size(); }
 };
 
 Layout make_layout(const MatmulShape& s) {
@@ -202,7 +204,7 @@ void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
           for (int t = 0; t < 3; ++t) dst[3 * (e / 8) + t] |= uint8_t(v >> (8 * t));
         }
   }
-  int8_t* cbt = reinterpret_cast<int8_t*>(base + L.cbt_offset());
+  int8_t* cbt = reinterpret_cast<int8_t*>(base + L.cbt_offset(0));
   for (int p = 0; p < L.panels; ++p)
     for (int g = 0; g < L.cng; ++g)
       for (int j = 0; j < 8; ++j)
@@ -375,15 +377,26 @@ void tile8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t bstep, int64_
 // the panel's codebook for the step's group, broadcast to all 8 qwords (vpermb reads 6 index bits:
 // the 3 bits above the field pick one of the 8 copies). The weights are the int8 blocks' bytes, so
 // the sums are tile8<1, NR>'s. idx: the block's first record; cbt: its first panel's codebooks.
+// tile8cb's constant byte vectors: qword q's bytes 0-2 <- index bytes 3q .. 3q + 2 (spread), and
+// byte j of a qword <- its bits 3j .. 3j + 7 (shift).
+struct CbTables {
+  alignas(64) uint8_t spread[64];
+  alignas(64) uint8_t shift[64];
+};
+constexpr CbTables make_cb_tables() {
+  CbTables t{};
+  for (int i = 0; i < 64; ++i) t.spread[i] = uint8_t(3 * (i / 8) + (i % 8 < 3 ? i % 8 : 2)), t.shift[i] = uint8_t(3 * (i % 8));
+  return t;
+}
+constexpr CbTables kCbTables = make_cb_tables();
+
 template <int NR>
 __attribute__((target("avx512vbmi"))) void tile8cb(const uint8_t* a, const uint8_t* idx, const int8_t* cbt, int cng,
                                                    int g4, int64_t k4, __m512i* out) {
   __m512i acc[NR];
 #pragma GCC unroll 4
   for (int n = 0; n < NR; ++n) acc[n] = _mm512_setzero_si512();
-  alignas(64) uint8_t spread_b[64], shift_b[64];
-  for (int i = 0; i < 64; ++i) spread_b[i] = uint8_t(3 * (i / 8) + (i % 8 < 3 ? i % 8 : 2)), shift_b[i] = uint8_t(3 * (i % 8));
-  const __m512i spread = _mm512_load_si512(spread_b), shift = _mm512_load_si512(shift_b);
+  const __m512i spread = _mm512_load_si512(kCbTables.spread), shift = _mm512_load_si512(kCbTables.shift);
   const __m512i k80 = _mm512_set1_epi8(char(0x80));
   for (int64_t k0 = 0, g = 0; k0 < k4; k0 += g4, ++g) {
     __m512i tab[NR];
@@ -813,8 +826,7 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
       };
       if (cbx) {  // one row: the 3-bit copy
         __m512i acc[kPB];
-        kTile8Cb[pb](av, packed + p.L.cbx_offset(b),
-                     reinterpret_cast<const int8_t*>(packed + p.L.cbt_offset()) + int64_t{b} * kPB * p.L.cng * 8,
+        kTile8Cb[pb](av, packed + p.L.cbx_offset(b), reinterpret_cast<const int8_t*>(packed + p.L.cbt_offset(b * kPB)),
                      p.L.cng, p.L.cg / 4, p.L.k4, acc);
         finish8(0, 1, acc);
         continue;
