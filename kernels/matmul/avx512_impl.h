@@ -43,6 +43,7 @@
 #pragma once
 #if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 PR 105593 in AVX-512 headers
+#pragma GCC diagnostic ignored "-Wuninitialized"        // (the same, once _mm512_reduce_* is inlined)
 #endif
 #include <immintrin.h>
 
@@ -735,6 +736,41 @@ void finalize_row(const Plan& p, const MatmulArgs& x, const uint8_t* packed, int
 
 // ---- driver ------------------------------------------------------------------------------------
 
+// The small-GEMV plan's one unit with dynamic requantization and int8 weights (token-by-token
+// decode of small models, where the matrices are a few KB and the unit bookkeeping below would
+// cost as much as the sums): the same micro-kernels and the same arithmetic as the general path
+// (K is not chunked: with one row there is no A block to keep in L2, and the i32 sums wrap
+// either way), v kept in the strip and requantized by finalize_row.
+void gemv_small_dyn8(const Plan& p, const MatmulArgs& x, bool cbx, uint8_t* abuf, uint8_t* strip) {
+  const uint8_t* packed = static_cast<const uint8_t*>(x.packed);
+  const uint8_t* av = reinterpret_cast<const uint8_t*>(x.a);
+  if (p.L.k % 4 != 0) {
+    copy_a(x.a, x.lda, 1, p.L.k, p.lda_s, 1, abuf);
+    av = abuf;
+  }
+  __m512i mx = _mm512_setzero_si512();
+  for (int b = 0; b < p.L.blocks; ++b) {
+    const int pb = p.L.pb(b);
+    __m512i acc[kPB];
+    if (cbx)
+      kTile8Cb[pb](av, packed + p.L.cbx_offset(b), reinterpret_cast<const int8_t*>(packed + p.L.cbt_offset(b * kPB)),
+                   p.L.cng, p.L.cg / 4, p.L.k4, acc);
+    else
+      tile8_fn(1, pb)(av, 0, reinterpret_cast<const int8_t*>(packed + p.L.block_offset(b)), int64_t{pb} * 64,
+                      p.L.k4, nullptr, acc);
+    for (int j = 0; j < pb; ++j) {  // dyn8: v as even / odd lanes, max |v|
+      const ParI8* pi = reinterpret_cast<const ParI8*>(packed + (b * kPB + j) * p.L.par_bytes);
+      const __m512i a = _mm512_add_epi32(acc[j], _mm512_loadu_si512(pi->cbias)), mw = _mm512_loadu_si512(pi->mw);
+      const __m512i ve = _mm512_mul_epi32(a, mw), vo = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(mw, 32));
+      uint8_t* dst = strip + (b * kPB + j) * kL * 8;
+      _mm512_storeu_si512(dst, ve);
+      _mm512_storeu_si512(dst + 64, vo);
+      mx = _mm512_max_epu64(mx, _mm512_max_epu64(_mm512_abs_epi64(ve), _mm512_abs_epi64(vo)));
+    }
+  }
+  finalize_row(p, x, packed, 0, strip, _mm512_reduce_max_epu64(mx));
+}
+
 // No AMX: every unit runs the VNNI micro-kernels.
 struct NoAmx {
   static constexpr int kRows = 1;
@@ -771,6 +807,10 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
   const bool vbmi = p.L.cbx && cpu_features().vbmi;
   uint8_t* abuf = align64<uint8_t>(scratch);
   uint8_t* strip = abuf + round_up(p.abuf_rows * p.lda_s, kAlign);
+  if (p.m == 1 && p.nchunks == 1 && p.fused && !p.L.i4 && !amx) {  // (the one task: begin 0, end 1)
+    if (begin < end) gemv_small_dyn8(p, x, vbmi, abuf, strip);
+    return;
+  }
   __m512i* part = reinterpret_cast<__m512i*>(strip + (p.fused ? round_up(p.mb * p.np * p.raw_bytes, kAlign) : 0));
   uint8_t* amx_scratch = reinterpret_cast<uint8_t*>(part + round_up(p.mb, kMr8[1]) * kPB);
   if (amx) Amx::begin();
