@@ -425,6 +425,11 @@ __attribute__((target("avx512vbmi"))) void tile8cb(const uint8_t* a, const uint8
 }
 using Tile8CbFn = void (*)(const uint8_t*, const uint8_t*, const int8_t*, int, int, int64_t, __m512i*);
 constexpr Tile8CbFn kTile8Cb[kPB + 1] = {nullptr, tile8cb<1>, tile8cb<2>, tile8cb<3>, tile8cb<4>};
+// Panel block b of a cbx layout times one row a (whole K): acc[pb].
+inline void tile8cb_block(const Layout& L, const uint8_t* packed, int b, const uint8_t* a, __m512i* acc) {
+  kTile8Cb[L.pb(b)](a, packed + L.cbx_offset(b), reinterpret_cast<const int8_t*>(packed + L.cbt_offset(b * kPB)), L.cng,
+                    L.cg / 4, L.k4, acc);
+}
 
 // int4: out[i][n] = (sum_e, sum_o) i64 pairs: sum over groups of acc_u[g] * gm (even / odd lanes).
 // b: the block's first group; gstride: bytes per group; pb: panels in the block; n0: first panel.
@@ -673,16 +678,20 @@ inline void epilogue_row(const EpiCtx& c, const PanelEpi& q, int64_t m, __m512i 
 // Dynamic, int8: v = (acc + bias) * mw as even / odd lanes (order does not matter for the max);
 // stores acc + bias (raw_bytes 4) or v (raw_bytes 8: even lanes, then odd lanes) and returns
 // max(mx, |v|).
-inline __m512i dyn8(const EpiCtx& c, const PanelEpi& q, int64_t m, __m512i a, __m512i mx) {
-  const __m512i ve = _mm512_mul_epi32(a, q.mw_lo), vo = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), q.mw_hi);
-  uint8_t* dst = c.raw + ((m - c.raw_row0) * c.p->np + q.n0) * c.p->raw_bytes;
-  if (c.p->raw_bytes == 8) {
+// v = a * mw as even / odd lanes (mw_lo: the multipliers, mw_hi: them shifted down 32), stored at
+// dst and dst + 64 when store; returns max(mx, |v|).
+inline __m512i v_eo(__m512i a, __m512i mw_lo, __m512i mw_hi, bool store, uint8_t* dst, __m512i mx) {
+  const __m512i ve = _mm512_mul_epi32(a, mw_lo), vo = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), mw_hi);
+  if (store) {
     _mm512_storeu_si512(dst, ve);
     _mm512_storeu_si512(dst + 64, vo);
-  } else {
-    _mm512_storeu_si512(dst, a);
   }
   return _mm512_max_epu64(mx, _mm512_max_epu64(_mm512_abs_epi64(ve), _mm512_abs_epi64(vo)));
+}
+inline __m512i dyn8(const EpiCtx& c, const PanelEpi& q, int64_t m, __m512i a, __m512i mx) {
+  uint8_t* dst = c.raw + ((m - c.raw_row0) * c.p->np + q.n0) * c.p->raw_bytes;
+  if (c.p->raw_bytes != 8) _mm512_storeu_si512(dst, a);
+  return v_eo(a, q.mw_lo, q.mw_hi, c.p->raw_bytes == 8, dst, mx);
 }
 
 // store16 for v given as even (columns 0, 2, ..., 14) and odd lanes; i8 / i16 only.
@@ -736,7 +745,7 @@ void finalize_row(const Plan& p, const MatmulArgs& x, const uint8_t* packed, int
 
 // ---- driver ------------------------------------------------------------------------------------
 
-// The small-GEMV plan's one unit with dynamic requantization and int8 weights (token-by-token
+// The small-GEMV plan's one unit with dynamic requantization and int8 or cb3 weights (token-by-token
 // decode of small models, where the matrices are a few KB and the unit bookkeeping below would
 // cost as much as the sums): the same micro-kernels and the same arithmetic as the general path
 // (K is not chunked: with one row there is no A block to keep in L2, and the i32 sums wrap
@@ -753,19 +762,15 @@ void gemv_small_dyn8(const Plan& p, const MatmulArgs& x, bool cbx, uint8_t* abuf
     const int pb = p.L.pb(b);
     __m512i acc[kPB];
     if (cbx)
-      kTile8Cb[pb](av, packed + p.L.cbx_offset(b), reinterpret_cast<const int8_t*>(packed + p.L.cbt_offset(b * kPB)),
-                   p.L.cng, p.L.cg / 4, p.L.k4, acc);
+      tile8cb_block(p.L, packed, b, av, acc);
     else
       tile8_fn(1, pb)(av, 0, reinterpret_cast<const int8_t*>(packed + p.L.block_offset(b)), int64_t{pb} * 64,
                       p.L.k4, nullptr, acc);
-    for (int j = 0; j < pb; ++j) {  // dyn8: v as even / odd lanes, max |v|
+    for (int j = 0; j < pb; ++j) {  // dyn8's v and max |v|
       const ParI8* pi = reinterpret_cast<const ParI8*>(packed + (b * kPB + j) * p.L.par_bytes);
-      const __m512i a = _mm512_add_epi32(acc[j], _mm512_loadu_si512(pi->cbias)), mw = _mm512_loadu_si512(pi->mw);
-      const __m512i ve = _mm512_mul_epi32(a, mw), vo = _mm512_mul_epi32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(mw, 32));
-      uint8_t* dst = strip + (b * kPB + j) * kL * 8;
-      _mm512_storeu_si512(dst, ve);
-      _mm512_storeu_si512(dst + 64, vo);
-      mx = _mm512_max_epu64(mx, _mm512_max_epu64(_mm512_abs_epi64(ve), _mm512_abs_epi64(vo)));
+      const __m512i mw = _mm512_loadu_si512(pi->mw);
+      mx = v_eo(_mm512_add_epi32(acc[j], _mm512_loadu_si512(pi->cbias)), mw, _mm512_srli_epi64(mw, 32), true,
+                strip + (b * kPB + j) * kL * 8, mx);
     }
   }
   finalize_row(p, x, packed, 0, strip, _mm512_reduce_max_epu64(mx));
@@ -866,8 +871,7 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
       };
       if (cbx) {  // one row: the 3-bit copy
         __m512i acc[kPB];
-        kTile8Cb[pb](av, packed + p.L.cbx_offset(b), reinterpret_cast<const int8_t*>(packed + p.L.cbt_offset(b * kPB)),
-                     p.L.cng, p.L.cg / 4, p.L.k4, acc);
+        tile8cb_block(p.L, packed, b, av, acc);
         finish8(0, 1, acc);
         continue;
       }

@@ -137,7 +137,7 @@ TEST_CASE("mamba int: prefill equals decode bit for bit, and hands its state ove
 }
 
 // The whole W4A8 pipeline (rotation search, online Hadamard, clipping search, GPTQ) on a short
-// calibration: its int4 graph decodes and prefills to the same bytes. The [accuracy] case above
+// calibration: its int4 graph decodes and prefills to the same bytes. The [accuracy] case below
 // runs the same pipeline at full calibration; this one also runs under the sanitizers.
 TEST_CASE("mamba int: W4A8 prefill equals decode bit for bit", "[mamba][int]") {
   const QModel q = quantize(tiny_model(), read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-w4a8.yaml",
