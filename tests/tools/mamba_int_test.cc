@@ -20,6 +20,7 @@
 #include "cli_test_util.h"
 #include "forward.h"
 #include "fq/fq.h"
+#include "fq/kernels/cpu.h"
 #include "init.h"
 #include "quant.h"
 
@@ -43,6 +44,13 @@ MambaRecipe recipe(const std::string& name) {
 
 const QModel& w8a8() {
   static const QModel q = quantize(tiny_model(), recipe("w8a8"));
+  return q;
+}
+
+// The W4A8 recipe on a short calibration (the [accuracy] case runs it at full calibration).
+const QModel& w4a8_short() {
+  static const QModel q = quantize(tiny_model(), read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-w4a8.yaml",
+                                                             {"calib_sequences=2", "calib_tokens=32"}));
   return q;
 }
 
@@ -140,14 +148,42 @@ TEST_CASE("mamba int: prefill equals decode bit for bit, and hands its state ove
 // calibration: its int4 graph decodes and prefills to the same bytes. The [accuracy] case below
 // runs the same pipeline at full calibration; this one also runs under the sanitizers.
 TEST_CASE("mamba int: W4A8 prefill equals decode bit for bit", "[mamba][int]") {
-  const QModel q = quantize(tiny_model(), read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-w4a8.yaml",
-                                                      {"calib_sequences=2", "calib_tokens=32"}));
+  const QModel& q = w4a8_short();
   const std::vector<int> toks = random_tokens(128, q.c.vocab_size, 6);
   fq::Session dec(build_int_graph(q, "decode", 1)), pre(build_int_graph(q, "prefill", 64));
   const std::vector<uint8_t> a = run_rows(dec, toks), b = run_rows(pre, toks);
   REQUIRE(a.size() == b.size());
   CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
   CHECK(dec.save_state() == pre.save_state());
+}
+
+// Every kernel path this CPU runs gives the scalar path's bytes, decode and prefill, W8A8 and W4A8
+// (the int4 GEMMs and the online Hadamard): so the [accuracy] cases, run once on the default path,
+// hold for every path (.ci/run's forced-ISA stages rely on this instead of repeating them).
+TEST_CASE("mamba int: every ISA gives the scalar logits bit for bit", "[mamba][int]") {
+  const QModel& q4 = w4a8_short();
+  const std::vector<int> toks = random_tokens(128, q4.c.vocab_size, 7);
+  std::vector<std::string> isas;
+  for (const char* name : {"avx2", "avx512", "amx", "neon", "neondot"}) {
+    fq::k::Isa isa;
+    if (fq::k::parse_isa(name, &isa) && fq::k::isa_supported(isa)) isas.push_back(name);
+  }
+  for (const QModel* q : {&w8a8(), &q4})
+    for (int rows : {1, 64}) {
+      const fq::Graph g = build_int_graph(*q, rows == 1 ? "decode" : "prefill", rows);
+      const std::vector<int> part(toks.begin(), toks.begin() + (rows == 1 ? 16 : 128));
+      auto run = [&](const std::string& isa) {
+        fq::Options o;
+        o.isa = isa;
+        fq::Session s(g, o);
+        return run_rows(s, part);
+      };
+      const std::vector<uint8_t> want = run("scalar");
+      for (const std::string& isa : isas) {
+        INFO((q == &q4 ? "W4A8 " : "W8A8 ") << rows << " rows on " << isa);
+        CHECK(run(isa) == want);
+      }
+    }
 }
 
 TEST_CASE("mamba int: MambaQuant beats round-to-nearest and Hadamard-only at W4A8", "[mamba][int][accuracy]") {

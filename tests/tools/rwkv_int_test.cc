@@ -17,6 +17,7 @@
 #include "forward.h"
 #include "fq/fq.h"
 #include "fq/graph.h"
+#include "fq/kernels/cpu.h"
 #include "model.h"
 #include "quant.h"
 
@@ -210,6 +211,48 @@ TEST_CASE("rwkv int: sequence mode equals token by token, state save / restore",
         const fq::TensorView l = s.output("logits");
         REQUIRE(std::memcmp(l.data, want.data() + size_t(t) * size_t(l.shape[1]), l.bytes) == 0);
       }
+    }
+  }
+}
+
+// Every kernel path this CPU runs gives the scalar path's bytes on every integer graph: so the
+// accuracy cases above, run once on the default path, hold for every path (.ci/run's forced-ISA
+// stages rely on this instead of repeating them).
+TEST_CASE("rwkv int: every ISA gives the scalar logits bit for bit", "[rwkv][int]") {
+  const std::vector<int> bytes = heldout(false);
+  std::vector<std::string> isas;
+  for (const char* name : {"avx2", "avx512", "amx", "neon", "neondot"}) {
+    fq::k::Isa isa;
+    if (fq::k::parse_isa(name, &isa) && fq::k::isa_supported(isa)) isas.push_back(name);
+  }
+  // decode with codebook GEMVs, sequence mode with int8 GEMMs, and once codebook GEMMs (the
+  // scalar path decodes codebook weights per row: slow on the larger models)
+  std::vector<std::string> names = {"5v2-730K-rwkvquant-seq64"};
+  for (const char* model : {"5v1-730K", "5v2-730K", "6v0-3m", "7v0-834K"})
+    for (const char* recipe : {"-rwkvquant", "-w8a8-seq64"}) names.push_back(std::string(model) + recipe);
+  for (const std::string& name : names) {
+    const fq::Graph g = model_graph(name);
+    // logits and their scales: token by token 3 tokens (the state carried), seq64 one run
+    auto run = [&](const std::string& isa) {
+      fq::Options o;
+      o.isa = isa;
+      fq::Session s(g, o);
+      const size_t T = size_t(s.input("tokens").shape[0]);
+      std::vector<uint8_t> out;
+      for (size_t run = 0; run < (T == 1 ? 3 : 1); ++run) {
+        for (size_t t = 0; t < T; ++t) static_cast<int32_t*>(s.input("tokens").data)[t] = bytes[run * T + t];
+        s.run();
+        for (const char* o_name : {"logits", "logits_scale"}) {
+          const fq::TensorView v = s.output(o_name);
+          out.insert(out.end(), static_cast<const uint8_t*>(v.data), static_cast<const uint8_t*>(v.data) + v.bytes);
+        }
+      }
+      return out;
+    };
+    const std::vector<uint8_t> want = run("scalar");
+    for (const std::string& isa : isas) {
+      INFO(name << " on " << isa);
+      CHECK(run(isa) == want);
     }
   }
 }
