@@ -1370,7 +1370,179 @@ __attribute__((noinline)) void x_layernorm_seg(const LayernormArgs& a, int64_t m
   }
 }
 
+// ---- layernorm, runs of 8 in lanes -------------------------------------------------------------
+
+// 8x8 int64 transpose: lane j of r[i] -> lane i of c[j].
+inline void transpose8x8(const V* r, V* c) {
+  V a[8], b[8];
+  for (int i = 0; i < 8; i += 2) a[i] = _mm512_unpacklo_epi64(r[i], r[i + 1]), a[i + 1] = _mm512_unpackhi_epi64(r[i], r[i + 1]);
+  const V lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int i = 0; i < 8; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      b[i + h] = _mm512_permutex2var_epi64(a[i + h], lo, a[i + 2 + h]);
+      b[i + 2 + h] = _mm512_permutex2var_epi64(a[i + h], hi, a[i + 2 + h]);
+    }
+  for (int i = 0; i < 4; ++i) c[i] = _mm512_shuffle_i64x2(b[i], b[i + 4], 0x44), c[i + 4] = _mm512_shuffle_i64x2(b[i], b[i + 4], 0xEE);
+}
+// bitlen64 per lane (0 <= x < 2^63), without AVX512CD: a binary search on the lanes.
+inline V vbitlen(V x) {
+  V n = zero();
+  for (int s = 32; s >= 1; s >>= 1) {
+    const __mmask8 m = _mm512_cmpge_epu64_mask(x, s64(int64_t{1} << s));
+    x = _mm512_mask_srlv_epi64(x, m, x, s64(s));
+    n = _mm512_mask_add_epi64(n, m, n, s64(s));
+  }
+  return _mm512_add_epi64(n, x);  // x is 0 or 1 here
+}
+// vshift_uniform with a count per lane (|d| <= 63).
+inline V vshift_lanes(V x, V d) {
+  const V one = s64(1);
+  const V r = _mm512_add_epi64(_mm512_srav_epi64(x, d), _mm512_and_si512(_mm512_srav_epi64(x, _mm512_sub_epi64(d, one)), one));
+  const V l = _mm512_sllv_epi64(x, _mm512_sub_epi64(zero(), d));
+  return _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(d, zero()),
+                                 _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(d, zero()), x, l), r);
+}
+// llm::shs with a count per lane (any s; |x| < 2^62).
+inline V vshs_lanes(V x, V s) {
+  const V one = s64(1), sc = _mm512_min_epi64(s, s64(63));
+  V r = _mm512_add_epi64(_mm512_srav_epi64(x, sc), _mm512_and_si512(_mm512_srav_epi64(x, _mm512_sub_epi64(sc, one)), one));
+  r = _mm512_maskz_mov_epi64(_mm512_cmple_epi64_mask(s, s64(62)), r);            // s > 62: 0
+  const V l = _mm512_min_epi64(_mm512_sub_epi64(zero(), s), s64(62));             // left: l >= 62 saturates
+  const V sat = _mm512_mask_blend_epi64(_mm512_movepi64_mask(x), s64(llm::kSat62), s64(-llm::kSat62));
+  const __mmask8 big = _mm512_cmpge_epu64_mask(_mm512_abs_epi64(x), _mm512_sllv_epi64(one, _mm512_sub_epi64(s64(62), l)));
+  const V left = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(x, x), _mm512_mask_blend_epi64(big, _mm512_sllv_epi64(x, l), sat));
+  return _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(s, zero()),
+                                 _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(s, zero()), x, left), r);
+}
+
+// visqrt8 of N vectors at once (N independent chains in registers).
+template <int N>
+inline void visqrt8n(V* u, V* r) {
+  V uu[N], rr[N];
+#pragma GCC unroll 8
+  for (int q = 0; q < N; ++q) uu[q] = u[q], rr[q] = zero();
+  for (int it = 0; it < 32; ++it) {
+    const V bit = s64(int64_t{1} << (62 - 2 * it));
+#pragma GCC unroll 8
+    for (int q = 0; q < N; ++q) {
+      const V t = _mm512_add_epi64(rr[q], bit), h = _mm512_srli_epi64(rr[q], 1);
+      const __mmask8 ge = _mm512_cmpge_epu64_mask(uu[q], t);
+      uu[q] = _mm512_mask_sub_epi64(uu[q], ge, uu[q], t);
+      rr[q] = _mm512_mask_add_epi64(h, ge, h, bit);
+    }
+  }
+#pragma GCC unroll 8
+  for (int q = 0; q < N; ++q) r[q] = rr[q];
+}
+
+// segments of L = 8 (RWKV's GroupNorm over heads of 8), d % 64 == 0, channels per element
+// (inner <= 1): x_layernorm_seg's arithmetic with one run per lane. A group is 8 runs of one row,
+// transposed so that every per-run statistic and ln_pre / ln_fin step is lane-wise; the square
+// roots of up to kGroups groups (of one or more rows) are taken together, interleaved.
+void x_layernorm_seg8(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
+  const int64_t D = a.d, G = D / 64;   // groups per row
+  const V P = s64(ln_P(8));
+  constexpr int kGroups = 8;
+  struct Group {
+    V xp[8];              // x' of element i of the 8 runs
+    V mu, k, j, u;
+    __mmask8 zero;
+  };
+  Group grp[kGroups];
+  V rr[kGroups];
+  V wm = zero();   // max |v| of the row being finished (rows may span batches)
+  int64_t next = m0 * G;   // next group to finish, as m * G + g
+  const int64_t end = m1 * G;
+  for (int64_t first = m0 * G; first < end; first += kGroups) {
+    const int n = int(end - first < kGroups ? end - first : kGroups);
+    LnEps eps{0, 0};
+    for (int q = 0; q < n; ++q) {   // statistics and ln_pre of each group
+      const int64_t m = (first + q) / G, g = (first + q) % G, b = m * D + g * 64;
+      if (q == 0 || g == 0) eps = ln_eps(a, a.xs[m * a.xs_stride]);
+      Group& r = grp[q];
+      V X[8];
+      for (int t = 0; t < 8; ++t) X[t] = ln_load8(a, b + 8 * t, 0xFF);
+      transpose8x8(X, r.xp);
+      const V x0 = r.xp[0];
+      V A0 = zero();
+      for (int i = 0; i < 8; ++i) A0 = _mm512_max_epu64(A0, _mm512_abs_epi64(_mm512_sub_epi64(r.xp[i], x0)));
+      const V c = _mm512_sub_epi64(vbitlen(A0), P);
+      V S = zero(), Q = zero();
+      for (int i = 0; i < 8; ++i) {
+        const V x = vshift_lanes(_mm512_sub_epi64(r.xp[i], x0), c);   // |x'| <= 2^22
+        r.xp[i] = x;
+        S = _mm512_add_epi64(S, x);
+        Q = _mm512_add_epi64(Q, _mm512_mul_epi32(x, x));
+      }
+      r.mu = _mm512_srai_epi64(_mm512_add_epi64(_mm512_add_epi64(S, S), s64(8)), 4);   // ln_mu(S, 8)
+      const V muS = _mm512_mul_epi32(r.mu, S);                                         // |S| <= 2^25
+      const V ms = _mm512_add_epi64(_mm512_sub_epi64(Q, _mm512_add_epi64(muS, muS)),
+                                    _mm512_slli_epi64(_mm512_mul_epi32(r.mu, r.mu), 3));
+      const V msd = _mm512_srai_epi64(ms, 3);                                          // ln_div(ms, 8, 3)
+      // ln_pre, lane-wise
+      const V e2 = _mm512_sub_epi64(s64(eps.e2c), _mm512_add_epi64(c, c));
+      r.k = zero();
+      if (eps.q > 0) {
+        const V over = _mm512_add_epi64(e2, s64(int64_t{bitlen64(uint64_t(eps.q))} - 60));
+        r.k = _mm512_maskz_srai_epi64(_mm512_cmpgt_epi64_mask(over, zero()), _mm512_add_epi64(over, s64(1)), 1);
+      }
+      const V k2 = _mm512_add_epi64(r.k, r.k);
+      const V v = _mm512_add_epi64(vshs_lanes(msd, k2), vshs_lanes(s64(eps.q), _mm512_sub_epi64(k2, e2)));
+      r.zero = _mm512_cmpeq_epi64_mask(v, zero());
+      const V jv = _mm512_srai_epi64(_mm512_sub_epi64(s64(62), vbitlen(v)), 1);       // floor_half
+      r.j = _mm512_mask_mov_epi64(jv, r.zero, s64(30));
+      r.u = _mm512_maskz_mov_epi64(__mmask8(~r.zero), vshs_lanes(v, _mm512_sub_epi64(zero(), _mm512_add_epi64(jv, jv))));
+    }
+    // visqrt8 of every group, interleaved (in registers: 1, 2, 4 or 8 groups, zero padded)
+    V u[kGroups];
+    for (int q = 0; q < kGroups; ++q) u[q] = q < n ? grp[q].u : zero();
+    if (n == 1) visqrt8n<1>(u, rr);
+    else if (n == 2) visqrt8n<2>(u, rr);
+    else if (n <= 4) visqrt8n<4>(u, rr);
+    else visqrt8n<8>(u, rr);
+    for (int q = 0; q < n; ++q, ++next) {   // ln_fin, the runs' values, the row's quantizer
+      const Group& r = grp[q];
+      const int64_t m = next / G, g = next % G;
+      // ln_fin: rr = 2^30 for a zero run, >= 1 otherwise; R = (2^61 - 1) / rr per lane
+      const V rv = _mm512_mask_mov_epi64(_mm512_max_epi64(rr[q], s64(1)), r.zero, s64(int64_t{1} << 30));
+      alignas(64) int64_t rl[8];
+      _mm512_store_si512(rl, rv);
+      for (int l = 0; l < 8; ++l) rl[l] = int64_t(((uint64_t{1} << 61) - 1) / uint64_t(rl[l]));
+      const V R = _mm512_load_si512(rl);
+      const V sh = _mm512_min_epi64(_mm512_add_epi64(_mm512_sub_epi64(s64(61 - 16), r.j), r.k), s64(63));
+      const __mmask8 live = _mm512_cmple_epi64_mask(sh, s64(62));   // sh > 62: v = 0
+      V z[8], Z[8];
+      for (int i = 0; i < 8; ++i)
+        z[i] = _mm512_maskz_mov_epi64(live, vshift_lanes(_mm512_mul_epi32(_mm512_sub_epi64(r.xp[i], r.mu), R), sh));
+      transpose8x8(z, Z);
+      const int64_t c0 = a.gm ? ln_ch(a, m, 0) : 0;
+      for (int t = 0; t < 8; ++t) {
+        const int64_t s0 = g * 64 + 8 * t;
+        V v = Z[t];
+        if (a.gm) {
+          const V gmv = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.gm + c0 + s0)));
+          const V bov = _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.bo + c0 + s0)));
+          v = _mm512_add_epi64(_mm512_mul_epi32(gmv, v), _mm512_slli_epi64(bov, 16));
+        }
+        _mm512_storeu_si512(w + s0, v);
+        wm = _mm512_max_epu64(wm, _mm512_abs_epi64(v));
+      }
+      if (g + 1 < G) continue;
+      const int64_t base = m * D;
+      int8_t* y8 = a.qmax <= 127 ? static_cast<int8_t*>(a.y) + base : nullptr;
+      int16_t* y16 = a.qmax <= 127 ? nullptr : static_cast<int16_t*>(a.y) + base;
+      int d = 0;
+      const int64_t A = vquant(w, D, a.qmax, y8, y16, &d, _mm512_reduce_max_epu64(wm));
+      a.ys[m] = scale_of_i(A, a.qmax, d, 1, int64_t{a.ae} + 16);
+      wm = zero();
+    }
+  }
+}
+
 void x_layernorm(const LayernormArgs& a, int64_t m0, int64_t m1, void* scratch) {
+  if (a.segments > 1 && a.d == 8 * a.segments && a.d % 64 == 0 && a.inner <= 1)
+    return x_layernorm_seg8(a, m0, m1, scratch);
   if (a.segments > 1) return x_layernorm_seg(a, m0, m1, scratch);
   int64_t* w = reinterpret_cast<int64_t*>(align64(scratch));
   const int64_t D = a.d;

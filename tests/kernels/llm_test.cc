@@ -1472,17 +1472,20 @@ TEST_CASE("llm: layernorm variants bit-exact", "[llm][variants][layernorm]") {
 }
 
 // segments > 1 (RWKV's GroupNorm over heads): runs shorter than a vector (1..9), a vector or two
-// (8, 16) and wide (64), up to 70 runs (more than one batch of the SIMD variants), many rows with a
-// row scale each; constant runs (x' = 0), eps 0 (v = 0: r = 2^30), a huge eps (k > 0), channel
-// runs of `inner` elements crossing the statistics' runs.
+// (8, 16) and wide (64), up to 72 runs (more than one batch of the SIMD variants; runs of 8 with
+// 8, 16, 24 and 72 runs take AVX-512's runs-in-lanes path, whose batches of 8 groups of 8 runs
+// span rows, or split one), many rows with a row scale each; constant runs (x' = 0, with and
+// without channel runs), eps 0 (v = 0: r = 2^30), a huge eps (k > 0), channel runs of `inner`
+// elements crossing the statistics' runs.
 TEST_CASE("llm: layernorm segments variants bit-exact (short runs, many rows)", "[llm][variants][layernorm]") {
   for_variants([](const LlmKernel& k) {
     Rng r(312);
     std::vector<uint8_t> b1, b2;
     for (int64_t L : {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{6}, int64_t{7},
                       int64_t{8}, int64_t{9}, int64_t{16}, int64_t{64}})
-      for (int64_t segs : {int64_t{2}, int64_t{3}, int64_t{8}, int64_t{12}, int64_t{70}})
-        for (int fill = 0; fill < 5; ++fill)
+      for (int64_t segs : {int64_t{2}, int64_t{3}, int64_t{8}, int64_t{12}, int64_t{16}, int64_t{24}, int64_t{70},
+                           int64_t{72}})
+        for (int fill = 0; fill < 6; ++fill)
           for (int in_bits : {8, 16, 32}) {
             if (L * segs > 1024 && fill != 0) continue;
             const int64_t d = L * segs;
@@ -1490,12 +1493,13 @@ TEST_CASE("llm: layernorm segments variants bit-exact (short runs, many rows)", 
             const int64_t inner = (fill == 3 && d % 3 == 0) ? 3 : (fill == 4 && d % 2 == 0) ? 2 : 1;
             const int64_t groups = inner > 1 ? 2 : 1;
             const int64_t M = uniform(r, 5, 24);
-            LnCase c = make_ln(r, in_bits, M, d, groups, inner, affine, fill == 4 ? 1 : fill);
+            const bool constant = fill >= 4;  // 5: as 4, channels per element
+            LnCase c = make_ln(r, in_bits, M, d, groups, inner, affine, constant ? 1 : fill);
             c.segments = segs;
-            if (fill == 4)  // constant runs: every x' is 0
+            if (constant)  // constant runs: every x' is 0
               for (int64_t m = 0; m < M; ++m)
                 for (int64_t i = 0; i < d; ++i) c.x[size_t(m * d + i)] = c.x[size_t(m * d + (i / L) * L)];
-            if (fill == 2 || (fill == 4 && in_bits == 8)) c.eps_m = 0;
+            if (fill == 2 || (constant && in_bits == 8)) c.eps_m = 0;
             if (fill == 3 && in_bits != 32) c.eps_e = int(uniform(r, -40, -10));  // eps >> variance: k > 0
             for (int qmax : {127, 32767, 300}) {
               const int64_t mid = uniform(r, 0, M);
