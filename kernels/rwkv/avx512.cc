@@ -9,6 +9,7 @@
 // GCC 12 warns inside its own AVX-512 headers (the "undefined" pass-through operand).
 #if !defined(__clang__)  // (a GCC warning group)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include "../llm/x86_avx512_helpers.h"
@@ -20,49 +21,34 @@ namespace {
 
 using namespace avx512h;
 
-// max |x| over n int16 (|INT16_MIN| = 2^15: vpabsw's 0x8000 read unsigned).
-inline uint64_t max_abs16(const int16_t* x, int64_t n) {
-  __m512i mx = zero();
-  for (int64_t i = 0; i < n; i += 32) mx = _mm512_max_epu16(mx, _mm512_abs_epi16(_mm512_maskz_loadu_epi16(tail32(n - i), x + i)));
-  return _mm512_reduce_max_epu32(_mm512_max_epu32(_mm512_and_si512(mx, _mm512_set1_epi32(0xFFFF)), _mm512_srli_epi32(mx, 16)));
-}
-
-// v of row m (the int64 row before the quantizer) into v; returns max |v|. When |A|, |P| < 2^30
-// (bounded from max |a|, max |p| and the row's mantissas and shifts) the shifts cannot saturate
-// and |P - A| < 2^31, so (P - A) mu (|mu| <= 2^18) is one vpmuldq; otherwise the general lanes
-// (saturating vshs, vpmullq: 3 uops on Intel).
+// v of row m (the int64 row before the quantizer) into v; returns max |v|. The mantissas are in
+// [0, 2^15] (llm.h's bounds), so |a * mant| <= 2^30 and v is formed as
+//   v = A (2^16 - mu) + P mu   (= A 2^16 + (P - A) mu, exactly),
+// each product one vpmuldq (|2^16 - mu| < 2^19): a side shifted right is rounded first (as A itself,
+// |A| <= 2^30), a side shifted left (by at most 12, mix_row) is shifted after the product
+// (|a mant (2^16 - mu)| < 2^49: no shift saturates, and |v| < 2^62 as the contract says).
 uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v) {
   const int64_t n = a.n;
   const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
   const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm);
-  const auto small = [&](const int16_t* x, int64_t mant, int64_t sx) {
-    return mant >= 0 && mant <= (1 << 15) && sx >= -30 && sx <= 62 &&
-           (max_abs16(x, n) * uint64_t(mant) << (sx < 0 ? -sx : 0)) < (uint64_t{1} << 30);
-  };
   const auto mu_at = [&](int64_t i, __mmask8 k) {
     V mu = a.mu_c ? load_i32(a.mu_c + i, k) : zero();
     if (mdp) mu = _mm512_add_epi64(mu, clampv(vshs(_mm512_mul_epi32(load_i16(mdp + i, k), mdm), r.sd), -kL40, kL40));
     return clampv(mu, -kL18, kL18);
   };
+  // one side: shift_s(x mant, s) c, given x mant
+  const auto side = [](V xm, int64_t s, V c) {
+    if (s > 0) return _mm512_mul_epi32(vshs(xm, s), c);
+    return _mm512_sll_epi64(_mm512_mul_epi32(xm, c), _mm_cvtsi64_si128(-s));
+  };
   V mx = zero();
-  if (small(ap, r.ma, r.sa) && small(pp, r.mp, r.sp)) {
-    for (int64_t i = 0; i < n; i += 8) {
-      const __mmask8 k = tail8(n - i);
-      const V A = vshift_uniform(_mm512_mul_epi32(load_i16(ap + i, k), ma), int(r.sa));
-      const V P = vshift_uniform(_mm512_mul_epi32(load_i16(pp + i, k), mp), int(r.sp));
-      const V x = _mm512_add_epi64(_mm512_slli_epi64(A, 16), _mm512_mul_epi32(_mm512_sub_epi64(P, A), mu_at(i, k)));
-      _mm512_mask_storeu_epi64(v + i, k, x);
-      mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));  // lanes past n: a = p = 0, x = 0
-    }
-    return _mm512_reduce_max_epu64(mx);
-  }
   for (int64_t i = 0; i < n; i += 8) {
     const __mmask8 k = tail8(n - i);
-    const V A = vshs(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa);   // |a * mant| <= 2^30
-    const V P = vshs(_mm512_mul_epi32(load_i16(pp + i, k), mp), r.sp);
-    const V x = _mm512_add_epi64(_mm512_slli_epi64(A, 16), _mm512_mullo_epi64(_mm512_sub_epi64(P, A), mu_at(i, k)));
+    const V mu = mu_at(i, k);
+    const V x = _mm512_add_epi64(side(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa, _mm512_sub_epi64(s64(1 << 16), mu)),
+                                 side(_mm512_mul_epi32(load_i16(pp + i, k), mp), r.sp, mu));
     _mm512_mask_storeu_epi64(v + i, k, x);
-    mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));
+    mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));  // lanes past n: a = p = 0, x = 0
   }
   return _mm512_reduce_max_epu64(mx);
 }
