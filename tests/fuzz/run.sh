@@ -28,14 +28,25 @@ find "$repo/graphs" -name '*.yaml' -exec cp {} "$work/yaml/" \; 2>/dev/null || t
 FQ_FUZZ_MAKE_SEEDS="$work/blob" "$blob"
 FQ_FUZZ_SHARED=${FQ_FUZZ_SHARED:-$repo/../shared} FQ_FUZZ_MAKE_SEEDS="$work/import" "$import"
 
+# One harness: its log in $work/NAME.log, printed whole if it fails, else its final stats.
 run() {
   local bin=$1 name=$2
   shift 2
-  echo "== $name: ${seconds}s"
-  "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$work/artifacts/$name-" "$@" "$work/$name"
+  if "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+      -artifact_prefix="$work/artifacts/$name-" "$@" "$work/$name" >"$work/$name.log" 2>&1; then
+    echo "== $name: ${seconds}s, $(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$work/$name.log" || true)"
+  else
+    cat "$work/$name.log"
+    echo "== $name: FAILED (log above, input in $work/artifacts)"
+    return 1
+  fi
 }
-run "$yaml" yaml -dict="$here/yaml.dict" -max_len=8192
-run "$blob" blob -max_len=4096
-run "$import" import -max_len=4096
+# A libFuzzer run is one process on one core: yaml and blob side by side, then import.
+status=0
+run "$yaml" yaml -dict="$here/yaml.dict" -max_len=8192 &
+yaml_pid=$!
+run "$blob" blob -max_len=4096 || status=1
+wait "$yaml_pid" || status=1
+run "$import" import -max_len=4096 || status=1
+[[ $status -eq 0 ]] || exit 1
 echo "fuzzing: no failures"
