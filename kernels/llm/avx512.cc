@@ -1271,17 +1271,30 @@ inline V ln_load8(const LayernormArgs& a, int64_t k, __mmask8 msk) {
   return _mm512_cvtepi32_epi64(_mm256_maskz_loadu_epi32(msk, static_cast<const int32_t*>(a.x) + k));
 }
 
-// isqrt64 of 8 lanes (u < 2^62): the bit-by-bit square root of fixed_point.h, 32 steps for every
-// lane (steps with r = 0 and bit > u change nothing, as its skip loop).
-inline V visqrt8(V u) {
-  V r = _mm512_setzero_si512();
+// isqrt64 of 8 lanes (u < 2^62) for each of N vectors: the bit-by-bit square root of
+// fixed_point.h, 32 steps for every lane (steps with r = 0 and bit > u change nothing, as its skip
+// loop); the N chains interleaved in registers.
+template <int N>
+inline void visqrt8n(const V* u, V* r) {
+  V uu[N], rr[N];
+#pragma GCC unroll 8
+  for (int q = 0; q < N; ++q) uu[q] = u[q], rr[q] = _mm512_setzero_si512();
   for (int it = 0; it < 32; ++it) {
     const V bit = s64(int64_t{1} << (62 - 2 * it));
-    const V t = _mm512_add_epi64(r, bit);
-    const __mmask8 ge = _mm512_cmpge_epu64_mask(u, t);
-    u = _mm512_mask_sub_epi64(u, ge, u, t);
-    r = _mm512_mask_add_epi64(_mm512_srli_epi64(r, 1), ge, _mm512_srli_epi64(r, 1), bit);
+#pragma GCC unroll 8
+    for (int q = 0; q < N; ++q) {
+      const V t = _mm512_add_epi64(rr[q], bit), h = _mm512_srli_epi64(rr[q], 1);
+      const __mmask8 ge = _mm512_cmpge_epu64_mask(uu[q], t);
+      uu[q] = _mm512_mask_sub_epi64(uu[q], ge, uu[q], t);
+      rr[q] = _mm512_mask_add_epi64(h, ge, h, bit);
+    }
   }
+#pragma GCC unroll 8
+  for (int q = 0; q < N; ++q) r[q] = rr[q];
+}
+inline V visqrt8(V u) {
+  V r;
+  visqrt8n<1>(&u, &r);
   return r;
 }
 
@@ -1384,57 +1397,6 @@ inline void transpose8x8(const V* r, V* c) {
     }
   for (int i = 0; i < 4; ++i) c[i] = _mm512_shuffle_i64x2(b[i], b[i + 4], 0x44), c[i + 4] = _mm512_shuffle_i64x2(b[i], b[i + 4], 0xEE);
 }
-// bitlen64 per lane (0 <= x < 2^63), without AVX512CD: a binary search on the lanes.
-inline V vbitlen(V x) {
-  V n = zero();
-  for (int s = 32; s >= 1; s >>= 1) {
-    const __mmask8 m = _mm512_cmpge_epu64_mask(x, s64(int64_t{1} << s));
-    x = _mm512_mask_srlv_epi64(x, m, x, s64(s));
-    n = _mm512_mask_add_epi64(n, m, n, s64(s));
-  }
-  return _mm512_add_epi64(n, x);  // x is 0 or 1 here
-}
-// vshift_uniform with a count per lane (|d| <= 63).
-inline V vshift_lanes(V x, V d) {
-  const V one = s64(1);
-  const V r = _mm512_add_epi64(_mm512_srav_epi64(x, d), _mm512_and_si512(_mm512_srav_epi64(x, _mm512_sub_epi64(d, one)), one));
-  const V l = _mm512_sllv_epi64(x, _mm512_sub_epi64(zero(), d));
-  return _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(d, zero()),
-                                 _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(d, zero()), x, l), r);
-}
-// llm::shs with a count per lane (any s; |x| < 2^62).
-inline V vshs_lanes(V x, V s) {
-  const V one = s64(1), sc = _mm512_min_epi64(s, s64(63));
-  V r = _mm512_add_epi64(_mm512_srav_epi64(x, sc), _mm512_and_si512(_mm512_srav_epi64(x, _mm512_sub_epi64(sc, one)), one));
-  r = _mm512_maskz_mov_epi64(_mm512_cmple_epi64_mask(s, s64(62)), r);            // s > 62: 0
-  const V l = _mm512_min_epi64(_mm512_sub_epi64(zero(), s), s64(62));             // left: l >= 62 saturates
-  const V sat = _mm512_mask_blend_epi64(_mm512_movepi64_mask(x), s64(llm::kSat62), s64(-llm::kSat62));
-  const __mmask8 big = _mm512_cmpge_epu64_mask(_mm512_abs_epi64(x), _mm512_sllv_epi64(one, _mm512_sub_epi64(s64(62), l)));
-  const V left = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(x, x), _mm512_mask_blend_epi64(big, _mm512_sllv_epi64(x, l), sat));
-  return _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(s, zero()),
-                                 _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(s, zero()), x, left), r);
-}
-
-// visqrt8 of N vectors at once (N independent chains in registers).
-template <int N>
-inline void visqrt8n(V* u, V* r) {
-  V uu[N], rr[N];
-#pragma GCC unroll 8
-  for (int q = 0; q < N; ++q) uu[q] = u[q], rr[q] = zero();
-  for (int it = 0; it < 32; ++it) {
-    const V bit = s64(int64_t{1} << (62 - 2 * it));
-#pragma GCC unroll 8
-    for (int q = 0; q < N; ++q) {
-      const V t = _mm512_add_epi64(rr[q], bit), h = _mm512_srli_epi64(rr[q], 1);
-      const __mmask8 ge = _mm512_cmpge_epu64_mask(uu[q], t);
-      uu[q] = _mm512_mask_sub_epi64(uu[q], ge, uu[q], t);
-      rr[q] = _mm512_mask_add_epi64(h, ge, h, bit);
-    }
-  }
-#pragma GCC unroll 8
-  for (int q = 0; q < N; ++q) r[q] = rr[q];
-}
-
 // segments of L = 8 (RWKV's GroupNorm over heads of 8), d % 64 == 0, channels per element
 // (inner <= 1): x_layernorm_seg's arithmetic with one run per lane. A group is 8 runs of one row,
 // transposed so that every per-run statistic and ln_pre / ln_fin step is lane-wise; the square

@@ -106,6 +106,37 @@ inline V vshift_uniform(V x, int d) {
   return x;
 }
 
+// bitlen64 per lane (0 <= x < 2^63), without AVX512CD: a binary search on the lanes.
+inline V vbitlen(V x) {
+  V n = zero();
+  for (int s = 32; s >= 1; s >>= 1) {
+    const __mmask8 m = _mm512_cmpge_epu64_mask(x, s64(int64_t{1} << s));
+    x = _mm512_mask_srlv_epi64(x, m, x, s64(s));
+    n = _mm512_mask_add_epi64(n, m, n, s64(s));
+  }
+  return _mm512_add_epi64(n, x);  // x is 0 or 1 here
+}
+// vshift_uniform with a count per lane (|d| <= 63).
+inline V vshift_lanes(V x, V d) {
+  const V one = s64(1);
+  const V r = _mm512_add_epi64(_mm512_srav_epi64(x, d), _mm512_and_si512(_mm512_srav_epi64(x, _mm512_sub_epi64(d, one)), one));
+  const V l = _mm512_sllv_epi64(x, _mm512_sub_epi64(zero(), d));
+  return _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(d, zero()),
+                                 _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(d, zero()), x, l), r);
+}
+// llm::shs with a count per lane (any s; |x| < 2^62).
+inline V vshs_lanes(V x, V s) {
+  const V one = s64(1), sc = _mm512_min_epi64(s, s64(63));
+  V r = _mm512_add_epi64(_mm512_srav_epi64(x, sc), _mm512_and_si512(_mm512_srav_epi64(x, _mm512_sub_epi64(sc, one)), one));
+  r = _mm512_maskz_mov_epi64(_mm512_cmple_epi64_mask(s, s64(62)), r);            // s > 62: 0
+  const V l = _mm512_min_epi64(_mm512_sub_epi64(zero(), s), s64(62));             // left: l >= 62 saturates
+  const V sat = _mm512_mask_blend_epi64(_mm512_movepi64_mask(x), s64(llm::kSat62), s64(-llm::kSat62));
+  const __mmask8 big = _mm512_cmpge_epu64_mask(_mm512_abs_epi64(x), _mm512_sllv_epi64(one, _mm512_sub_epi64(s64(62), l)));
+  const V left = _mm512_maskz_mov_epi64(_mm512_test_epi64_mask(x, x), _mm512_mask_blend_epi64(big, _mm512_sllv_epi64(x, l), sat));
+  return _mm512_mask_blend_epi64(_mm512_cmpgt_epi64_mask(s, zero()),
+                                 _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(s, zero()), x, left), r);
+}
+
 // quantize_row (llm.h) of the int64 row whose 8 lanes at i (mask k) are gen(i, k), given A0 = max |v|:
 // the one AVX-512 row quantizer of the llm, ssm and rwkv families.
 template <class Gen>
