@@ -665,12 +665,28 @@ void check_rmsnorm_int(const Check& c) {
   dynamic_output(c, {DType::i8, DType::i16}, x.shape);
 }
 
+// The columns of x a dimatmul reads: optional attribute x_cols [begin, end) (default all of x), so
+// that matrices fed by parts of one row (RWKV v6's LoRA: one fc1, five fc2 on its column ranges)
+// read them in place. Returns {begin, K}.
+std::pair<int64_t, int64_t> dimatmul_cols(const NodeDef& n, const TensorDef& x) {
+  const std::vector<int64_t> r = n.attr_ints("x_cols");
+  return r.size() == 2 ? std::make_pair(r[0], r[1] - r[0]) : std::make_pair(int64_t{0}, x.shape[1]);
+}
+int64_t check_dimatmul_cols(const Check& c, const TensorDef& x) {
+  if (!c.n.attrs.count("x_cols")) return x.shape[1];
+  const std::vector<int64_t> r = c.n.attr_ints("x_cols");
+  if (r.size() != 2 || r[0] < 0 || r[0] >= r[1] || r[1] > x.shape[1])
+    c.error("attribute 'x_cols' must be [begin, end) with 0 <= begin < end <= " + std::to_string(x.shape[1]) +
+            " (the columns of '" + x.name + "')");
+  return r[1] - r[0];
+}
+
 // Codebook weights (RWKVQuant's vector-quantized matrices, matmul.h cb3 / cb4): w u8 [N, ceil(K b / 8)]
 // (the index bitstream of each row), codebook i8 [ceil(N / R), ceil(K / group), 2^b] (R rows share
 // a codebook), mult i32 or i16 [N] (row scales; i16 is widened at load) [, bias]; attrs bits (3 or
 // 4), group (32, 64 or 128), w_exp, optional codebook_rows R (default 1).
-void check_dimatmul_codebook(const Check& c, const TensorDef& x, const TensorDef& w) {
-  const int64_t n = w.shape[0], k = x.shape[1];
+void check_dimatmul_codebook(const Check& c, const TensorDef& x, const TensorDef& w, int64_t k) {
+  const int64_t n = w.shape[0];
   if (c.n.inputs.size() < 5 || c.n.inputs.size() > 6)
     c.error("codebook dimatmul takes x, x_scale, w, codebook, mult [, bias]");
   const int64_t b = c.attr("bits", 3, 4), group = c.attr("group", 32, 128);
@@ -706,12 +722,12 @@ void check_dimatmul(const Check& c) {
   c.constant(w);
   c.dtype(w, {DType::i8, DType::i4, DType::u8});
   c.rank(w, 2);
-  const int64_t n = w.shape[0], k = x.shape[1];
+  const int64_t n = w.shape[0], k = check_dimatmul_cols(c, x);
   c.attr("w_exp", 0, kMaxExp);
-  if (w.dtype == DType::u8) return check_dimatmul_codebook(c, x, w);
+  if (w.dtype == DType::u8) return check_dimatmul_codebook(c, x, w, k);
   if (w.shape[1] != k)
     c.error("weight '" + w.name + "' has " + std::to_string(w.shape[1]) + " inputs, input '" +
-            x.name + "' has " + std::to_string(k));
+            x.name + "' has " + std::to_string(k) + (c.n.attrs.count("x_cols") ? " (x_cols)" : ""));
   const bool i4 = w.dtype == DType::i4;
   const size_t nb = i4 ? 5 : 4;  // index of the optional bias
   if (c.n.inputs.size() < nb || c.n.inputs.size() > nb + 1)
@@ -885,8 +901,9 @@ void bind_dimatmul(BindCtx& ctx, const NodeDef& n) {
   const TensorDef &x = g.tensor(n.inputs[0]), &w = g.tensor(n.inputs[2]);
   const bool i4 = w.dtype == DType::i4, cb = w.dtype == DType::u8;
   const size_t nb = i4 || cb ? 5 : 4;
+  const auto [col, kdim] = dimatmul_cols(n, x);
   k::MatmulShape s;
-  s.m = x.shape[0], s.n = int(w.shape[0]), s.k = int(x.shape[1]);
+  s.m = x.shape[0], s.n = int(w.shape[0]), s.k = int(kdim);
   s.format = cb ? (attr_of(n, "bits") == 3 ? k::WeightFormat::cb3 : k::WeightFormat::cb4)
                 : i4 ? k::WeightFormat::i4 : k::WeightFormat::i8;
   s.group = i4 || cb ? attr_of(n, "group") : 0;
@@ -916,8 +933,8 @@ void bind_dimatmul(BindCtx& ctx, const NodeDef& n) {
   void* packed = ctx.alloc(p.kernel->packed_size(s));
   p.kernel->pack(s, mw, packed);
   k::MatmulArgs& a = p.args;
-  a.a = ptr_of<const int8_t>(ctx, n.inputs[0]);
-  a.lda = s.k;
+  a.a = ptr_of<const int8_t>(ctx, n.inputs[0]) + col;
+  a.lda = x.shape[1];
   a.packed = packed;
   a.e.op = k::MatmulOp::dynamic;
   a.e.out_type = k::OutType::i16;

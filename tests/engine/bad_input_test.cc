@@ -96,6 +96,7 @@ const Case kYamlCases[] = {
     {"llm_dimatmul_shape.yaml", "llm_dimatmul_shape.yaml:51:", "tensor 'q' has shape [1,7], expected [1,8]"},
     {"llm_dimatmul_w_exp.yaml", "llm_dimatmul_w_exp.yaml:51:", "attribute 'w_exp' = 125 is outside [0, 124]"},
     {"llm_dimatmul_group.yaml", "llm_dimatmul_group.yaml:52:", "attribute 'group' must be 32, 64 or 128"},
+    {"llm_dimatmul_x_cols.yaml", "llm_dimatmul_x_cols.yaml:51:", "attribute 'x_cols' must be [begin, end) with 0 <= begin < end <= 8 (the columns of 'xb')"},
     {"llm_dimatmul_arity.yaml", "llm_dimatmul_arity.yaml:51:", "takes 4..6 inputs, got 3"},
     {"llm_rope_dtype.yaml", "llm_rope_dtype.yaml:54:", "tensor 'qr' has dtype i8, expected i16"},
     {"llm_rope_shape.yaml", "llm_rope_shape.yaml:54:", "tensor 'qr' has shape [1,6], expected [1,8]"},

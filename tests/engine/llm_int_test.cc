@@ -87,8 +87,9 @@ struct Builder {
   }
 
   // A dimatmul node NAME: x (i8, with x_scale) -> y (i16, with y_scale), random weights.
+  // x_col >= 0: the node reads x's columns [x_col, x_col + kdim) (attribute x_cols).
   void dimatmul(const std::string& name, const std::string& x, const std::string& y, int64_t m,
-                int64_t n, int64_t kdim, bool int4, bool bias, int group = 32) {
+                int64_t n, int64_t kdim, bool int4, bool bias, int group = 32, int64_t x_col = -1) {
     std::vector<std::string> in = {x, x + "_scale", name + ".w"};
     Attrs attrs = {{"w_exp", 40}};
     if (int4) {
@@ -110,6 +111,7 @@ struct Builder {
     }
     dyn(y, DType::i16, {m, n});
     node(name, "dimatmul", in, {y, y + "_scale"}, attrs);
+    if (x_col >= 0) g.nodes.back().attrs["x_cols"] = std::vector<int64_t>{x_col, x_col + kdim};
   }
 
   fq::Graph done(std::vector<std::string> outputs) {
@@ -248,7 +250,8 @@ class Reference {
     kern.pack(s, mw, packed.data());
     std::vector<int8_t> row_shift(size_t(s.m));
     k::MatmulArgs a;
-    a.a = p<int8_t>(in[0]), a.lda = s.k, a.packed = packed.data();
+    const std::vector<int64_t> cols = n.attr_ints("x_cols");  // [begin, end) or all of x
+    a.a = p<int8_t>(in[0]) + (cols.empty() ? 0 : cols[0]), a.lda = dim(in[0], 1), a.packed = packed.data();
     a.e.op = k::MatmulOp::dynamic, a.e.out_type = k::OutType::i16, a.e.row_shift = row_shift.data();
     a.y = p<int16_t>(n.outputs[0]), a.ldy = s.n;
     Bytes workspace(kern.workspace_size(s, a.e) + 1), scratch(kern.scratch_size(s, a.e) + 1);
@@ -512,6 +515,30 @@ TEST_CASE("dimatmul matches the scalar matmul kernel (int8 and int4, with and wi
     b.dimatmul("mm", "x", "y", c.m, c.n, c.k, c.int4, c.bias, c.group);
     const fq::Graph g = b.done({"y", "y_scale"});
     check_graph(g, runs_of(g, {{}, {}}));
+  }
+}
+
+TEST_CASE("dimatmul with x_cols reads a column range of x in place (RWKV v6's LoRA fc2)") {
+  // Three nodes on one x [rows, 160]: the first, a middle and the last 32 or 64 columns; int8 and
+  // int4, one and several rows. The reference reads the range through a strided A.
+  for (const int64_t m : {1, 5})
+    for (const bool int4 : {false, true}) {
+      INFO("m " << m << " int4 " << int4);
+      Builder b;
+      b.dyn_input("x", DType::i8, {m, 160});
+      b.dimatmul("lo", "x", "y0", m, 40, 32, int4, true, 32, 0);
+      b.dimatmul("mid", "x", "y1", m, 17, 64, int4, false, 32, 32);
+      b.dimatmul("hi", "x", "y2", m, 128, 32, int4, true, 32, 128);
+      const fq::Graph g = b.done({"y0", "y0_scale", "y1", "y1_scale", "y2", "y2_scale"});
+      check_graph(g, runs_of(g, {{}, {}}));
+    }
+  // A range past x's columns, or empty, or not two integers: one clear error naming the node.
+  for (const std::vector<int64_t>& bad : {std::vector<int64_t>{130, 162}, {32, 32}, {-1, 31}, {0}}) {
+    Builder b;
+    b.dyn_input("x", DType::i8, {1, 160});
+    b.dimatmul("mm", "x", "y", 1, 8, 32, false, false);
+    b.g.nodes.back().attrs["x_cols"] = bad;
+    REQUIRE_THROWS_WITH(b.done({"y", "y_scale"}), Catch::Contains("'mm'") && Catch::Contains("x_cols"));
   }
 }
 

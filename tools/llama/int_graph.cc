@@ -23,12 +23,13 @@ std::vector<uint8_t> pack_i4(const std::vector<int8_t>& q, int n, int k) {
 
 void add_dimatmul(tools::GraphBuilder& b, const std::string& name, const std::string& wname,
                   const QLinear& q, const std::pair<std::string, std::string>& x,
-                  const std::pair<std::string, std::string>& y) {
+                  const std::pair<std::string, std::string>& y, int64_t x_col) {
   const int n = q.deq.rows, k = q.deq.cols;
   if (q.w_exp < 0 || q.w_exp > 124)
     throw Error(wname + ": weight exponent " + std::to_string(q.w_exp) +
                 " outside [0, 124] (weights too large or too small for the integer encoding)");
   std::map<std::string, Attr> attrs{{"w_exp", int64_t(q.w_exp)}};
+  if (x_col >= 0) attrs["x_cols"] = std::vector<int64_t>{x_col, x_col + k};
   std::vector<std::string> in{x.first, x.second, wname};
   if (!q.codebook.empty()) {  // indices as little-endian bitstreams per row (matmul.h)
     const int64_t rb = (int64_t{k} * q.bits + 7) / 8, ng = (k + q.group - 1) / q.group;

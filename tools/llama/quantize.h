@@ -179,10 +179,11 @@ TModel quantize_model(const LlamaWeights& w, const LlmRecipe& r, QuantReport* re
 // Packs int4 codes [N][K] two per byte (matmul.h's layout: low nibble = even k).
 std::vector<uint8_t> pack_i4(const std::vector<int8_t>& q, int n, int k);
 // Adds a `dimatmul` node `name` to g: the weights `wname` (+ `.mult`, or `.gmult` / `.gshift` for
-// int4) as constants, reading the dynamic activation x (values, scales) and writing y.
+// int4) as constants, reading the dynamic activation x (values, scales) and writing y. x_col >= 0:
+// the node reads x's columns [x_col, x_col + K) (attribute x_cols) instead of all of them.
 void add_dimatmul(tools::GraphBuilder& b, const std::string& name, const std::string& wname,
                   const QLinear& q, const std::pair<std::string, std::string>& x,
-                  const std::pair<std::string, std::string>& y);
+                  const std::pair<std::string, std::string>& y, int64_t x_col = -1);
 
 Graph build_int_graph(const TModel& m, const LlmRecipe& r, const QuantReport& rep,
                       const std::string& name);
