@@ -268,12 +268,10 @@ std::vector<float> forward(const Model& m, State& s, int token, Observer* obs) {
       const char* maa[5] = {"att.time_maa_w", "att.time_maa_k", "att.time_maa_v", "att.time_maa_r",
                             "att.time_maa_g"};
       Vec xs[5];  // xw, xk, xv, xr, xg
-      static const char* const w1n[5] = {"att.time_maa_w1.w", "att.time_maa_w1.k", "att.time_maa_w1.v",
-                                         "att.time_maa_w1.r", "att.time_maa_w1.g"};
+      see(l, "att.time_maa_w1", xxx);
       static const char* const w2n[5] = {"att.time_maa_w2.w", "att.time_maa_w2.k", "att.time_maa_w2.v",
                                          "att.time_maa_w2.r", "att.time_maa_w2.g"};
       for (size_t g = 0; g < 5; ++g) {
-        see(l, w1n[g], xxx);
         const Vec h = tanh_(matvec_rows(w1, xxx, g * D, D));
         see(l, w2n[g], h);
         const Vec w2g(w2.begin() + int64_t(g * E * D), w2.begin() + int64_t((g + 1) * E * D));

@@ -85,11 +85,11 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
       }
       return y;
     };
-    auto mm = [&](const std::string& out, const std::string& w, const Dyn& in) {
+    // y = W x; x_col >= 0: W reads x's columns [x_col, x_col + K)
+    auto mm = [&](const std::string& out, const std::string& w, const Dyn& in, int64_t x_col = -1) {
       const llama::QLinear& ql = L.w.at(w);
-      const int64_t K = g.tensor(in.first).shape[1];
-      const auto y = b.dyn(p + out, DType::i16, M, int64_t(ql.q.size()) / K);
-      llama::add_dimatmul(b, p + out, p + w, ql, in, y);
+      const auto y = b.dyn(p + out, DType::i16, M, ql.deq.rows);
+      llama::add_dimatmul(b, p + out, p + w, ql, in, y, x_col);
       return y;
     };
     auto shift = [&](const std::string& n, const Dyn& a) {
@@ -228,14 +228,16 @@ Graph build_int_graph(const QModel& q, const std::string& name, int rows) {
       decay = vec32(p + "att.decay", L.decay_q24);
     } else {  // 6: data-dependent mixing through the LoRA
       const auto xxx = mix("att.xxx", xa, xp, "att.mu_x");
+      // one fc1 for the five LoRAs (one per-token scale over its 5D outputs); fc2 of part c reads
+      // the columns [cD, (c + 1) D) of the shared tanh
+      const int64_t D5 = L.w.at("att.time_maa_w1").deq.rows, D = D5 / 5;
+      const auto h = requant("att.lora.h", act("att.lora.tanh", mm("att.lora.fc1", "att.time_maa_w1", xxx), false, D5),
+                             D5);
       Dyn xs[5];
       const char* tags[5] = {"w", "k", "v", "r", "g"};
       for (int c = 0; c < 5; ++c) {
         const std::string t = tags[c];
-        const auto h1 = mm("att.lora_" + t + ".fc1", "att.time_maa_w1." + t, xxx);
-        const int64_t D = int64_t(L.w.at("att.time_maa_w1." + t).q.size()) / E;
-        const auto h = requant("att.lora_" + t + ".h", act("att.lora_" + t + ".tanh", h1, false, D), D);
-        const auto md = mm("att.lora_" + t, "att.time_maa_w2." + t, h);
+        const auto md = mm("att.lora_" + t, "att.time_maa_w2." + t, h, c * D);
         xs[c] = mix("att.x" + t, xa, xp, "att.mu_" + t, &md);
       }
       xk = xs[1], xv = xs[2], xr = xs[3], xg = xs[4];

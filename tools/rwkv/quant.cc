@@ -429,10 +429,12 @@ QModel quantize_model(const Model& m, const RwkvRecipe& r) {
       const Tensor& w1 = m.t("blocks." + std::to_string(l) + ".att.time_maa_w1");
       const Tensor& w2 = m.t("blocks." + std::to_string(l) + ".att.time_maa_w2");
       const int D = int(w1.ne[1] / 5);
+      // the five fc1 parts as one [5D, E] matrix, as rwkv.cpp stores them (one input, one GEMV)
+      L.w["att.time_maa_w1"] = quant(mat_of(w1.data.data(), 5 * D, E), hess(l, "att.time_maa_w1"), wb, r, true,
+                                     &L.proxy["att.time_maa_w1"]);
       const char* tags[5] = {"w", "k", "v", "r", "g"};
       for (int g = 0; g < 5; ++g) {
-        const std::string n1 = std::string("att.time_maa_w1.") + tags[g], n2 = std::string("att.time_maa_w2.") + tags[g];
-        L.w[n1] = quant(mat_of(w1.data.data() + size_t(g) * D * E, D, E), hess(l, n1), wb, r, true, &L.proxy[n1]);
+        const std::string n2 = std::string("att.time_maa_w2.") + tags[g];
         L.w[n2] = quant(mat_of(w2.data.data() + size_t(g) * E * D, E, D), hess(l, n2), wb, r, true, &L.proxy[n2]);
       }
       matq("att.gate.weight");
