@@ -3,7 +3,7 @@
 // copies compiled with different ISA flags never meet under the One Definition Rule).
 //
 // Packed layout (one format for avx512 and amx, built by pack() below):
-//   [params: P panels x kParBytes(L)] [weights: B blocks]
+//   [params: P panels x par_bytes (int8: then the AMX biases i32 [P][16])] [weights: B blocks]
 //   panel = 16 output columns, block = up to 4 panels (64 columns), P = ceil(N/16), B = ceil(P/4).
 //   int8 block b with pb panels: [kp/4 k-steps][pb panels][16 columns][4 k] int8 (kp = K rounded up
 //     to 64, zero padded): one 64-byte row feeds one vpdpbusd, and 16 consecutive k-steps of one
@@ -11,7 +11,8 @@
 //   int4 block b: per group g: [G/8 step pairs][pb][64 bytes], each byte holding column c's k-step
 //     2j in its low nibble and 2j+1 in its high nibble (4 k each, two's complement); then
 //     [pb][16] int16 group mantissas gm. Groups are zero padded to G. One stream per block.
-//   params, int8: cbias i32[16] = bias - 128*sum_k w (VNNI), bias i32[16] (AMX), mw i32[16].
+//   params, int8: cbias i32[16] = bias - 128*sum_k w (VNNI), mw i32[16]: the two cache lines every
+//     VNNI pass reads (the AMX bias lives apart, so no third line comes in beside them).
 //   params, int4: b16 i64[16] = 16*(bias - 128*sum_g gm*sum_{k in g} q), gs i64[16].
 // Zero weights and zero multipliers pad the last panel, so padded columns give v = 0.
 //   cb3 with R % 16 == 0 and K % 4 == 0 (RWKVQuant's codebook weights) also keeps its indices, after
@@ -20,7 +21,9 @@
 //     codebooks [P panels][ng][8] int8 (a panel lies in one block of R rows). A GEMV on a CPU with
 //     AVX512_VBMI reads these 3.06 bits per weight instead of the int8 copy (tile8cb: 24 + 8/16 bytes
 //     per 64 weights rather than 64), so RWKV-6 3M's matrices stay in a 2 MB L2; the int8 blocks
-//     serve GEMMs, AMX and CPUs without VBMI. Both decode to the same int8 weights (same bytes out).
+//     serve GEMMs, AMX and CPUs without VBMI, and are not stored for a one-row shape (M = 1) on a
+//     VBMI CPU (L.i8b), whose only pass is the 3-bit one: a decode graph's cb3 matrices then take
+//     3.06 bits per weight in memory, not 11. Both decode to the same int8 weights (same bytes out).
 //
 // Exactness. vpdpbusd multiplies u8 by s8: A is offset to a+128 (a vpxord of each broadcast in
 // the micro-kernel) and the offset is removed with the pack-time column sums:
@@ -73,17 +76,22 @@ struct Layout {
   int64_t kp = 0;          // padded depth: int8 round_up(K, 64), int4 ng * G
   int64_t k4 = 0;          // k-steps that hold data: ceil(K/4) (int8)
   int panels = 0, blocks = 0;
-  int64_t par_bytes = 0;   // per panel
+  int64_t par_bytes = 0;   // per panel (int8: ParI8, then the AMX biases after all panels)
   bool cbx = false;        // cb3 with R % 16 == 0, K % 4 == 0: the 3-bit copy below the int8 blocks
+  bool i8b = true;         // the int8 blocks are stored: not for a one-row cbx GEMV on a VBMI CPU,
+                           // which reads only the 3-bit copy (x86_run's cbx path)
   int cg = 0, cng = 0;     // its group and number of groups
   int64_t group_bytes(int pb) const { return int64_t{g} / 8 * pb * 64 + int64_t{pb} * kL * 2; }
   int64_t block_bytes(int pb) const {
     return i4 ? ng * group_bytes(pb) : kp / 4 * pb * 64;
   }
   int pb(int b) const { return panels - b * kPB < kPB ? panels - b * kPB : kPB; }
-  int64_t params_size() const { return round_up(int64_t{panels} * par_bytes, kAlign); }
+  int64_t amx_bias_offset() const { return int64_t{panels} * par_bytes; }  // int8: i32 [panels][16]
+  int64_t params_size() const { return round_up(int64_t{panels} * (par_bytes + (i4 ? 0 : kL * 4)), kAlign); }
   int64_t block_offset(int b) const { return params_size() + int64_t{b} * block_bytes(kPB); }
-  int64_t i8_size() const { return params_size() + int64_t{blocks - 1} * block_bytes(kPB) + block_bytes(pb(blocks - 1)); }
+  int64_t i8_size() const {
+    return params_size() + (i8b ? int64_t{blocks - 1} * block_bytes(kPB) + block_bytes(pb(blocks - 1)) : 0);
+  }
   // the 3-bit copy (cbx): index blocks, then codebooks, then 64 bytes that tile8cb's 32-byte reads
   // of a 24-byte record may touch
   int64_t cbx_block_bytes(int pb) const { return kp / 4 * pb * 24; }
@@ -104,19 +112,22 @@ Layout make_layout(const MatmulShape& s) {
     L.par_bytes = 2 * kL * 8;
   } else {
     L.kp = round_up(s.k, 64);
-    L.par_bytes = 3 * kL * 4;
+    L.par_bytes = 2 * kL * 4;
   }
   L.k4 = ceil_div(s.k, 4);
   if (s.format == WeightFormat::cb3 && s.codebook_rows % kL == 0 && s.k % 4 == 0 && s.group % 4 == 0) {
     L.cbx = true;
     L.cg = s.group, L.cng = int(ceil_div(s.k, s.group));
+    L.i8b = !(s.m == 1 && cpu_features().vbmi);
   }
   L.panels = int(ceil_div(s.n, kL));
   L.blocks = int(ceil_div(L.panels, kPB));
   return L;
 }
 
-struct ParI8 { int32_t cbias[kL], bias[kL], mw[kL]; };
+// int8 panel record: the VNNI bias (bias - 128 sum w) and the multipliers, two cache lines that every
+// VNNI pass reads; the plain bias (AMX's tdpbssd needs no correction) sits apart, after all records.
+struct ParI8 { int32_t cbias[kL], mw[kL]; };
 struct ParI4 { int64_t b16[kL], gs[kL]; };
 
 size_t x86_packed_size(const MatmulShape& s) { return size_t(make_layout(s).size()); }
@@ -145,7 +156,7 @@ void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
         uint32_t sum = 0;
         for (int k = 0; k < s.k; ++k) sum += uint32_t(w8(n, k));
         par->cbias[c] = int32_t(uint32_t(bias) - 128u * sum);
-        par->bias[c] = bias;
+        reinterpret_cast<int32_t*>(base + L.amx_bias_offset())[p * kL + c] = bias;
         par->mw[c] = n < s.n ? w.mult[n] : 0;
       } else {
         ParI4* par = reinterpret_cast<ParI4*>(base + p * L.par_bytes);
@@ -159,7 +170,7 @@ void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
         par->gs[c] = n < s.n ? w.gshift[n] : 0;
       }
     }
-  for (int b = 0; b < L.blocks; ++b) {
+  for (int b = 0; b < L.blocks && L.i8b; ++b) {
     const int pb = L.pb(b);
     int8_t* dst = reinterpret_cast<int8_t*>(base + L.block_offset(b));
     if (!L.i4) {
@@ -549,7 +560,8 @@ PanelEpi panel_epi(const Plan& p, const uint8_t* packed, const MatmulEpilogue& e
   const uint8_t* par = packed + panel * p.L.par_bytes;
   if (!p.L.i4) {
     const ParI8* pi = reinterpret_cast<const ParI8*>(par);
-    q.bias32 = _mm512_loadu_si512(amx_bias ? pi->bias : pi->cbias);
+    q.bias32 = amx_bias ? _mm512_loadu_si512(packed + p.L.amx_bias_offset() + panel * 64)
+                        : _mm512_loadu_si512(pi->cbias);
     if (e.op == MatmulOp::dynamic) {  // even / odd lanes (dyn8)
       q.mw_lo = _mm512_loadu_si512(pi->mw);
       q.mw_hi = _mm512_srli_epi64(q.mw_lo, 32);
