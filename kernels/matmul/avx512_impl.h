@@ -102,10 +102,14 @@ struct Layout {
   int64_t size() const { return cbx ? cbt_offset(panels) + 64 : i8_size(); }
 };
 
-Layout make_layout(const MatmulShape& s) {
-  Layout L;
+// Fills every field of L in place (make_plan's Plan holds it: a returned copy, or one of Layout{},
+// cost a store-forwarding stall on the bool fields in every run() call).
+inline void make_layout(const MatmulShape& s, Layout& L) {
   L.i4 = s.format == WeightFormat::i4;
   L.n = s.n, L.k = s.k;
+  L.g = L.ng = 0;
+  L.cbx = false, L.i8b = true;  // (field by field: a Layout{} temporary is copied in wide moves)
+  L.cg = L.cng = 0;
   if (L.i4) {
     L.g = s.group, L.ng = int(ceil_div(s.k, s.group));
     L.kp = int64_t{L.ng} * L.g;
@@ -122,7 +126,6 @@ Layout make_layout(const MatmulShape& s) {
   }
   L.panels = int(ceil_div(s.n, kL));
   L.blocks = int(ceil_div(L.panels, kPB));
-  return L;
 }
 
 // int8 panel record: the VNNI bias (bias - 128 sum w) and the multipliers, two cache lines that every
@@ -130,12 +133,17 @@ Layout make_layout(const MatmulShape& s) {
 struct ParI8 { int32_t cbias[kL], mw[kL]; };
 struct ParI4 { int64_t b16[kL], gs[kL]; };
 
-size_t x86_packed_size(const MatmulShape& s) { return size_t(make_layout(s).size()); }
+size_t x86_packed_size(const MatmulShape& s) {
+  Layout L;
+  make_layout(s, L);
+  return size_t(L.size());
+}
 
 void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
   DecodedWeights decoded;  // codebook weights: the int8 matrix they stand for
   const MatmulWeights w = matmul_as_i8(s, w_in, &decoded);
-  const Layout L = make_layout(s);
+  Layout L;
+  make_layout(s, L);
   uint8_t* base = static_cast<uint8_t*>(packed);
   std::memset(base, 0, size_t(L.size()));
   const int64_t wrow = L.i4 ? (s.k + 1) / 2 : s.k;
@@ -245,7 +253,7 @@ struct Plan {
 // amx_rows: rows granularity of the A block in scratch (32 for AMX tiles, 1 otherwise).
 Plan make_plan(const MatmulShape& s, const MatmulEpilogue& e, int amx_rows) {
   Plan p;
-  p.L = make_layout(s);
+  make_layout(s, p.L);
   p.m = s.m;
   p.dyn = e.op == MatmulOp::dynamic;
   p.np = int64_t{p.L.panels} * kL;
@@ -804,9 +812,27 @@ struct NoAmx {
 };
 
 template <class Amx>
+void x86_run_units(const Plan& p, const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin, int64_t end,
+                   void* scratch);
+
+// The small GEMV returns before the general driver's frame (16 KB of row maxima, tile buffers) is set
+// up: decode runs a few hundred of them per token.
+template <class Amx>
 void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin, int64_t end,
              void* scratch) {
   const Plan p = make_plan(s, x.e, Amx::kRows);
+  if (p.m == 1 && p.nchunks == 1 && p.fused && !p.L.i4 && !Amx::use(p)) {  // (the one task: begin 0, end 1)
+    uint8_t* abuf = align64<uint8_t>(scratch);
+    if (begin < end)
+      gemv_small_dyn8(p, x, p.L.cbx && cpu_features().vbmi, abuf, abuf + round_up(p.abuf_rows * p.lda_s, kAlign));
+    return;
+  }
+  x86_run_units<Amx>(p, s, x, pass, begin, end, scratch);
+}
+
+template <class Amx>
+__attribute__((noinline)) void x86_run_units(const Plan& p, const MatmulShape& s, const MatmulArgs& x, int pass,
+                                             int64_t begin, int64_t end, void* scratch) {
   const uint8_t* packed = static_cast<const uint8_t*>(x.packed);
   uint8_t* ws = static_cast<uint8_t*>(x.workspace);
   uint64_t* ws_max = p.dyn && !p.fused
@@ -824,10 +850,6 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
   const bool vbmi = p.L.cbx && cpu_features().vbmi;
   uint8_t* abuf = align64<uint8_t>(scratch);
   uint8_t* strip = abuf + round_up(p.abuf_rows * p.lda_s, kAlign);
-  if (p.m == 1 && p.nchunks == 1 && p.fused && !p.L.i4 && !amx) {  // (the one task: begin 0, end 1)
-    if (begin < end) gemv_small_dyn8(p, x, vbmi, abuf, strip);
-    return;
-  }
   __m512i* part = reinterpret_cast<__m512i*>(strip + (p.fused ? round_up(p.mb * p.np * p.raw_bytes, kAlign) : 0));
   uint8_t* amx_scratch = reinterpret_cast<uint8_t*>(part + round_up(p.mb, kMr8[1]) * kPB);
   if (amx) Amx::begin();
