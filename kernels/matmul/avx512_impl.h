@@ -812,7 +812,7 @@ struct NoAmx {
 };
 
 template <class Amx>
-void x86_run_units(const Plan& p, const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin, int64_t end,
+void x86_run_units(Plan p, const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin, int64_t end,
                    void* scratch);
 
 // The small GEMV returns before the general driver's frame (16 KB of row maxima, tile buffers) is set
@@ -831,8 +831,10 @@ void x86_run(const MatmulShape& s, const MatmulArgs& x, int pass, int64_t begin,
 }
 
 template <class Amx>
-__attribute__((noinline)) void x86_run_units(const Plan& p, const MatmulShape& s, const MatmulArgs& x, int pass,
+__attribute__((noinline)) void x86_run_units(Plan p, const MatmulShape& s, const MatmulArgs& x, int pass,
                                              int64_t begin, int64_t end, void* scratch) {
+  // (p by value: a local the loops below can keep in registers; through a reference every field
+  // would be reloaded after each store of the epilogue)
   const uint8_t* packed = static_cast<const uint8_t*>(x.packed);
   uint8_t* ws = static_cast<uint8_t*>(x.workspace);
   uint64_t* ws_max = p.dyn && !p.fused
