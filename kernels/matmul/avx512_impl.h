@@ -285,7 +285,10 @@ Plan make_plan(const MatmulShape& s, const MatmulEpilogue& e, int amx_rows) {
   if (p.fused) {  // ~64 rows per unit (each unit reads all the weights), 8 units at least
     const int64_t want = round_up(ceil_div(s.m, 64), kUnits);
     mblocks = mblocks > want ? mblocks : want;
-    mblocks = ceil_div(s.m, round_up(ceil_div(s.m, mblocks), mr));  // whole micro-tiles
+    // whole micro-tiles; AMX (int8): whole 16-row tiles, so that no unit pads a tile (64 rows: 4
+    // units of 16, not 6 of 11 that each copy A zero-padded and half-fill their tiles)
+    const int64_t tile = amx_rows > 1 && !p.L.i4 ? 16 : mr;
+    mblocks = ceil_div(s.m, round_up(ceil_div(s.m, mblocks), tile));
   } else {
     const int64_t need = ceil_div(kUnits, mblocks > 0 ? mblocks : 1);
     chunks = need < p.L.blocks ? need : p.L.blocks;
