@@ -27,10 +27,13 @@ using namespace avx512h;
 // each product one vpmuldq (|2^16 - mu| < 2^19): a side shifted right is rounded first (as A itself,
 // |A| <= 2^30), a side shifted left (by at most 12, mix_row) is shifted after the product
 // (|a mant (2^16 - mu)| < 2^49: no shift saturates, and |v| < 2^62 as the contract says).
-uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v) {
+// mu64 (optional): the row-independent mu (no md) and 2^16 - mu as int64 rows, formed once per call.
+template <bool kHoisted>
+uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v, const int64_t* mu64) {
   const int64_t n = a.n;
   const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
   const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm);
+  const int64_t* om64 = mu64 ? mu64 + llm::pad16(n) : nullptr;
   const auto mu_at = [&](int64_t i, __mmask8 k) {
     V mu = a.mu_c ? load_i32(a.mu_c + i, k) : zero();
     if (mdp) mu = _mm512_add_epi64(mu, clampv(vshs(_mm512_mul_epi32(load_i16(mdp + i, k), mdm), r.sd), -kL40, kL40));
@@ -44,8 +47,13 @@ uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v)
   V mx = zero();
   for (int64_t i = 0; i < n; i += 8) {
     const __mmask8 k = tail8(n - i);
-    const V mu = mu_at(i, k);
-    const V x = _mm512_add_epi64(side(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa, _mm512_sub_epi64(s64(1 << 16), mu)),
+    V mu, om;
+    if (kHoisted) {
+      mu = _mm512_load_si512(mu64 + i), om = _mm512_load_si512(om64 + i);
+    } else {
+      mu = mu_at(i, k), om = _mm512_sub_epi64(s64(1 << 16), mu);
+    }
+    const V x = _mm512_add_epi64(side(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa, om),
                                  side(_mm512_mul_epi32(load_i16(pp + i, k), mp), r.sp, mu));
     _mm512_mask_storeu_epi64(v + i, k, x);
     mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));  // lanes past n: a = p = 0, x = 0
@@ -55,12 +63,30 @@ uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v)
 
 void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
   const int64_t n = a.n;
-  mix_pipelined(
-      a, m0, m1, scratch, [&a](const MixRow& r, int64_t m, int64_t* v) { return mix_v_row(a, r, m, v); },
-      [&a, n](int64_t m, const int64_t* v, uint64_t A0, int* d) {
-        return vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, d,
-                          [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
-      });
+  // Several rows and a constant mu (no md): mu and 2^16 - mu once, in the scratch rows after the
+  // two of mix_pipelined (whole vectors, zero past n: lanes the row loop masks off anyway).
+  int64_t* mu64 = nullptr;
+  if (!a.md && m1 - m0 > 1) {
+    mu64 = reinterpret_cast<int64_t*>(llm::align64(scratch)) + 2 * (llm::pad16(n) + 16);
+    for (int64_t i = 0; i < n; i += 8) {
+      const __mmask8 k = tail8(n - i);
+      const V mu = _mm512_maskz_mov_epi64(k, clampv(a.mu_c ? load_i32(a.mu_c + i, k) : zero(), -kL18, kL18));
+      _mm512_store_si512(mu64 + i, mu);
+      _mm512_store_si512(mu64 + llm::pad16(n) + i, _mm512_maskz_sub_epi64(k, s64(1 << 16), mu));
+    }
+  }
+  const auto quant = [&a, n](int64_t m, const int64_t* v, uint64_t A0, int* d) {
+    return vquant_gen(n, a.qmax, qrow(a.y, a.qmax, n, m), A0, d,
+                      [v](int64_t i, __mmask8 k) { return _mm512_maskz_loadu_epi64(k, v + i); });
+  };
+  if (mu64)
+    mix_pipelined(
+        a, m0, m1, scratch,
+        [&a, mu64](const MixRow& r, int64_t m, int64_t* v) { return mix_v_row<true>(a, r, m, v, mu64); }, quant);
+  else
+    mix_pipelined(
+        a, m0, m1, scratch,
+        [&a](const MixRow& r, int64_t m, int64_t* v) { return mix_v_row<false>(a, r, m, v, nullptr); }, quant);
 }
 
 void x_fixed(const RwkvFixedArgs& a, int64_t m0, int64_t m1) {
