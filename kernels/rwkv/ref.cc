@@ -8,8 +8,8 @@
 
 namespace fq::k {
 
-// Two int64 rows before quantize_row (variants may pipeline two rows), 64-byte aligned inside the block.
-// (four int64 rows: mix_pipelined's two, and the AVX-512 mix's mu and 2^16 - mu of a call's rows)
+// Four int64 rows, 64-byte aligned inside the block: two before quantize_row (variants may pipeline
+// two rows), and the AVX-512 mix's mu and 2^16 - mu for a call of several rows.
 size_t rwkv_scratch(int64_t n) { return size_t(64 + 4 * 8 * (llm::pad16(n < 0 ? 0 : n) + 16)); }
 
 bool decode_mu(const uint8_t* codes, const int8_t* cb, int bits, int64_t group, RowScale s, int64_t n,

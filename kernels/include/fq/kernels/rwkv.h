@@ -83,7 +83,8 @@
 //
 // ---- Variants ----------------------------------------------------------------------------------
 // mix, relu_sq, mul and head_bonus take scratch of rwkv_scratch(n) bytes per worker (no alignment
-// needed; room for two int64 rows before quantize_row); fixed, neg_exp and l2norm take none.
+// needed; room for four int64 rows: two before quantize_row, and a mix call's constant mu rows);
+// fixed, neg_exp and l2norm take none.
 #pragma once
 #include <cstddef>
 #include <cstdint>
