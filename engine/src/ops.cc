@@ -672,13 +672,13 @@ std::pair<int64_t, int64_t> dimatmul_cols(const NodeDef& n, const TensorDef& x) 
   const std::vector<int64_t> r = n.attr_ints("x_cols");
   return r.size() == 2 ? std::make_pair(r[0], r[1] - r[0]) : std::make_pair(int64_t{0}, x.shape[1]);
 }
+// Validates x_cols when present; returns K.
 int64_t check_dimatmul_cols(const Check& c, const TensorDef& x) {
-  if (!c.n.attrs.count("x_cols")) return x.shape[1];
   const std::vector<int64_t> r = c.n.attr_ints("x_cols");
-  if (r.size() != 2 || r[0] < 0 || r[0] >= r[1] || r[1] > x.shape[1])
+  if (c.n.attrs.count("x_cols") && (r.size() != 2 || r[0] < 0 || r[0] >= r[1] || r[1] > x.shape[1]))
     c.error("attribute 'x_cols' must be [begin, end) with 0 <= begin < end <= " + std::to_string(x.shape[1]) +
             " (the columns of '" + x.name + "')");
-  return r[1] - r[0];
+  return dimatmul_cols(c.n, x).second;
 }
 
 // Codebook weights (RWKVQuant's vector-quantized matrices, matmul.h cb3 / cb4): w u8 [N, ceil(K b / 8)]

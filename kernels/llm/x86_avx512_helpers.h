@@ -145,20 +145,15 @@ inline int64_t vquant_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0, 
   if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
   // |v| <= A0: |x| <= 2^23 (no overflow), F < 2^34. x F is one vpmuldq when F < 2^31 (qmax <
   // 2^13: every int8 row), else 8 x F8 + x F3 (F8 < 2^31, F3 < 8): vpmullq is 3 uops on Intel.
-  const V rnd = s64(int64_t{1} << 39), lo = s64(-qmax);
-  // qmax = the type's maximum (127 / 32767, nearly every row): the saturating narrowing store does
-  // the upper clamp, one vpmaxsq the lower one (-128 / -32768 would be out of range)
-  const bool sat = qmax == (o.q8 ? 127 : 32767);
+  const V rnd = s64(int64_t{1} << 39), lo = s64(-qmax), hi = s64(qmax);
+  // The saturating narrowing store clamps to the type's range: for qmax = its maximum (127 /
+  // 32767, nearly every row) that is the upper clamp, and one vpmaxsq does the lower one.
+  const bool upper = qmax != (o.q8 ? 127 : 32767);
   auto store = [&](int64_t i, __mmask8 k, V h) {
-    const V r = _mm512_srai_epi64(_mm512_add_epi64(h, rnd), 40);
-    if (sat) {
-      if (o.q8) _mm512_mask_cvtsepi64_storeu_epi8(o.q8 + i, k, _mm512_max_epi64(r, lo));
-      else _mm512_mask_cvtsepi64_storeu_epi16(o.q16 + i, k, _mm512_max_epi64(r, lo));
-      return;
-    }
-    const V q = clampv(r, -qmax, qmax);
-    if (o.q8) _mm512_mask_cvtepi64_storeu_epi8(o.q8 + i, k, q);
-    else _mm512_mask_cvtepi64_storeu_epi16(o.q16 + i, k, q);
+    V q = _mm512_max_epi64(_mm512_srai_epi64(_mm512_add_epi64(h, rnd), 40), lo);
+    if (upper) q = _mm512_min_epi64(q, hi);
+    if (o.q8) _mm512_mask_cvtsepi64_storeu_epi8(o.q8 + i, k, q);
+    else _mm512_mask_cvtsepi64_storeu_epi16(o.q16 + i, k, q);
   };
   if (p.F < (int64_t{1} << 31)) {
     const V F = s64(p.F);

@@ -20,10 +20,10 @@ struct State {
 
 // Calibration hook (quant.h): forward() reports named vectors of each layer: the input of every
 // matrix under the matrix's graph name (rwkv.cpp's name; v6: "att.time_maa_w1" whole, its five
-// second LoRA matrices "att.time_maa_w2.<c>" for c in w, k, v, r, g), "x" (the residual entering the layer; layer
-// n_layer: the one entering ln_out), "att.sx" / "ffn.sx" (previous minus current normed input: what
-// the mixing vectors multiply), "wkv" (v5+: the state after the update) and, with layer -1,
-// "head.weight".
+// second LoRA matrices "att.time_maa_w2.<c>" for c in w, k, v, r, g), "x" (the residual entering
+// the layer; layer n_layer: the one entering ln_out), "att.sx" / "ffn.sx" (previous minus current
+// normed input: what the mixing vectors multiply), "wkv" (v5+: the state after the update) and,
+// with layer -1, "head.weight".
 struct Observer {
   virtual ~Observer() = default;
   virtual void see(int layer, const std::string& what, const std::vector<float>& v) = 0;
