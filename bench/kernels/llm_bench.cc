@@ -182,7 +182,8 @@ void bench_layernorm_i8(benchmark::State& st, const LlmKernel* k, int64_t n) {
 }
 
 // RWKV's GroupNorm over the heads of a token: rows of d int16 values (the wkv output), statistics per
-// run of d / segments, per-channel affine, int8 out; kGnRows rows per call, items = elements.
+// run of d / segments (segments 1: a plain LayerNorm), per-channel affine, int8 out; kGnRows rows
+// per call, items = elements.
 constexpr int64_t kGnRows = 32;
 void bench_groupnorm_i16(benchmark::State& st, const LlmKernel* k, int64_t d, int64_t segments) {
   std::mt19937_64 r(19);
@@ -311,6 +312,11 @@ int register_llm() {
         benchmark::RegisterBenchmark((std::string("layernorm/groupnorm/") + isa_name(all[i]->isa) + "/" +
                                       std::to_string(ds.first) + "x" + std::to_string(ds.second)).c_str(),
                                      [k = all[i], ds](benchmark::State& st) { bench_groupnorm_i16(st, k, ds.first, ds.second); });
+  // plain LayerNorm over kGnRows rows of 64 (RWKV's ln1 / ln2 shape)
+  for (size_t i = 0; i < count; ++i)
+    if (isa_supported(all[i]->isa))
+      benchmark::RegisterBenchmark((std::string("layernorm/rows/") + isa_name(all[i]->isa) + "/64").c_str(),
+                                   [k = all[i]](benchmark::State& st) { bench_groupnorm_i16(st, k, 64, 1); });
   for (size_t i = 0; i < count; ++i)
     if (isa_supported(all[i]->isa))
       benchmark::RegisterBenchmark((std::string("hadamard/i8/") + isa_name(all[i]->isa) + "/176").c_str(),
