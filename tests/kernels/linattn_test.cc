@@ -207,7 +207,7 @@ Model model(const Problem& P) {
   return M;
 }
 
-TEST_CASE("linattn scalar reference vs double", "[linattn]") {
+TEST_CASE("linattn scalar reference vs double", "[linattn][accuracy]") {
   Rng r(20261127);
   double worst_state = 0, worst_out = 0, worst_state_ungated = 0, ratio_state = 0, ratio_out = 0;
   for (int iter = 0; iter < 400; ++iter) {
@@ -716,7 +716,7 @@ RwkvCase rwkv_case(int version, uint64_t seed) {
   return C;
 }
 
-TEST_CASE("linattn RWKV v5 / v6 / v7 vs double", "[linattn][rwkv]") {
+TEST_CASE("linattn RWKV v5 / v6 / v7 vs double", "[linattn][rwkv][accuracy]") {
   for (int version : {5, 6, 7}) {
     double worst_out = 0, worst_state = 0, worst_tok = 0;
     for (uint64_t seed = 1; seed <= 4; ++seed) {

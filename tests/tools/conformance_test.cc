@@ -207,7 +207,7 @@ TEST_CASE("conformance: shared onnx-node-upstream tests", "[conformance]") {
   }
   // Same bytes on every ISA the machine runs (not under the sanitizers: the kernel tests run every
   // variant there, and this repeats the whole folder per ISA; CMakeLists.txt).
-#if !defined(FQ_SANITIZED)
+#if !defined(FQ_TEST_SLICE)
   for (const char* isa : {"scalar", "avx2"}) {
     const Proc q = fqrun(std::string("--isa ") + isa + " conformance '" + kUpstream + "'");
     if (q.code == 2 && q.err.find("not supported") != std::string::npos) continue;
