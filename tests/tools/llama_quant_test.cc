@@ -171,8 +171,8 @@ TEST_CASE("offline transforms are exact in float; quantized simulation is close"
   const auto calib = sample_sequences(stories(), 4, 64, 1000, 1.0f, true);
   const auto eval = sample_sequences(stories(), 3, 64, 2000, 1.0f, true);
   const double ref = reference_nll(eval);
-#if defined(FQ_TEST_SLICE)
-  for (const char* cfg : {"llm-w4a4.yaml"}) {   // one recipe: the next case quantizes int8 and int4 (CMakeLists.txt)
+#if defined(FQ_TEST_SLICE)   // one recipe: the next case quantizes int8 and int4 (CMakeLists.txt)
+  for (const char* cfg : {"llm-w4a4.yaml"}) {
 #else
   for (const char* cfg : {"llm-w8a8.yaml", "llm-w4a8.yaml", "llm-w4a4.yaml"}) {
 #endif
@@ -204,8 +204,8 @@ TEST_CASE("integer graphs run by the engine agree with the quantizer's simulatio
   // eps, RoPE table, frames, Hadamard folds) mean what the float simulation assumes.
   const auto calib = sample_sequences(stories(), 4, 96, 1000, 1.0f, true);
   const auto eval = sample_sequences(stories(), 3, 96, 3000, 1.0f, true);
-#if defined(FQ_TEST_SLICE)
-  for (const char* cfg : {"llm-w8a8.yaml", "llm-w4a4.yaml"}) {   // int8 and int4 encodings (CMakeLists.txt)
+#if defined(FQ_TEST_SLICE)   // the int8 and the int4 encodings (CMakeLists.txt)
+  for (const char* cfg : {"llm-w8a8.yaml", "llm-w4a4.yaml"}) {
 #else
   for (const char* cfg : {"llm-w8a8.yaml", "llm-w4a8.yaml", "llm-w4a4.yaml"}) {
 #endif
