@@ -1,6 +1,6 @@
-// AMX-INT8 variant of the matmul family: int8-weight GEMM (M >= kAmxMinRows) on tiles with
-// tdpbssd (s8 x s8 -> i32, no offset needed), everything else (int4 weights, GEMV, small M, the
-// epilogues) through the AVX-512 VNNI implementation it shares the packed layout with
+// AMX-INT8 variant of the matmul family: int8-weight GEMM (M >= kAmxMinRows, K > 64) on tiles
+// with tdpbssd (s8 x s8 -> i32, no offset needed), everything else (int4 weights, GEMV, small M,
+// K <= 64, the epilogues) through the AVX-512 VNNI implementation it shares the packed layout with
 // (avx512_impl.h): an AMX B tile is 16 consecutive 64-byte k-steps of one panel, stride pb*64.
 //
 // Tiles (palette 1, configured once per run() call): tmm0-3 = C, 2x2 blocks of 16 rows x 16 i32;
@@ -39,6 +39,11 @@ namespace fq::k {
 namespace {
 
 constexpr int64_t kAmxMinRows = 16;
+// One 64-byte k-step per tile pass does not pay for the tiles: with K = 64 each 32x32 block is
+// 4 tdpbssd between 4 tile zeroings and 4 tile stores that the epilogue reads back. Sapphire
+// Rapids, 12 interleaved repetitions, AMX / VNNI time: 64x64x64 4.44 / 2.93 us, 64x256x64
+// 10.8 / 10.4 us, 64x64x256 3.26 / 6.70 us (docs/benchmarks.md). Below this depth: VNNI.
+constexpr int64_t kAmxMinDepth = 128;
 
 struct TileConfig {
   uint8_t palette = 1, start_row = 0;
@@ -50,7 +55,7 @@ struct TileConfig {
 struct Amx {
   static constexpr int kRows = 32;  // A row granularity: two 16-row tiles
   static size_t scratch(const Plan& p) { return size_t(kRows * p.L.kp) + 64; }
-  static bool use(const Plan& p) { return !p.L.i4 && p.m >= kAmxMinRows; }
+  static bool use(const Plan& p) { return !p.L.i4 && p.m >= kAmxMinRows && p.L.kp >= kAmxMinDepth; }
   static void begin() {
     alignas(64) TileConfig cfg;
     for (int t = 0; t < 8; ++t) cfg.rows[t] = 16, cfg.colsb[t] = 64;
