@@ -38,33 +38,31 @@ const Model& tiny_model() {
   return m;
 }
 
-MambaRecipe recipe(const std::string& name) {
-  return read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-" + name + ".yaml");
+MambaRecipe recipe(const std::string& name, const std::vector<std::string>& sets = {}) {
+  return read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-" + name + ".yaml", sets);
 }
 
-// Under the sanitizers on a quarter of the calibration: its float forward passes are most of
-// this binary's time there (CMakeLists.txt).
-const QModel& w8a8() {
+// Under the sanitizers (CMakeLists.txt) W8A8 calibrates on 2 sequences (its float forward passes
+// are most of this binary's time there) and W4A8 skips the clipping search (a quarter of its
+// quantization's time there; the same search, fq::llama's, runs under them in llama_quant_test).
 #if defined(FQ_TEST_SLICE)
-  static const QModel q = quantize(tiny_model(), read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-w8a8.yaml",
-                                                             {"calib_sequences=2"}));
+const std::vector<std::string> kW8a8Slice = {"calib_sequences=2"}, kW4a8Slice = {"clip_search=false"};
 #else
-  static const QModel q = quantize(tiny_model(), recipe("w8a8"));
+const std::vector<std::string> kW8a8Slice, kW4a8Slice;
 #endif
+
+const QModel& w8a8() {
+  static const QModel q = quantize(tiny_model(), recipe("w8a8", kW8a8Slice));
   return q;
 }
 
-// The W4A8 recipe on a short calibration (the [accuracy] case runs it at full calibration). Under
-// the sanitizers without the clipping search (a quarter of this quantization's time there): the
-// same search (fq::llama's) runs under them in llama_quant_test (CMakeLists.txt).
+// The W4A8 recipe on a short calibration (the [accuracy] case runs it at full calibration).
 const QModel& w4a8_short() {
-#if defined(FQ_TEST_SLICE)
-  static const QModel q = quantize(tiny_model(), read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-w4a8.yaml",
-                                                             {"calib_sequences=2", "calib_tokens=32", "clip_search=false"}));
-#else
-  static const QModel q = quantize(tiny_model(), read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-w4a8.yaml",
-                                                             {"calib_sequences=2", "calib_tokens=32"}));
-#endif
+  static const QModel q = [] {
+    std::vector<std::string> sets = {"calib_sequences=2", "calib_tokens=32"};
+    sets.insert(sets.end(), kW4a8Slice.begin(), kW4a8Slice.end());
+    return quantize(tiny_model(), recipe("w4a8", sets));
+  }();
   return q;
 }
 
@@ -209,7 +207,7 @@ TEST_CASE("mamba int: MambaQuant beats round-to-nearest and Hadamard-only at W4A
   const Model& m = tiny_model();
   const std::vector<int> seq = sample_sequences(m, 1, 256, 11).front();
   auto kl = [&](const std::vector<std::string>& sets) {
-    MambaRecipe r = read_recipe(std::string(FQ_SOURCE_DIR) + "/configs/mamba-w4a8.yaml", sets);
+    MambaRecipe r = recipe("w4a8", sets);
     const QModel q = quantize(m, r);
     const Fidelity f = fidelity(m, q, build_int_graph(q, "w4a8", 1), seq);
     return f.mean(f.kl);
