@@ -63,25 +63,26 @@ struct Avx512Ops {
   static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh) {
     const __m512i k = _mm512_set1_epi64(kk), one = _mm512_set1_epi64(1);
     const __m512i lo = _mm512_set1_epi64(INT32_MIN), hi = _mm512_set1_epi64(INT32_MAX);
-    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    const __m512i n1 = _mm512_set1_epi64(sh), n0 = _mm512_set1_epi64(sh - 1);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
       const __m512i p = _mm512_mul_epi32(load8x32(u + j), k);
-      const __m512i d = _mm512_add_epi64(_mm512_sra_epi64(p, n1), _mm512_and_si512(_mm512_srl_epi64(p, n0), one));
+      const __m512i d = _mm512_add_epi64(_mm512_srav_epi64(p, n1), _mm512_and_si512(_mm512_srlv_epi64(p, n0), one));
       const __m512i r = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(load8x32(s + j), d), lo), hi);
       store8x32(s + j, r);
     }
     ScalarOps::write(s + j, n - j, kk, u + j, sh);
   }
-  // shift_s(p, sh) for 1 <= sh <= 62: (p >> sh) + bit sh-1 of p.
-  static __m512i shr_round(__m512i p, __m128i n1, __m128i n0) {
-    return _mm512_add_epi64(_mm512_sra_epi64(p, n1), _mm512_and_si512(_mm512_srl_epi64(p, n0), _mm512_set1_epi64(1)));
+  // shift_s(p, sh) for 1 <= sh <= 62: (p >> sh) + bit sh-1 of p (counts n1 = sh, n0 = sh - 1 in
+  // every lane: the per-lane-count shifts are one uop on Intel, the xmm-count forms two).
+  static __m512i shr_round(__m512i p, __m512i n1, __m512i n0) {
+    return _mm512_add_epi64(_mm512_srav_epi64(p, n1), _mm512_and_si512(_mm512_srlv_epi64(p, n0), _mm512_set1_epi64(1)));
   }
   // 1 <= sh <= 62. X = shift_s(kk * u, sh); s = sat32(s + X); bt = rshift_round(U * sat32(X), 16).
   static void write_bonus(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh, int64_t U, int64_t* bt) {
     const __m512i k = _mm512_set1_epi64(kk), uu = _mm512_set1_epi64(U), one = _mm512_set1_epi64(1);
     const __m512i lo = _mm512_set1_epi64(INT32_MIN), hi = _mm512_set1_epi64(INT32_MAX);
-    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    const __m512i n1 = _mm512_set1_epi64(sh), n0 = _mm512_set1_epi64(sh - 1);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
       const __m512i x = shr_round(_mm512_mul_epi32(load8x32(u + j), k), n1, n0);
@@ -106,8 +107,8 @@ struct Avx512Ops {
     const __m512i k = _mm512_set1_epi64(kk), b = _mm512_set1_epi64(bb);
     const __m512i lo = _mm512_set1_epi64(INT32_MIN), hi = _mm512_set1_epi64(INT32_MAX);
     const __m512i l40 = _mm512_set1_epi64(-kL40), h40 = _mm512_set1_epi64(kL40);
-    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
-    const __m128i m1 = _mm_cvtsi32_si128(shb), m0 = _mm_cvtsi32_si128(shb - 1);
+    const __m512i n1 = _mm512_set1_epi64(sh), n0 = _mm512_set1_epi64(sh - 1);
+    const __m512i m1 = _mm512_set1_epi64(shb), m0 = _mm512_set1_epi64(shb - 1);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
       const __m512i x = shr_round(_mm512_mul_epi32(load8x32(u + j), k), n1, n0);
@@ -135,7 +136,7 @@ inline V ld32(const int32_t* p, __mmask8 m) { return _mm512_cvtepi32_epi64(_mm25
 inline V clampv(V x, int64_t lo, int64_t hi) { return _mm512_min_epi64(_mm512_max_epi64(x, s64(lo)), s64(hi)); }
 inline V sat32v(V x) { return clampv(x, INT32_MIN, INT32_MAX); }
 // rshift_round(x, s) for 1 <= s <= 62 when x + 2^(s-1) does not overflow.
-inline V rsr(V x, int s) { return _mm512_sra_epi64(_mm512_add_epi64(x, s64(int64_t{1} << (s - 1))), _mm_cvtsi32_si128(s)); }
+inline V rsr(V x, int s) { return _mm512_srav_epi64(_mm512_add_epi64(x, s64(int64_t{1} << (s - 1))), s64(s)); }
 
 // exp_q(min(x, 0), F) per lane (x: int32 values), 8 <= F <= 24; llm avx512's vexpq with a run-time F.
 inline V vexpq_rt(V x, int F) {
@@ -143,8 +144,8 @@ inline V vexpq_rt(V x, int F) {
   V nx = _mm512_max_epi64(_mm512_sub_epi64(zero, x), zero);
   nx = _mm512_min_epi64(nx, s64(int64_t{1} << (F + 5)));   // beyond: n >= 32 -> 0 either way
   const V t = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(nx, s64(llm::kLog2eQ16)), s64(1 << 15)), 16);
-  const V n = _mm512_srl_epi64(t, _mm_cvtsi32_si128(F));
-  const V i = _mm512_srl_epi64(t, _mm_cvtsi32_si128(F - 8));   // bits above the 8 of i are ignored below
+  const V n = _mm512_srlv_epi64(t, s64(F));
+  const V i = _mm512_srlv_epi64(t, s64(F - 8));   // bits above the 8 of i are ignored below
   const V th = _mm512_loadu_si512(kExp2HiQ30), tl = _mm512_loadu_si512(kExp2LoQ30);
   const V ha = _mm512_permutexvar_epi32(_mm512_srli_epi64(_mm512_and_si512(i, s64(0xF0)), 4), th);
   const V lb = _mm512_permutexvar_epi32(_mm512_and_si512(i, s64(0xF)), tl);
@@ -152,8 +153,8 @@ inline V vexpq_rt(V x, int F) {
   V v = P;
   if (F > 8) {
     const V r = _mm512_and_si512(t, s64((int64_t{1} << (F - 8)) - 1));
-    const V rc = _mm512_srl_epi64(_mm512_add_epi64(_mm512_mul_epu32(r, s64(kExp2ChordQ32)), s64(int64_t{1} << (F - 9))),
-                                  _mm_cvtsi32_si128(F - 8));
+    const V rc = _mm512_srlv_epi64(_mm512_add_epi64(_mm512_mul_epu32(r, s64(kExp2ChordQ32)), s64(int64_t{1} << (F - 9))),
+                                   s64(F - 8));
     v = _mm512_sub_epi64(P, _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epu32(P, rc), s64(int64_t{1} << 31)), 32));
   }
   const V half = _mm512_sllv_epi64(s64(1), _mm512_sub_epi64(n, s64(1)));   // n == 0: count -1 -> 0
@@ -168,7 +169,7 @@ inline V make_e(V p, int64_t vsh) {
   // left by l: clamp(p 2^l, +-2^61) = clamp(p, +-2^(61-l)) 2^l; l >= 62 saturates like l = 61
   const int l = vsh < -61 ? 61 : int(-vsh);
   const int64_t lim = int64_t{1} << (61 - l);
-  return _mm512_sll_epi64(clampv(p, -lim, lim), _mm_cvtsi32_si128(l));
+  return _mm512_sllv_epi64(clampv(p, -lim, lim), s64(l));
 }
 inline int c2_of(uint64_t mx) { return bitlen64(mx) > 30 ? bitlen64(mx) - 30 : 0; }
 
@@ -235,7 +236,7 @@ void heads_small(const LinattnArgs& a, int64_t g0, int64_t g1) {
         if (BONUS) _mm512_store_si512(Ui, U0);
       }
       const V hx = s64(int64_t{1} << (sh - 1));
-      const __m128i shc = _mm_cvtsi32_si128(int(sh));
+      const V shc = s64(sh);   // (a per-lane count: one uop, the xmm form two)
       V o = zero;
       for (int v = 0; v < NV; ++v) {
         V kk, q, G, U;
@@ -247,7 +248,7 @@ void heads_small(const LinattnArgs& a, int64_t g0, int64_t g1) {
           G = _mm512_permutex2var_epi64(G0, iv, G1);
           U = BONUS ? _mm512_permutex2var_epi64(U0, iv, U1) : zero;
         }
-        const V X = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(kk, u), hx), shc);
+        const V X = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(kk, u), hx), shc);
         const V s = S[v];
         if (BONUS) {
           const V bt = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(U, sat32v(X)), s64(1 << 15)), 16);
@@ -318,7 +319,7 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
         _mm512_store_si512(q + i, ld16(qr + i, m));
       }
       const V hx = s64(int64_t{1} << (sh - 1));
-      const __m128i shc = _mm_cvtsi32_si128(int(sh));
+      const V shc = s64(sh);   // (a per-lane count: one uop, the xmm form two)
       int64_t* og = a.work + row * dv;
       for (int jb = 0; jb < dv; jb += 8 * NB) {
         __mmask8 m[NB];
@@ -333,7 +334,7 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
           const V kv = s64(kk[i]), qv = s64(q[i]), Gv = s64(G[i]), Uv = s64(U[i]);
           for (int v = 0; v < NB; ++v) {
             const V s = ld32(Sr + 8 * v, m[v]);
-            const V X = _mm512_sra_epi64(_mm512_add_epi64(_mm512_mul_epi32(kv, uv[v]), hx), shc);
+            const V X = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(kv, uv[v]), hx), shc);
             if (BONUS) {
               const V bt = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(Uv, sat32v(X)), s64(1 << 15)), 16);
               o[v] = _mm512_add_epi64(o[v], _mm512_mullo_epi64(qv, _mm512_add_epi64(s, bt)));

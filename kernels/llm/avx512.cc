@@ -111,16 +111,17 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
     const int l = sh < 0 ? int(sh < -18 ? 18 : -sh) : 0;
     const __m512i pre = _mm512_set1_epi32(int32_t(int64_t{1} << (17 - l > 0 ? 17 - l : 0)));
     const __m512i npre = _mm512_sub_epi32(z32, pre);
-    const __m128i cr = _mm_cvtsi32_si128(int(sh > 32 ? 32 : sh)), cr1 = _mm_cvtsi32_si128(int(sh > 32 ? 31 : sh - 1));
-    const __m128i cl = _mm_cvtsi32_si128(l);
+    // (per-lane counts: one uop each on Intel, the xmm-count shifts two)
+    const __m512i cr = _mm512_set1_epi32(int(sh > 32 ? 32 : sh)), cr1 = _mm512_set1_epi32(int(sh > 32 ? 31 : sh - 1));
+    const __m512i cl = _mm512_set1_epi32(l);
     V mx = zero();
     for (int64_t i = 0; i < N; i += 16) {
       const __mmask16 k = tail16(N - i);  // lanes past N: g = u = 0, so v = 0
       const __m512i g32 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, g + i));
       const __m512i u32 = _mm512_cvtepi16_epi32(_mm256_maskz_loadu_epi16(k, u + i));
       __m512i z = _mm512_mullo_epi32(g32, gm32);
-      if (sh > 0) z = _mm512_add_epi32(_mm512_sra_epi32(z, cr), _mm512_and_si512(_mm512_sra_epi32(z, cr1), one));
-      else if (sh < 0) z = _mm512_sll_epi32(_mm512_max_epi32(_mm512_min_epi32(z, pre), npre), cl);
+      if (sh > 0) z = _mm512_add_epi32(_mm512_srav_epi32(z, cr), _mm512_and_si512(_mm512_srav_epi32(z, cr1), one));
+      else if (sh < 0) z = _mm512_sllv_epi32(_mm512_max_epi32(_mm512_min_epi32(z, pre), npre), cl);
       z = _mm512_max_epi32(_mm512_min_epi32(z, lim32), nlim32);
       const __m512i T = _mm512_add_epi32(
           _mm512_and_si512(_mm512_i32gather_epi32(_mm512_min_epi32(_mm512_abs_epi32(z), last), tab, 2), low16), t15);

@@ -33,21 +33,27 @@ inline V load8(const int16_t* p, __mmask8 k) { return load_i16(p, k); }
 inline V load8(const int32_t* p, __mmask8 k) { return load_i32(p, k); }
 inline V load8(const int64_t* p, __mmask8 k) { return load_i64(p, k); }
 
+// Shifts of every lane by one count c (any int64: counts past the width fill, as the xmm-count
+// forms do). On Intel the xmm-count vpsraq / vpsllq / vpsrlq are two uops (p0 + p5); the
+// per-lane-count forms are one (p0), and the broadcast count is hoisted out of loops.
+inline V sra64(V x, int64_t c) { return _mm512_srav_epi64(x, s64(c)); }
+inline V sll64(V x, int64_t c) { return _mm512_sllv_epi64(x, s64(c)); }
+inline V srl64(V x, int64_t c) { return _mm512_srlv_epi64(x, s64(c)); }
+
 // shift_s(x, s) per lane for one shift s of every lane (llm.h: rounding right shift, saturating
 // left shift to +-(2^62 - 1), 0 beyond 62).
 inline V vshs(V x, int64_t s) {
   if (s == 0) return x;
   if (s > 62) return zero();
   if (s > 0) {  // (x >> s) + bit s-1 of x: no overflow of the rounding add
-    const V r = _mm512_sra_epi64(x, _mm_cvtsi64_si128(s));
-    return _mm512_add_epi64(r, _mm512_and_si512(_mm512_sra_epi64(x, _mm_cvtsi64_si128(s - 1)), s64(1)));
+    return _mm512_add_epi64(sra64(x, s), _mm512_and_si512(sra64(x, s - 1), s64(1)));
   }
   const int64_t l = -s;
   const V sat = _mm512_mask_blend_epi64(_mm512_movepi64_mask(x), s64(llm::kSat62), s64(-llm::kSat62));
   const __mmask8 nz = _mm512_test_epi64_mask(x, x);
   if (l >= 62) return _mm512_maskz_mov_epi64(nz, sat);
   const __mmask8 big = _mm512_cmpge_epu64_mask(_mm512_abs_epi64(x), s64(int64_t{1} << (62 - l)));
-  return _mm512_mask_blend_epi64(big, _mm512_sll_epi64(x, _mm_cvtsi64_si128(l)), sat);
+  return _mm512_mask_blend_epi64(big, sll64(x, l), sat);
 }
 
 // exp_q(-nx, F) per lane for 0 <= nx, 9 <= F <= 24 (llm.h), Q30. Beyond 2^(F+5) the result is 0
@@ -98,11 +104,9 @@ inline V vsig(V zc) {
 // needed by the callers), or identity.
 inline V vshift_uniform(V x, int d) {
   if (d > 0) {
-    const V r = _mm512_sra_epi64(x, _mm_cvtsi32_si128(d));
-    const V b = _mm512_and_si512(_mm512_sra_epi64(x, _mm_cvtsi32_si128(d - 1)), s64(1));
-    return _mm512_add_epi64(r, b);
+    return _mm512_add_epi64(sra64(x, d), _mm512_and_si512(sra64(x, d - 1), s64(1)));
   }
-  if (d < 0) return _mm512_sll_epi64(x, _mm_cvtsi32_si128(-d));
+  if (d < 0) return sll64(x, -d);
   return x;
 }
 

@@ -24,26 +24,23 @@ using namespace avx512h;
 // v of row m (the int64 row before the quantizer) into v; returns max |v|. The mantissas are in
 // [0, 2^15] (llm.h's bounds), so |a * mant| <= 2^30 and v is formed as
 //   v = A (2^16 - mu) + P mu   (= A 2^16 + (P - A) mu, exactly),
-// each product one vpmuldq (|2^16 - mu| < 2^19): a side shifted right is rounded first (as A itself,
-// |A| <= 2^30), a side shifted left (by at most 12, mix_row) is shifted after the product
-// (|a mant (2^16 - mu)| < 2^49: no shift saturates, and |v| < 2^62 as the contract says).
+// each product one vpmuldq (|2^16 - mu| < 2^19): a side shifted right (s > 0) is rounded first, as
+// A itself (|A| <= 2^30), by (x + 2^(s-1)) >> s (= shift_s; counts past 40 give 0 either way); a
+// side shifted left (by at most 12, mix_row) is shifted after the product (|a mant (2^16 - mu)| <
+// 2^49: no shift saturates, and |v| < 2^62 as the contract says). Only rows whose two exponents are
+// more than 12 apart shift a side right (kRight); the others skip that step.
 // mu64 (optional): the row-independent mu (no md) and 2^16 - mu as int64 rows, formed once per call.
-template <bool kHoisted>
-uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v, const int64_t* mu64) {
+template <bool kHoisted, bool kRight>
+uint64_t mix_v_body(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v, const int64_t* mu64) {
   const int64_t n = a.n;
   const int16_t *ap = a.a + m * n, *pp = a.p + m * n, *mdp = a.md ? a.md + m * n : nullptr;
+  const int32_t* muc = a.mu_c;
+  const int64_t sd = r.sd;
   const V ma = s64(r.ma), mp = s64(r.mp), mdm = s64(r.mdm);
+  const int64_t ra = r.sa > 0 ? (r.sa < 40 ? r.sa : 40) : 0, rp = r.sp > 0 ? (r.sp < 40 ? r.sp : 40) : 0;
+  const int64_t la = r.sa < 0 ? -r.sa : 0, lp = r.sp < 0 ? -r.sp : 0;
+  const V ha = s64((int64_t{1} << ra) >> 1), hp = s64((int64_t{1} << rp) >> 1);
   const int64_t* om64 = mu64 ? mu64 + llm::pad16(n) : nullptr;
-  const auto mu_at = [&](int64_t i, __mmask8 k) {
-    V mu = a.mu_c ? load_i32(a.mu_c + i, k) : zero();
-    if (mdp) mu = _mm512_add_epi64(mu, clampv(vshs(_mm512_mul_epi32(load_i16(mdp + i, k), mdm), r.sd), -kL40, kL40));
-    return clampv(mu, -kL18, kL18);
-  };
-  // one side: shift_s(x mant, s) c, given x mant
-  const auto side = [](V xm, int64_t s, V c) {
-    if (s > 0) return _mm512_mul_epi32(vshs(xm, s), c);
-    return _mm512_sll_epi64(_mm512_mul_epi32(xm, c), _mm_cvtsi64_si128(-s));
-  };
   V mx = zero();
   for (int64_t i = 0; i < n; i += 8) {
     const __mmask8 k = tail8(n - i);
@@ -51,14 +48,24 @@ uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v,
     if (kHoisted) {
       mu = _mm512_load_si512(mu64 + i), om = _mm512_load_si512(om64 + i);
     } else {
-      mu = mu_at(i, k), om = _mm512_sub_epi64(s64(1 << 16), mu);
+      mu = muc ? load_i32(muc + i, k) : zero();
+      if (mdp) mu = _mm512_add_epi64(mu, clampv(vshs(_mm512_mul_epi32(load_i16(mdp + i, k), mdm), sd), -kL40, kL40));
+      mu = clampv(mu, -kL18, kL18), om = _mm512_sub_epi64(s64(1 << 16), mu);
     }
-    const V x = _mm512_add_epi64(side(_mm512_mul_epi32(load_i16(ap + i, k), ma), r.sa, om),
-                                 side(_mm512_mul_epi32(load_i16(pp + i, k), mp), r.sp, mu));
+    V xa = _mm512_mul_epi32(load_i16(ap + i, k), ma), xp = _mm512_mul_epi32(load_i16(pp + i, k), mp);
+    if (kRight) {
+      xa = sra64(_mm512_add_epi64(xa, ha), ra);
+      xp = sra64(_mm512_add_epi64(xp, hp), rp);
+    }
+    const V x = _mm512_add_epi64(sll64(_mm512_mul_epi32(xa, om), la), sll64(_mm512_mul_epi32(xp, mu), lp));
     _mm512_mask_storeu_epi64(v + i, k, x);
     mx = _mm512_max_epu64(mx, _mm512_abs_epi64(x));  // lanes past n: a = p = 0, x = 0
   }
   return _mm512_reduce_max_epu64(mx);
+}
+template <bool kHoisted>
+uint64_t mix_v_row(const RwkvMixArgs& a, const MixRow& r, int64_t m, int64_t* v, const int64_t* mu64) {
+  return r.sa > 0 || r.sp > 0 ? mix_v_body<kHoisted, true>(a, r, m, v, mu64) : mix_v_body<kHoisted, false>(a, r, m, v, mu64);
 }
 
 void x_mix(const RwkvMixArgs& a, int64_t m0, int64_t m1, void* scratch) {
