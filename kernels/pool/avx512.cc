@@ -16,7 +16,7 @@ void gap_avx512(const uint8_t* x, int n, int hw, int c, int32_t mult, int shift,
                 int32_t hi, OutType out, void* y) {
   const __m512i m = _mm512_set1_epi64(mult);  // vpmuldq reads the low (signed) dword
   const __m512i rnd = _mm512_set1_epi64(shift > 0 ? int64_t{1} << (shift - 1) : 0);
-  const __m128i sh = _mm_cvtsi32_si128(shift);
+  const __m512i sh = _mm512_set1_epi64(shift);   // a per-lane count (vpsravq: one uop)
   const __m512i vlo = _mm512_set1_epi64(lo), vhi = _mm512_set1_epi64(hi);
   for (int b = 0; b < n; ++b) {
     const uint8_t* xb = x + int64_t{b} * hw * c;
@@ -36,8 +36,8 @@ void gap_avx512(const uint8_t* x, int n, int hw, int c, int32_t mult, int shift,
             s0, _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, xb + int64_t{p} * c + c0)));
       const __m512i sum = _mm512_add_epi32(s0, s1);
       __m512i ve = _mm512_mul_epi32(sum, m), vo = _mm512_mul_epi32(_mm512_srli_epi64(sum, 32), m);
-      ve = _mm512_sra_epi64(_mm512_add_epi64(ve, rnd), sh);
-      vo = _mm512_sra_epi64(_mm512_add_epi64(vo, rnd), sh);
+      ve = _mm512_srav_epi64(_mm512_add_epi64(ve, rnd), sh);
+      vo = _mm512_srav_epi64(_mm512_add_epi64(vo, rnd), sh);
       ve = _mm512_min_epi64(_mm512_max_epi64(ve, vlo), vhi);
       vo = _mm512_min_epi64(_mm512_max_epi64(vo, vlo), vhi);
       const __m512i v = _mm512_mask_blend_epi32(0xaaaa, ve, _mm512_slli_epi64(vo, 32));

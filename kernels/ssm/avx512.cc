@@ -94,7 +94,7 @@ inline V vshsv(V x, V s) {
 }
 // shift_s(x, s) for 1 <= s <= 62 and |x| < 2^62 (the add cannot overflow).
 inline V vrsh(V x, int64_t s) {
-  return _mm512_sra_epi64(_mm512_add_epi64(x, s64(int64_t{1} << (s - 1))), _mm_cvtsi64_si128(s));
+  return _mm512_srav_epi64(_mm512_add_epi64(x, s64(int64_t{1} << (s - 1))), s64(s));   // (one uop; the xmm-count form two)
 }
 
 // Lane l = the sum of the 8 lanes of y[l].
@@ -146,14 +146,14 @@ inline void vscan_block(int32_t* h, const int32_t* an, int64_t S, const int64_t*
     const V dq = s64(dqb[l]), W = s64(Wb[l]);
     const int64_t bsh = bshb[l];
     const V rb = Fast ? s64(int64_t{1} << (bsh - 1)) : dq;
-    const __m128i cb = _mm_cvtsi64_si128(bsh);
+    const V cb = s64(bsh);
     V acc = _mm512_setzero_si512();
     auto half = [&](V av, V hv, const int64_t* bm, const int64_t* cm) {  // 8 states -> h' (64-bit)
       const V ta = _mm512_mul_epi32(dq, av);                             // |dq a| < 2^53
       const V g = vexpq<16>(Fast ? vrsh(ta, tsh) : vshs(ta, tsh));       // vexpq caps t (the 2^40 cap)
       const V gh = _mm512_mul_epi32(g, hv);
       const V wb = _mm512_mul_epi32(W, _mm512_load_si512(bm));           // |W Bm| < 2^48
-      const V bb = Fast ? _mm512_sra_epi64(_mm512_add_epi64(wb, rb), cb) : vshs(wb, bsh);
+      const V bb = Fast ? _mm512_srav_epi64(_mm512_add_epi64(wb, rb), cb) : vshs(wb, bsh);
       const V hn = clampv(_mm512_add_epi64(_mm512_srai_epi64(_mm512_add_epi64(gh, s64(1 << 29)), 30), bb),
                           INT32_MIN, INT32_MAX);
       acc = _mm512_add_epi64(acc, _mm512_mul_epi32(_mm512_load_si512(cm), hn));
