@@ -25,9 +25,9 @@ inline void store4x32(int32_t* p, __m256i v) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, idx)));
 }
 // Arithmetic right shift of int64 lanes by n (1..63): ((x ^ s) >>> n) ^ s, s = sign mask.
-inline __m256i sra64(__m256i x, __m128i n) {
+inline __m256i sra64(__m256i x, __m256i n) {
   const __m256i s = _mm256_cmpgt_epi64(_mm256_setzero_si256(), x);
-  return _mm256_xor_si256(_mm256_srl_epi64(_mm256_xor_si256(x, s), n), s);
+  return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(x, s), n), s);
 }
 
 struct Avx2Ops {
@@ -59,11 +59,11 @@ struct Avx2Ops {
   static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh) {
     const __m256i k = _mm256_set1_epi64x(kk), one = _mm256_set1_epi64x(1);
     const __m256i lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
-    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    const __m256i n1 = _mm256_set1_epi64x(sh), n0 = _mm256_set1_epi64x(sh - 1);
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
       const __m256i p = _mm256_mul_epi32(load4x32(u + j), k);
-      const __m256i d = _mm256_add_epi64(sra64(p, n1), _mm256_and_si256(_mm256_srl_epi64(p, n0), one));
+      const __m256i d = _mm256_add_epi64(sra64(p, n1), _mm256_and_si256(_mm256_srlv_epi64(p, n0), one));
       __m256i r = _mm256_add_epi64(load4x32(s + j), d);
       r = _mm256_blendv_epi8(r, hi, _mm256_cmpgt_epi64(r, hi));
       r = _mm256_blendv_epi8(r, lo, _mm256_cmpgt_epi64(lo, r));
@@ -72,8 +72,8 @@ struct Avx2Ops {
     ScalarOps::write(s + j, n - j, kk, u + j, sh);
   }
   // shift_s(p, sh) for 1 <= sh <= 62: (p >> sh) + bit sh-1 of p.
-  static __m256i shr_round(__m256i p, __m128i n1, __m128i n0) {
-    return _mm256_add_epi64(sra64(p, n1), _mm256_and_si256(_mm256_srl_epi64(p, n0), _mm256_set1_epi64x(1)));
+  static __m256i shr_round(__m256i p, __m256i n1, __m256i n0) {
+    return _mm256_add_epi64(sra64(p, n1), _mm256_and_si256(_mm256_srlv_epi64(p, n0), _mm256_set1_epi64x(1)));
   }
   static __m256i clamp(__m256i x, __m256i lo, __m256i hi) {
     x = _mm256_blendv_epi8(x, hi, _mm256_cmpgt_epi64(x, hi));
@@ -86,7 +86,7 @@ struct Avx2Ops {
     // |U * sat32(X)| <= 2^51: (p + 2^15 + 2^52) >>> 16 - 2^36 = floor((p + 2^15) / 2^16) = rshift_round(p, 16).
     const __m256i bias = _mm256_set1_epi64x((int64_t{1} << 52) + (int64_t{1} << 15));
     const __m256i unbias = _mm256_set1_epi64x(int64_t{1} << 36);
-    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
+    const __m256i n1 = _mm256_set1_epi64x(sh), n0 = _mm256_set1_epi64x(sh - 1);
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
       const __m256i x = shr_round(_mm256_mul_epi32(load4x32(u + j), k), n1, n0);
@@ -122,7 +122,7 @@ struct Avx2Ops {
     const int64_t b62 = int64_t{1} << 62;
     // X = shift_s(kk u, sh), |kk u| <= 2^60
     const __m256i xb = _mm256_set1_epi64x(b62 + (int64_t{1} << (sh - 1))), xu = _mm256_set1_epi64x(int64_t{1} << (62 - sh));
-    const __m128i n1 = _mm_cvtsi32_si128(sh);
+    const __m256i n1 = _mm256_set1_epi64x(sh);
     // rshift_round(G s, 30), |G s| <= 2^61
     const __m256i gb = _mm256_set1_epi64x(b62 + (int64_t{1} << 29)), gu = _mm256_set1_epi64x(int64_t{1} << 32);
     // bt = rshift_round(U sat32(X), 16) (|.| <= 2^51, as write_bonus); q bt as axpy (bt + 2^40 split at bit 16)
@@ -131,7 +131,7 @@ struct Avx2Ops {
     const __m256i qoff = _mm256_set1_epi64x(q * (int64_t{1} << 40)), m16 = _mm256_set1_epi64x(0xFFFF);
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
-      const __m256i x = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(load4x32(u + j), k), xb), n1), xu);
+      const __m256i x = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epi32(load4x32(u + j), k), xb), n1), xu);
       const __m256i sv = load4x32(s + j);
       __m256i* op = reinterpret_cast<__m256i*>(o + j);
       __m256i ov = _mm256_add_epi64(_mm256_loadu_si256(op), _mm256_mul_epi32(sv, qv));
@@ -153,8 +153,8 @@ struct Avx2Ops {
     const __m256i k = _mm256_set1_epi64x(kk), b = _mm256_set1_epi64x(bb);
     const __m256i lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
     const __m256i l40 = _mm256_set1_epi64x(-kL40), h40 = _mm256_set1_epi64x(kL40);
-    const __m128i n1 = _mm_cvtsi32_si128(sh), n0 = _mm_cvtsi32_si128(sh - 1);
-    const __m128i m1 = _mm_cvtsi32_si128(shb), m0 = _mm_cvtsi32_si128(shb - 1);
+    const __m256i n1 = _mm256_set1_epi64x(sh), n0 = _mm256_set1_epi64x(sh - 1);
+    const __m256i m1 = _mm256_set1_epi64x(shb), m0 = _mm256_set1_epi64x(shb - 1);
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
       const __m256i x = clamp(shr_round(_mm256_mul_epi32(load4x32(u + j), k), n1, n0), l40, h40);
@@ -192,7 +192,7 @@ inline int64_t make_u4(const LinattnArgs& a, int64_t row, int32_t* up, int64_t* 
     __m256i x = _mm256_mul_epi32(load4x16(v + j), vm);   // |v * mant| <= 2^30
     if (vsh > 62) x = _mm256_setzero_si256();
     else if (vsh >= 1) x = avx2h::vshs_exact(x, vsh);
-    else if (vsh < 0) x = _mm256_sll_epi64(Avx2Ops::clamp(x, _mm256_sub_epi64(_mm256_setzero_si256(), lim), lim), _mm_cvtsi32_si128(l));
+    else if (vsh < 0) x = _mm256_sllv_epi64(Avx2Ops::clamp(x, _mm256_sub_epi64(_mm256_setzero_si256(), lim), lim), _mm256_set1_epi64x(l));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + j), x);
     mag = _mm256_or_si256(mag, avx2h::absv(x));   // bitlen(OR |e|) = bitlen(max |e|)
   }
@@ -212,7 +212,7 @@ struct RowsToken {
   const int64_t *kk, *q, *G, *U;
   const int32_t* up;
   __m256i xb, xu, qoff;
-  __m128i n1;
+  __m256i n1;   // (per-lane counts: vpsrlvq is one uop on Intel, the xmm-count form two)
 };
 
 // Columns [jb, jb + 4 NB) of one (token, head) pass: S rows of stride dv, outputs into og.
@@ -234,7 +234,7 @@ inline void rows_block(const RowsToken& c, int32_t* S, int dk, int dv, int jb, i
     const __m256i kv = s64(c.kk[i]), qv = s64(c.q[i]), Gv = s64(c.G[i]);
     for (int v = 0; v < NB; ++v) {
       const __m256i sv = load4x32(Sr + 4 * v);
-      const __m256i X = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(_mm256_mul_epi32(uv[v], kv), c.xb), c.n1), c.xu);
+      const __m256i X = _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(_mm256_mul_epi32(uv[v], kv), c.xb), c.n1), c.xu);
       o[v] = _mm256_add_epi64(o[v], _mm256_mul_epi32(sv, qv));
       if (SMALL) {
         // bt = ((p + bb) >>> 16) - 2^36 (p + 2^52 > 0 for |p| < 2^46)
@@ -327,7 +327,7 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
       const unsigned __int128 xb = (((unsigned __int128)ub * kmax) >> sh) + 1;
       const bool small = BONUS && xb <= INT32_MAX && xb * Umax < ((unsigned __int128)1 << 46);
       c.xb = s64(int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1)))), c.xu = s64(int64_t{1} << (62 - sh));
-      c.n1 = _mm_cvtsi32_si128(int(sh));
+      c.n1 = _mm256_set1_epi64x(sh);
       c.qoff = s64(int64_t(uint64_t(qsum) << 40));   // the sums wrap mod 2^64; the total is exact
       int64_t* og = a.work + row * dv;
       int jb = 0;

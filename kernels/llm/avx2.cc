@@ -106,8 +106,9 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
     const __m256i gm32 = _mm256_set1_epi32(gs.mant), lim32 = _mm256_set1_epi32(int32_t(lim));
     const int l = sh < 0 ? int(sh < -18 ? 18 : -sh) : 0;
     const __m256i pre = _mm256_set1_epi32(int32_t(int64_t{1} << (17 - l > 0 ? 17 - l : 0)));
-    const __m128i cr = _mm_cvtsi32_si128(int(sh > 32 ? 32 : sh)), cr1 = _mm_cvtsi32_si128(int(sh > 32 ? 31 : sh - 1));
-    const __m128i cl = _mm_cvtsi32_si128(l);
+    // (per-lane counts: one uop each on Intel, the xmm-count shifts two)
+    const __m256i cr = _mm256_set1_epi32(int(sh > 32 ? 32 : sh)), cr1 = _mm256_set1_epi32(int(sh > 32 ? 31 : sh - 1));
+    const __m256i cl = _mm256_set1_epi32(l);
     const __m256i one = _mm256_set1_epi32(1), t15 = _mm256_set1_epi32(1 << 15), t16 = _mm256_set1_epi32(1 << 16);
     const __m256i last = _mm256_set1_epi32(kSigLast), low16 = _mm256_set1_epi32(0xFFFF);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -119,9 +120,9 @@ void x_swiglu(const SwigluArgs& a, int64_t m0, int64_t m1, void* scratch) {
       const __m256i u32 = _mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(u + i)));
       __m256i z = _mm256_mullo_epi32(g32, gm32);
       if (sh > 0) {
-        z = _mm256_add_epi32(_mm256_sra_epi32(z, cr), _mm256_and_si256(_mm256_sra_epi32(z, cr1), one));
+        z = _mm256_add_epi32(_mm256_srav_epi32(z, cr), _mm256_and_si256(_mm256_srav_epi32(z, cr1), one));
       } else if (sh < 0) {
-        z = _mm256_sll_epi32(_mm256_max_epi32(_mm256_min_epi32(z, pre), _mm256_sub_epi32(_mm256_setzero_si256(), pre)), cl);
+        z = _mm256_sllv_epi32(_mm256_max_epi32(_mm256_min_epi32(z, pre), _mm256_sub_epi32(_mm256_setzero_si256(), pre)), cl);
       }
       z = _mm256_max_epi32(_mm256_min_epi32(z, lim32), _mm256_sub_epi32(_mm256_setzero_si256(), lim32));
       const __m256i T = _mm256_add_epi32(
@@ -204,16 +205,16 @@ inline void add_shift_store(V x, int64_t s, const int32_t* h, int32_t* out) {
     if (s >= 32) {
       x = _mm256_setzero_si256();
     } else {
-      const __m128i c = _mm_cvtsi32_si128(int(s)), c1 = _mm_cvtsi32_si128(int(s - 1));
-      x = _mm256_add_epi32(_mm256_sra_epi32(x, c), _mm256_and_si256(_mm256_sra_epi32(x, c1), _mm256_set1_epi32(1)));
+      const __m256i c = _mm256_set1_epi32(int(s)), c1 = _mm256_set1_epi32(int(s - 1));
+      x = _mm256_add_epi32(_mm256_srav_epi32(x, c), _mm256_and_si256(_mm256_srav_epi32(x, c1), _mm256_set1_epi32(1)));
     }
   }
   V lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(x));
   V hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(x, 1));
   if (s < 0) {
-    const __m128i c = _mm_cvtsi32_si128(int(s < -32 ? 32 : -s));
-    lo = _mm256_sll_epi64(lo, c);
-    hi = _mm256_sll_epi64(hi, c);
+    const __m256i c = _mm256_set1_epi64x(s < -32 ? 32 : -s);
+    lo = _mm256_sllv_epi64(lo, c);
+    hi = _mm256_sllv_epi64(hi, c);
   }
   if (h) {
     const V hv = _mm256_loadu_si256(reinterpret_cast<const V*>(h));

@@ -26,10 +26,13 @@ inline V minv(V a, V b) { return blend(a, b, _mm256_cmpgt_epi64(a, b)); }
 inline V maxv(V a, V b) { return blend(a, b, _mm256_cmpgt_epi64(b, a)); }
 inline V clampv(V x, int64_t lo, int64_t hi) { return maxv(minv(x, s64(hi)), s64(lo)); }
 inline V absv(V x) { return blend(x, _mm256_sub_epi64(zero(), x), neg_mask(x)); }
+// Logical shifts of every lane by one count c (counts past 63 give 0, as the xmm-count forms do).
+// On Intel the xmm-count vpsrlq / vpsllq are two uops (p01 + p5), the per-lane-count forms one.
+inline V srl64(V x, int64_t c) { return _mm256_srlv_epi64(x, s64(c)); }
+inline V sll64(V x, int64_t c) { return _mm256_sllv_epi64(x, s64(c)); }
 // Arithmetic right shift by 0 < s < 64.
 inline V sra(V x, int64_t s) {
-  return _mm256_or_si256(_mm256_srl_epi64(x, _mm_cvtsi64_si128(s)),
-                         _mm256_sll_epi64(neg_mask(x), _mm_cvtsi64_si128(64 - s)));
+  return _mm256_or_si256(srl64(x, s), sll64(neg_mask(x), 64 - s));
 }
 
 // shift_s(x, s) per lane, one s for every lane (llm.h: rounding right shift, saturating left
@@ -38,24 +41,24 @@ inline V vshs(V x, int64_t s) {
   if (s == 0) return x;
   if (s > 62) return zero();
   if (s > 0)  // (x >> s) + bit s-1 of x
-    return _mm256_add_epi64(sra(x, s), _mm256_and_si256(_mm256_srl_epi64(x, _mm_cvtsi64_si128(s - 1)), s64(1)));
+    return _mm256_add_epi64(sra(x, s), _mm256_and_si256(srl64(x, s - 1), s64(1)));
   const int64_t l = -s;
   const V sat = blend(s64(llm::kSat62), s64(-llm::kSat62), neg_mask(x));
   const V nz = _mm256_xor_si256(_mm256_cmpeq_epi64(x, zero()), s64(-1));
   if (l >= 62) return _mm256_and_si256(sat, nz);
   const V mag = absv(x);  // INT64_MIN stays negative: counted as big
   const V big = _mm256_or_si256(_mm256_cmpgt_epi64(mag, s64((int64_t{1} << (62 - l)) - 1)), neg_mask(mag));
-  return blend(_mm256_sll_epi64(x, _mm_cvtsi64_si128(l)), sat, big);
+  return blend(sll64(x, l), sat, big);
 }
 
 // shift_s(x, s) per lane when nothing saturates: |x| < 2^62 and, for s < 0, |x| 2^-s < 2^62.
 // A right shift rounds as ((x + 2^62 + 2^(s-1)) >>> s) - 2^(62-s) (3 ops instead of vshs's 7).
 inline V vshs_exact(V x, int64_t s) {
   if (s == 0) return x;
-  if (s < 0) return _mm256_sll_epi64(x, _mm_cvtsi64_si128(-s));
+  if (s < 0) return sll64(x, -s);
   if (s > 62) return zero();
   const V add = s64(int64_t((uint64_t{1} << 62) + (uint64_t{1} << (s - 1))));
-  return _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(x, add), _mm_cvtsi64_si128(s)), s64(int64_t{1} << (62 - s)));
+  return _mm256_sub_epi64(srl64(_mm256_add_epi64(x, add), s), s64(int64_t{1} << (62 - s)));
 }
 
 // A 16-entry uint32 table lookup by the low 4 bits of each dword's index (the bits above are
@@ -110,8 +113,8 @@ inline V vsig(V zc) {
 // shift_s by a uniform d in [-62, 62] where a left shift cannot overflow (the quantizer's
 // normalization): rounding right shift, exact left shift.
 inline V vshift_uniform(V x, int d) {
-  if (d > 0) return _mm256_add_epi64(sra(x, d), _mm256_and_si256(_mm256_srl_epi64(x, _mm_cvtsi32_si128(d - 1)), s64(1)));
-  if (d < 0) return _mm256_sll_epi64(x, _mm_cvtsi32_si128(-d));
+  if (d > 0) return _mm256_add_epi64(sra(x, d), _mm256_and_si256(srl64(x, d - 1), s64(1)));
+  if (d < 0) return sll64(x, -d);
   return x;
 }
 
@@ -171,13 +174,13 @@ inline int64_t vquant32_gen(int64_t n, int qmax, const llm::QRow& o, uint64_t A0
   if (!llm::quant_setup(n, qmax, o, A0, dout, &p)) return 0;
   const V F1 = s64(p.F), rnd = s64(int64_t{1} << 39), one = _mm256_set1_epi32(1);
   const V hi = _mm256_set1_epi32(qmax), lo = _mm256_set1_epi32(-qmax);
-  const __m128i cr = _mm_cvtsi32_si128(p.d > 0 ? p.d : 0), cr1 = _mm_cvtsi32_si128(p.d > 0 ? p.d - 1 : 0);
-  const __m128i cl = _mm_cvtsi32_si128(p.d < 0 ? -p.d : 0);
+  const V cr = _mm256_set1_epi32(p.d > 0 ? p.d : 0), cr1 = _mm256_set1_epi32(p.d > 0 ? p.d - 1 : 0);
+  const V cl = _mm256_set1_epi32(p.d < 0 ? -p.d : 0);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     V x = gen8(i);
-    if (p.d > 0) x = _mm256_add_epi32(_mm256_sra_epi32(x, cr), _mm256_and_si256(_mm256_sra_epi32(x, cr1), one));
-    else if (p.d < 0) x = _mm256_sll_epi32(x, cl);
+    if (p.d > 0) x = _mm256_add_epi32(_mm256_srav_epi32(x, cr), _mm256_and_si256(_mm256_srav_epi32(x, cr1), one));
+    else if (p.d < 0) x = _mm256_sllv_epi32(x, cl);
     const V he = _mm256_add_epi64(_mm256_mul_epi32(x, F1), rnd);
     const V ho = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), F1), rnd);
     V q = _mm256_srai_epi32(_mm256_blend_epi32(_mm256_srli_epi64(he, 32), ho, 0xAA), 8);

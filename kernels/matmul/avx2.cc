@@ -488,17 +488,17 @@ int64_t avx2_num_tasks(const MatmulShape& s, const MatmulEpilogue& e, int pass) 
 // rshift_round(v, sh) = ((v + add) >>> sh) - sub.
 struct RowRound {
   __m256i add, sub;
-  __m128i cnt;
+  __m256i cnt;   // (a per-lane count: vpsrlvq is one uop on Intel, the xmm-count form two)
 };
 inline RowRound row_round(const MatmulArgs& x, int64_t m, uint64_t mag) {
   const int bitlen = mag ? 64 - __builtin_clzll(mag) : 0;
   const int sh = bitlen - (bits(x.e.out_type) - 1) > 0 ? bitlen - (bits(x.e.out_type) - 1) : 0;
   x.e.row_shift[m] = int8_t(sh);
   return {_mm256_set1_epi64x(sh ? int64_t((uint64_t{1} << 62) + (uint64_t{1} << (sh - 1))) : 0),
-          _mm256_set1_epi64x(sh ? int64_t{1} << (62 - sh) : 0), _mm_cvtsi32_si128(sh)};
+          _mm256_set1_epi64x(sh ? int64_t{1} << (62 - sh) : 0), _mm256_set1_epi64x(sh)};
 }
 inline __m256i round4(__m256i v, const RowRound& rr) {
-  return _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(v, rr.add), rr.cnt), rr.sub);
+  return _mm256_sub_epi64(_mm256_srlv_epi64(_mm256_add_epi64(v, rr.add), rr.cnt), rr.sub);
 }
 // Stores the first `live` of 8 i16 values (in order) at y (i8: narrowed by a saturating pack).
 inline void store_cols8(bool i8, uint8_t* y, __m128i h, int live) {

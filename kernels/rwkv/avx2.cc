@@ -54,13 +54,13 @@ inline uint64_t max_abs16(const int16_t* x, int64_t n) {
 // v[0, n - n % 8), returns the vector maximum of |v|.
 V mix_row8(const int16_t* ap, const int16_t* pp, const int32_t* mu_c, int64_t n, const MixRow& r, int64_t* v) {
   const V ma = _mm256_set1_epi32(int32_t(r.ma)), mp = _mm256_set1_epi32(int32_t(r.mp));
-  const __m128i la = _mm_cvtsi32_si128(int(-r.sa)), lp = _mm_cvtsi32_si128(int(-r.sp));
+  const V la = _mm256_set1_epi32(int(-r.sa)), lp = _mm256_set1_epi32(int(-r.sp));   // (vpsllvd: one uop)
   const V lim = _mm256_set1_epi32(int32_t(kL18)), nlim = _mm256_set1_epi32(int32_t(-kL18)), c16 = s64(65536);
   const V order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   V mx = zero();
   for (int64_t i = 0; i + 8 <= n; i += 8) {
-    const V A = _mm256_sll_epi32(_mm256_madd_epi16(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ap + i))), ma), la);
-    const V P = _mm256_sll_epi32(_mm256_madd_epi16(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pp + i))), mp), lp);
+    const V A = _mm256_sllv_epi32(_mm256_madd_epi16(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ap + i))), ma), la);
+    const V P = _mm256_sllv_epi32(_mm256_madd_epi16(_mm256_cvtepi16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pp + i))), mp), lp);
     const V mu = mu_c ? _mm256_max_epi32(_mm256_min_epi32(_mm256_loadu_si256(reinterpret_cast<const V*>(mu_c + i)), lim), nlim) : zero();
     const V Ao = _mm256_permutevar8x32_epi32(A, order), Do = _mm256_permutevar8x32_epi32(_mm256_sub_epi32(P, A), order);
     const V Mo = _mm256_permutevar8x32_epi32(mu, order);

@@ -160,26 +160,26 @@ template <bool Fast>
 inline void vscan_block(int32_t* h, const int32_t* an, int64_t S, const int64_t* Bm, const int64_t* Cm,
                         int64_t N, const int64_t* dqb, const int64_t* Wb, const int64_t* bshb, int nc,
                         int64_t tsh, V* ys) {
-  const __m128i ct = _mm_cvtsi64_si128(tsh);
+  const V ct = s64(tsh);   // (per-lane counts: vpsrlvq is one uop on Intel, the xmm-count form two)
   const V rt = Fast ? s64(int64_t{1} << (tsh - 1)) : zero();
   for (int l = 0; l < nc; ++l) {
     int32_t* hc = h + l * S;
     const int32_t* ac = an + l * S;
     const V dq = s64(dqb[l]), W = s64(Wb[l]);
     const int64_t bsh = bshb[l];
-    const __m128i cb = _mm_cvtsi64_si128(bsh);
+    const V cb = s64(bsh);
     const V rb = Fast ? s64(INT64_MIN + (int64_t{1} << (bsh - 1))) : zero();
     const V bias = Fast ? s64((int64_t{1} << 33) + (int64_t{1} << (63 - bsh))) : zero();
     V acc = zero();
     auto half = [&](V av, V hv, const int64_t* bm, const int64_t* cm) {  // 4 states -> h' (64-bit)
       const V ta = _mm256_mul_epi32(dq, av);                             // 0 <= dq a < 2^53
-      const V g = vexpq<16>(Fast ? _mm256_srl_epi64(_mm256_add_epi64(ta, rt), ct) : vshs(ta, tsh));
+      const V g = vexpq<16>(Fast ? _mm256_srlv_epi64(_mm256_add_epi64(ta, rt), ct) : vshs(ta, tsh));
       const V gh = _mm256_mul_epi32(g, hv);                              // |g h| < 2^61
       const V wb = _mm256_mul_epi32(W, _mm256_load_si256(reinterpret_cast<const V*>(bm)));  // |W Bm| < 2^48
       V hn;
       if (Fast) {
         const V r1 = _mm256_srli_epi64(_mm256_add_epi64(gh, s64(INT64_MIN + (1 << 29))), 30);
-        hn = _mm256_sub_epi64(_mm256_add_epi64(r1, _mm256_srl_epi64(_mm256_add_epi64(wb, rb), cb)), bias);
+        hn = _mm256_sub_epi64(_mm256_add_epi64(r1, _mm256_srlv_epi64(_mm256_add_epi64(wb, rb), cb)), bias);
       } else {
         hn = _mm256_add_epi64(sra(_mm256_add_epi64(gh, s64(1 << 29)), 30), vshs(wb, bsh));
       }
