@@ -459,16 +459,16 @@ inline LnRow ln_fin(const LnPre& p, int64_t mu, int64_t rr) {
   r.R = int64_t(((uint64_t{1} << 61) - 1) / uint64_t(rr));
   return r;
 }
+// ms / d for a run of d elements (ms >= 0): a shift when d is a power of two (lg = log2(d), else -1).
+inline int64_t ln_div(int64_t ms, int64_t d, int lg) { return lg >= 0 ? ms >> lg : ms / d; }
+inline int ln_log2(int64_t d) { return d > 0 && (d & (d - 1)) == 0 ? __builtin_ctzll(uint64_t(d)) : -1; }
 // d: the length of the statistics' run (0: the whole row, a.d; layernorm segments).
 inline LnRow ln_row(const LayernormArgs& a, const RowScale& xs, int c, int64_t mu, int64_t ms,
                     int64_t d = 0) {
   if (d <= 0) d = a.d;
-  const LnPre p = ln_pre(ln_eps(a, xs), c, ms / d);
+  const LnPre p = ln_pre(ln_eps(a, xs), c, ln_div(ms, d, ln_log2(d)));
   return ln_fin(p, mu, p.zero ? 0 : int64_t{isqrt64(p.u)});
 }
-// ms / d for a run of d elements (ms >= 0): a shift when d is a power of two (lg = log2(d), else -1).
-inline int64_t ln_div(int64_t ms, int64_t d, int lg) { return lg >= 0 ? ms >> lg : ms / d; }
-inline int ln_log2(int64_t d) { return d > 0 && (d & (d - 1)) == 0 ? __builtin_ctzll(uint64_t(d)) : -1; }
 inline void ln_stats(const LayernormArgs& a, int64_t m, int64_t x0, int c, const LnRow& r) {
   if (!a.stats) return;
   LnStats& s = a.stats[m];
