@@ -5,6 +5,9 @@
 // state rows per token (heads_rows). Bit-exact to ref.cc: the same integer formulas, exact int64 sums.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 // GCC 12 reports the `_mm512_undefined_*` placeholders inside the conversion / shift intrinsics as
 // "may be used uninitialized" once inlined here (a false positive: every lane is written).
 #if !defined(__clang__)  // (a GCC warning group)
@@ -128,6 +131,9 @@ struct Avx512Ops {
 //   S_ij = sat32(rshift_round(G_i S_ij, 30) + X)
 // i.e. steps 4', 1 and 3 of the contract entry by entry (they are entry-local; the output's int64
 // sum is exact, so its order is free). A token whose sh is outside [1, 62] takes head_token.
+// BONUS: kNoBonus, kBonusAny, or kBonusSmall when every |U_i| of the call's heads is below 2^16:
+// then |bt| <= ((2^16 - 1) 2^31 + 2^15) / 2^16 < 2^31, and q (S + bt) = q S + q bt is two vpmuldq
+// (32-bit signed operands) instead of one vpmullq (3 uops on Intel; S + bt may need 36 bits).
 using V = __m512i;
 inline V s64(int64_t x) { return _mm512_set1_epi64(x); }
 inline __mmask8 tail8(int64_t n) { return n >= 8 ? __mmask8(0xFF) : n <= 0 ? __mmask8(0) : __mmask8((1u << n) - 1); }
@@ -175,11 +181,19 @@ inline int c2_of(uint64_t mx) { return bitlen64(mx) > 30 ? bitlen64(mx) - 30 : 0
 
 inline int clampF(int F) { return F < 8 ? 8 : F > 24 ? 24 : F; }
 
+constexpr int kNoBonus = 0, kBonusAny = 1, kBonusSmall = 2;
+// o + q (s + bt), q an int16 and s an int32 value per lane (see BONUS above).
+template <int BONUS>
+inline V bonus_term(V o, V q, V s, V bt) {
+  if (BONUS == kBonusSmall) return _mm512_add_epi64(o, _mm512_add_epi64(_mm512_mul_epi32(q, s), _mm512_mul_epi32(q, bt)));
+  return _mm512_add_epi64(o, _mm512_mullo_epi64(q, _mm512_add_epi64(s, bt)));
+}
+
 // Small heads: dv = DV in {1, 2, 4, 8}, dk <= 16, dk * dv <= 8 NV (NV <= 8 vectors): the whole
 // state of a head lives in NV registers (entry p = i dv + j in lane p % 8 of vector p / 8, int64)
 // for all the tokens of the call. The per-key values (kk, q, G, U; dk <= 16: two vectors over i)
 // and u' (one vector over j) reach the lanes by permutes.
-template <int DV, int NV, bool BONUS>
+template <int DV, int NV, int BONUS>
 void heads_small(const LinattnArgs& a, int64_t g0, int64_t g1) {
   const int dk = a.dk, Hk = a.kv_heads, F = clampF(a.decay_frac);
   const int64_t P = int64_t{dk} * DV;
@@ -252,7 +266,7 @@ void heads_small(const LinattnArgs& a, int64_t g0, int64_t g1) {
         const V s = S[v];
         if (BONUS) {
           const V bt = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(U, sat32v(X)), s64(1 << 15)), 16);
-          o = _mm512_add_epi64(o, _mm512_mullo_epi64(q, _mm512_add_epi64(s, bt)));
+          o = bonus_term<BONUS>(o, q, s, bt);
         } else {
           o = _mm512_add_epi64(o, _mm512_mul_epi32(q, s));
         }
@@ -270,7 +284,7 @@ void heads_small(const LinattnArgs& a, int64_t g0, int64_t g1) {
 
 // Any dk, dv: per token one pass over the state rows, columns in blocks of 8 NB (the block's
 // output sums in registers); the state stays in memory.
-template <int NB, bool BONUS>
+template <int NB, int BONUS>
 void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
   const int dk = a.dk, dv = a.dv, Hk = a.kv_heads, F = clampF(a.decay_frac);
   alignas(64) int64_t G[kMaxDim], U[kMaxDim], kk[kMaxDim], q[kMaxDim], u[kMaxDim];
@@ -337,7 +351,7 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
             const V X = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(kv, uv[v]), hx), shc);
             if (BONUS) {
               const V bt = _mm512_srai_epi64(_mm512_add_epi64(_mm512_mul_epi32(Uv, sat32v(X)), s64(1 << 15)), 16);
-              o[v] = _mm512_add_epi64(o[v], _mm512_mullo_epi64(qv, _mm512_add_epi64(s, bt)));
+              o[v] = bonus_term<BONUS>(o[v], qv, s, bt);
             } else {
               o[v] = _mm512_add_epi64(o[v], _mm512_mul_epi32(qv, s));
             }
@@ -351,7 +365,7 @@ void heads_rows(const LinattnArgs& a, int64_t g0, int64_t g1) {
   }
 }
 
-template <bool BONUS>
+template <int BONUS>
 bool rwkv_dispatch(const LinattnArgs& a, int64_t g0, int64_t g1) {
   const int dk = a.dk, dv = a.dv;
   if (dk <= 16 && dk * dv <= 64 && (dv == 1 || dv == 2 || dv == 4 || dv == 8)) {
@@ -375,8 +389,14 @@ void heads(const LinattnArgs& a, int64_t g0, int64_t g1) {
   if (!linattn_valid(a)) return;
   // output_first (valid: no beta, no b) with one query head per state: the fused paths
   if (a.output_first && a.q_heads == a.kv_heads) {
-    if (a.bonus) rwkv_dispatch<true>(a, g0, g1);
-    else rwkv_dispatch<false>(a, g0, g1);
+    if (!a.bonus) {
+      rwkv_dispatch<kNoBonus>(a, g0, g1);
+      return;
+    }
+    int64_t umax = 0;   // max |U| over the call's heads (U: the bonus clamped to +-2^20)
+    for (int64_t i = g0 * a.dk; i < g1 * a.dk; ++i) umax = std::max(umax, std::abs(clamp64(a.bonus[i], -kL20, kL20)));
+    if (umax < (int64_t{1} << 16)) rwkv_dispatch<kBonusSmall>(a, g0, g1);
+    else rwkv_dispatch<kBonusAny>(a, g0, g1);
     return;
   }
   heads_impl<Avx512Ops>(a, g0, g1);
