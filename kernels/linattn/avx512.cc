@@ -248,6 +248,10 @@ void heads_small(const LinattnArgs& a, int64_t g0, int64_t g1) {
       if (DV == 8) {
         _mm512_store_si512(ki, kk0), _mm512_store_si512(qi, q0), _mm512_store_si512(Gi, G0);
         if (BONUS) _mm512_store_si512(Ui, U0);
+        // Keep the per-entry broadcasts as loads (vpbroadcastq m64: a load port only). Without this
+        // barrier GCC forwards the stores as register permutes (vpermq: port 5, which the state
+        // update's min / max / add also need), and port 5 bounds the loop.
+        asm("" : "+m"(ki), "+m"(qi), "+m"(Gi), "+m"(Ui));
       }
       const V hx = s64(int64_t{1} << (sh - 1));
       const V shc = s64(sh);   // (a per-lane count: one uop, the xmm form two)
