@@ -57,6 +57,7 @@ CpuFeatures detect() {
     f.avx512vl = f.avx512f && ((b7 >> 31) & 1);
     f.avx512vnni = f.avx512f && ((c7 >> 11) & 1);
     f.vbmi = f.avx512f && ((c7 >> 1) & 1);
+    if (const char* nv = std::getenv("FQ_NO_VBMI"); nv && *nv && std::string(nv) != "0") f.vbmi = false;
     const bool amx_bits = ((d7 >> 24) & 1) && ((d7 >> 25) & 1);  // AMX-TILE, AMX-INT8
     const bool os_amx = (xcr0 & 0x60000) == 0x60000;              // XTILECFG, XTILEDATA
     if (amx_bits && os_amx && request_amx_permission()) f.amx_tile = f.amx_int8 = true;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 
@@ -530,6 +531,9 @@ TEST_CASE("matmul: dispatch honours FQ_ISA and lists scalar first; units split G
     CHECK(k->num_tasks(shape(1, 64, 64, kFormats[0]), e, 0) <= 4);
     CHECK(k->num_tasks(shape(0, 64, 64, kFormats[0]), e, 0) == 0);
   }
+  // FQ_NO_VBMI=1 (.ci/run) hides VBMI, so the one-row cb3 GEMV takes its int8-block path here too
+  const char* nv = std::getenv("FQ_NO_VBMI");
+  if (nv && *nv && std::string(nv) != "0") CHECK_FALSE(cpu_features().vbmi);
 }
 
 }  // namespace fq::k

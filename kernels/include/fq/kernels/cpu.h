@@ -16,7 +16,8 @@ enum class Isa : uint8_t { scalar = 0, avx2 = 1, avx512 = 2, amx = 3, neon = 16,
 struct CpuFeatures {
   bool avx2 = false, fma = false, bmi2 = false, avxvnni = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
-  bool vbmi = false;                        // AVX512_VBMI (vpermb / vpermi2b): not part of any Isa level
+  bool vbmi = false;                        // AVX512_VBMI (vpermb / vpermi2b): not part of any Isa level;
+                                            // FQ_NO_VBMI=1 clears it, so CI tests the non-VBMI paths
   bool amx_tile = false, amx_int8 = false;  // CPU bits AND OS permission granted
   bool neon = false, dotprod = false;
   std::string brand;                        // CPU model string, for benchmark notes
