@@ -57,14 +57,13 @@ struct Avx2Ops {
   }
   // 1 <= sh <= 62: shift_s = (p >> sh) + bit sh-1 of p; then sat32(s + .).
   static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh) {
-    const __m256i k = _mm256_set1_epi64x(kk), one = _mm256_set1_epi64x(1);
+    const __m256i k = _mm256_set1_epi64x(kk);
     const __m256i lo = _mm256_set1_epi64x(INT32_MIN), hi = _mm256_set1_epi64x(INT32_MAX);
     const __m256i n1 = _mm256_set1_epi64x(sh), n0 = _mm256_set1_epi64x(sh - 1);
     int64_t j = 0;
     for (; j + 4 <= n; j += 4) {
       const __m256i p = _mm256_mul_epi32(load4x32(u + j), k);
-      const __m256i d = _mm256_add_epi64(sra64(p, n1), _mm256_and_si256(_mm256_srlv_epi64(p, n0), one));
-      __m256i r = _mm256_add_epi64(load4x32(s + j), d);
+      __m256i r = _mm256_add_epi64(load4x32(s + j), shr_round(p, n1, n0));
       r = _mm256_blendv_epi8(r, hi, _mm256_cmpgt_epi64(r, hi));
       r = _mm256_blendv_epi8(r, lo, _mm256_cmpgt_epi64(lo, r));
       store4x32(s + j, r);

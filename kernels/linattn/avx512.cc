@@ -64,14 +64,13 @@ struct Avx512Ops {
     ScalarOps::acc_cols(S, dk, dv, x, acc, j);
   }
   static void write(int32_t* s, int64_t n, int64_t kk, const int32_t* u, int sh) {
-    const __m512i k = _mm512_set1_epi64(kk), one = _mm512_set1_epi64(1);
+    const __m512i k = _mm512_set1_epi64(kk);
     const __m512i lo = _mm512_set1_epi64(INT32_MIN), hi = _mm512_set1_epi64(INT32_MAX);
     const __m512i n1 = _mm512_set1_epi64(sh), n0 = _mm512_set1_epi64(sh - 1);
     int64_t j = 0;
     for (; j + 8 <= n; j += 8) {
       const __m512i p = _mm512_mul_epi32(load8x32(u + j), k);
-      const __m512i d = _mm512_add_epi64(_mm512_srav_epi64(p, n1), _mm512_and_si512(_mm512_srlv_epi64(p, n0), one));
-      const __m512i r = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(load8x32(s + j), d), lo), hi);
+      const __m512i r = _mm512_min_epi64(_mm512_max_epi64(_mm512_add_epi64(load8x32(s + j), shr_round(p, n1, n0)), lo), hi);
       store8x32(s + j, r);
     }
     ScalarOps::write(s + j, n - j, kk, u + j, sh);
