@@ -16,14 +16,15 @@
 //   params, int4: b16 i64[16] = 16*(bias - 128*sum_g gm*sum_{k in g} q), gs i64[16].
 // Zero weights and zero multipliers pad the last panel, so padded columns give v = 0.
 //   cb3 with R % 16 == 0 and K % 4 == 0 (RWKVQuant's codebook weights) also keeps its indices, after
-//     the int8 blocks: per block [kp/4 k-steps][pb panels][24 bytes] (the 64 weights of one int8
-//     k-step row, element e = 4 c + j in bits 3 (e % 8) of bytes 3 (e / 8) .. +2), then the
-//     codebooks [P panels][ng][8] int8 (a panel lies in one block of R rows). A GEMV on a CPU with
-//     AVX512_VBMI reads these 3.06 bits per weight instead of the int8 copy (tile8cb: 24 + 8/16 bytes
-//     per 64 weights rather than 64), so RWKV-6 3M's matrices stay in a 2 MB L2; the int8 blocks
-//     serve GEMMs, AMX and CPUs without VBMI, and are not stored for a one-row shape (M = 1) on a
-//     VBMI CPU (L.i8b), whose only pass is the 3-bit one: a decode graph's cb3 matrices then take
-//     3.06 bits per weight in memory, not 11. Both decode to the same int8 weights (same bytes out).
+//     the int8 blocks: per block [kp/8 k-step pairs][pb panels][64 bytes], byte e = 4 c + j holding
+//     the index of element e of k-step 2s in bits 0-2 and of k-step 2s + 1 in bits 3-5 (e: the
+//     int8 k-step row's order), then the codebooks [P panels][ng][8] int8 (a panel lies in one
+//     block of R rows). A GEMV on a CPU with AVX512_VBMI reads these 4 bits per weight instead of
+//     the int8 copy (tile8cb: one vpermb per 64 weights, on the raw bytes), so RWKV-6 3M's matrices
+//     stay in a 2 MB L2; the int8 blocks serve GEMMs, AMX and CPUs without VBMI, and are not stored
+//     for a one-row shape (M = 1) on a VBMI CPU (L.i8b), whose only pass reads the indices: a decode
+//     graph's cb3 matrices then take 4 bits per weight in memory, not 12. Both decode to the same
+//     int8 weights (same bytes out).
 //
 // Exactness. vpdpbusd multiplies u8 by s8: A is offset to a+128 (a vpxord of each broadcast in
 // the micro-kernel) and the offset is removed with the pack-time column sums:
@@ -77,9 +78,9 @@ struct Layout {
   int64_t k4 = 0;          // k-steps that hold data: ceil(K/4) (int8)
   int panels = 0, blocks = 0;
   int64_t par_bytes = 0;   // per panel (int8: ParI8, then the AMX biases after all panels)
-  bool cbx = false;        // cb3 with R % 16 == 0, K % 4 == 0: the 3-bit copy below the int8 blocks
+  bool cbx = false;        // cb3 with R % 16 == 0, K % 4 == 0: the index copy below the int8 blocks
   bool i8b = true;         // the int8 blocks are stored: not for a one-row cbx GEMV on a VBMI CPU,
-                           // which reads only the 3-bit copy (x86_run's cbx path)
+                           // which reads only the index copy (x86_run's cbx path)
   int cg = 0, cng = 0;     // its group and number of groups
   int64_t group_bytes(int pb) const { return int64_t{g} / 8 * pb * 64 + int64_t{pb} * kL * 2; }
   int64_t block_bytes(int pb) const {
@@ -92,14 +93,13 @@ struct Layout {
   int64_t i8_size() const {
     return params_size() + (i8b ? int64_t{blocks - 1} * block_bytes(kPB) + block_bytes(pb(blocks - 1)) : 0);
   }
-  // the 3-bit copy (cbx): index blocks, then codebooks, then 64 bytes that tile8cb's 32-byte reads
-  // of a 24-byte record may touch
-  int64_t cbx_block_bytes(int pb) const { return kp / 4 * pb * 24; }
+  // the index copy (cbx): index blocks, then codebooks
+  int64_t cbx_block_bytes(int pb) const { return kp / 8 * pb * 64; }
   int64_t cbx_offset(int b) const { return round_up(i8_size(), kAlign) + int64_t{b} * cbx_block_bytes(kPB); }
   int64_t cbt_offset(int panel) const {  // panel's codebooks [ng][8]
     return round_up(cbx_offset(blocks - 1) + cbx_block_bytes(pb(blocks - 1)), kAlign) + int64_t{panel} * cng * 8;
   }
-  int64_t size() const { return cbx ? cbt_offset(panels) + 64 : i8_size(); }
+  int64_t size() const { return cbx ? cbt_offset(panels) : i8_size(); }
 };
 
 // Fills every field of L in place (make_plan's Plan holds it: a returned copy, or one of Layout{},
@@ -217,11 +217,11 @@ void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
   };
   for (int b = 0; b < L.blocks; ++b) {
     uint8_t* dst = base + L.cbx_offset(b);
-    for (int64_t ks = 0; ks < L.kp / 4; ++ks)
-      for (int p = 0; p < L.pb(b); ++p, dst += 24)
+    for (int64_t ks = 0; ks < L.kp / 4; ks += 2)
+      for (int p = 0; p < L.pb(b); ++p, dst += 64)
         for (int e = 0; e < 64; ++e) {
-          const uint32_t v = idx((b * kPB + p) * kL + e / 4, int(ks * 4 + e % 4)) << (3 * (e % 8));
-          for (int t = 0; t < 3; ++t) dst[3 * (e / 8) + t] |= uint8_t(v >> (8 * t));
+          const int n = (b * kPB + p) * kL + e / 4, k = int(ks * 4 + e % 4);
+          dst[e] = uint8_t(idx(n, k) | idx(n, k + 4) << 3);
         }
   }
   int8_t* cbt = reinterpret_cast<int8_t*>(base + L.cbt_offset(0));
@@ -394,56 +394,59 @@ void tile8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t bstep, int64_
     for (int n = 0; n < NR; ++n) out[i * NR + n] = acc[i][n];
 }
 
-// int8 GEMV over the 3-bit copy (cbx; AVX512_VBMI): one row of A, NR panels, k-steps [0, k4).
-// Per panel and k-step, the 24 index bytes are spread to 3 bytes per qword (vpermb), each byte
-// gets its 3-bit field in its low bits (vpmultishiftqb by 3 j), and vpermb looks the weights up in
-// the panel's codebook for the step's group, broadcast to all 8 qwords (vpermb reads 6 index bits:
-// the 3 bits above the field pick one of the 8 copies). The weights are the int8 blocks' bytes, so
-// the sums are tile8<1, NR>'s. idx: the block's first record; cbt: its first panel's codebooks.
-// tile8cb's constant byte vectors: qword q's bytes 0-2 <- index bytes 3q .. 3q + 2 (spread), and
-// byte j of a qword <- its bits 3j .. 3j + 7 (shift).
-struct CbTables {
-  alignas(64) uint8_t spread[64];
-  alignas(64) uint8_t shift[64];
-};
-constexpr CbTables make_cb_tables() {
-  CbTables t{};
-  for (int i = 0; i < 64; ++i) t.spread[i] = uint8_t(3 * (i / 8) + (i % 8 < 3 ? i % 8 : 2)), t.shift[i] = uint8_t(3 * (i % 8));
-  return t;
-}
-constexpr CbTables kCbTables = make_cb_tables();
+// int8 GEMV over the index copy (cbx; AVX512_VBMI): one row of A, NR panels, k-steps [0, k4).
+// vpermb reads the low 6 bits of each index byte: from the panel's codebook for the step's group
+// broadcast to all 8 qwords (table entry i = cb[i % 8]) it gives the weights of the even k-step,
+// from the table with entry i = cb[i / 8] those of the odd one. So 64 weights cost one vpermb
+// (port 5) beside their vpdpbusd (port 0), and the two k-steps of a pair feed two accumulator
+// chains, as in tile8<1, NR>. The weights are the int8 blocks' bytes, so the sums are tile8's.
+// idx: the block's first record; cbt: its first panel's codebooks.
+alignas(64) constexpr uint8_t kCbOdd[64] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+    4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7};
 
 template <int NR>
 __attribute__((target("avx512vbmi"))) void tile8cb(const uint8_t* a, const uint8_t* idx, const int8_t* cbt, int cng,
                                                    int g4, int64_t k4, __m512i* out) {
-  __m512i acc[NR];
+  __m512i acc[NR], odd[NR];
 #pragma GCC unroll 4
-  for (int n = 0; n < NR; ++n) acc[n] = _mm512_setzero_si512();
-  const __m512i spread = _mm512_load_si512(kCbTables.spread), shift = _mm512_load_si512(kCbTables.shift);
-  const __m512i k80 = _mm512_set1_epi8(char(0x80));
-  for (int64_t k0 = 0, g = 0; k0 < k4; k0 += g4, ++g) {
-    __m512i tab[NR];
+  for (int n = 0; n < NR; ++n) acc[n] = odd[n] = _mm512_setzero_si512();
+  const __m512i hi = _mm512_load_si512(kCbOdd), k80 = _mm512_set1_epi8(char(0x80));
+  for (int64_t k0 = 0, g = 0; k0 < k4; k0 += g4, ++g) {  // g4 is even: pairs never straddle groups
+    __m512i te[NR], to[NR];
 #pragma GCC unroll 4
     for (int n = 0; n < NR; ++n) {
       int64_t c;
       std::memcpy(&c, cbt + (int64_t{n} * cng + g) * 8, 8);
-      tab[n] = _mm512_set1_epi64(c);
+      te[n] = _mm512_set1_epi64(c);
+      to[n] = _mm512_permutexvar_epi8(hi, te[n]);
     }
     const int64_t k1 = k0 + g4 < k4 ? k0 + g4 : k4;
-    for (int64_t k = k0; k < k1; ++k, idx += NR * 24) {
-      int32_t v;
-      std::memcpy(&v, a + 4 * k, 4);
-      const __m512i xa = _mm512_xor_si512(_mm512_set1_epi32(v), k80);  // a + 128 as u8
+    int64_t k = k0;
+    for (; k + 2 <= k1; k += 2, idx += NR * 64) {
+      int32_t v0, v1;
+      std::memcpy(&v0, a + 4 * k, 4);
+      std::memcpy(&v1, a + 4 * k + 4, 4);
+      const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(v0), k80), x1 = _mm512_xor_si512(_mm512_set1_epi32(v1), k80);
 #pragma GCC unroll 4
       for (int n = 0; n < NR; ++n) {
-        const __m512i raw = _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx + n * 24)));
-        const __m512i f = _mm512_multishift_epi64_epi8(shift, _mm512_permutexvar_epi8(spread, raw));
-        acc[n] = _mm512_dpbusd_epi32(acc[n], xa, _mm512_permutexvar_epi8(f, tab[n]));
+        const __m512i raw = _mm512_loadu_si512(idx + n * 64);
+        acc[n] = _mm512_dpbusd_epi32(acc[n], x0, _mm512_permutexvar_epi8(raw, te[n]));
+        odd[n] = _mm512_dpbusd_epi32(odd[n], x1, _mm512_permutexvar_epi8(raw, to[n]));
       }
+    }
+    if (k < k1) {  // an odd k4: the last step alone (its record's odd fields are padding)
+      int32_t v0;
+      std::memcpy(&v0, a + 4 * k, 4);
+      const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(v0), k80);
+#pragma GCC unroll 4
+      for (int n = 0; n < NR; ++n)
+        acc[n] = _mm512_dpbusd_epi32(acc[n], x0, _mm512_permutexvar_epi8(_mm512_loadu_si512(idx + n * 64), te[n]));
+      idx += NR * 64;
     }
   }
 #pragma GCC unroll 4
-  for (int n = 0; n < NR; ++n) out[n] = acc[n];
+  for (int n = 0; n < NR; ++n) out[n] = _mm512_add_epi32(acc[n], odd[n]);  // i32 sums wrap: same bytes
 }
 using Tile8CbFn = void (*)(const uint8_t*, const uint8_t*, const int8_t*, int, int, int64_t, __m512i*);
 constexpr Tile8CbFn kTile8Cb[kPB + 1] = {nullptr, tile8cb<1>, tile8cb<2>, tile8cb<3>, tile8cb<4>};
@@ -908,7 +911,7 @@ __attribute__((noinline)) void x86_run_units(Plan p, const MatmulShape& s, const
           }
         }
       };
-      if (cbx) {  // one row: the 3-bit copy
+      if (cbx) {  // one row: the index copy
         __m512i acc[kPB];
         tile8cb_block(p.L, packed, b, av, acc);
         finish8(0, 1, acc);
