@@ -16,15 +16,18 @@
 //   params, int4: b16 i64[16] = 16*(bias - 128*sum_g gm*sum_{k in g} q), gs i64[16].
 // Zero weights and zero multipliers pad the last panel, so padded columns give v = 0.
 //   cb3 with R % 16 == 0 and K % 4 == 0 (RWKVQuant's codebook weights) also keeps its indices, after
-//     the int8 blocks: per block [kp/8 k-step pairs][pb panels][64 bytes], byte e = 4 c + j holding
-//     the index of element e of k-step 2s in bits 0-2 and of k-step 2s + 1 in bits 3-5 (e: the
-//     int8 k-step row's order), then the codebooks [P panels][ng][8] int8 (a panel lies in one
-//     block of R rows). A GEMV on a CPU with AVX512_VBMI reads these 4 bits per weight instead of
-//     the int8 copy (tile8cb: one vpermb per 64 weights, on the raw bytes), so RWKV-6 3M's matrices
-//     stay in a 2 MB L2; the int8 blocks serve GEMMs, AMX and CPUs without VBMI, and are not stored
-//     for a one-row shape (M = 1) on a VBMI CPU (L.i8b), whose only pass reads the indices: a decode
-//     graph's cb3 matrices then take 4 bits per weight in memory, not 12. Both decode to the same
-//     int8 weights (same bytes out).
+//     the int8 blocks: per block [kp/8 k-step pairs][one record of pb panels], then the codebooks
+//     [P panels][ng][8] int8 (a panel lies in one block of R rows). A record holds the indices of
+//     k-steps 2s (even) and 2s + 1 (odd) of its panels, element e = 4 c + j of a step in byte e
+//     (the int8 k-step row's order) of 64-byte vectors: V0 for panel 0, V1 for panel 1 and V3 for
+//     panel 3 hold the even step's index in bits 0-2 and the odd one's in bits 3-5; panel 2's two
+//     steps put their low 2 bits in bits 6-7 of V0 (even) and V1 (odd) and their third bits in two
+//     64-bit masks M0, M1 (bit e). Record: V0 [V1] [V3] [M0 M1]: 64, 128, 144 (pb 3) or 208 bytes
+//     (pb 4: 3.25 bits per weight). A GEMV on a CPU with AVX512_VBMI reads these instead of the int8
+//     copy (tile8cb: its weights looked up in registers), so RWKV-6 3M's matrices stay closer to a
+//     2 MB L2; the int8 blocks serve GEMMs, AMX and CPUs without VBMI, and are not stored for a
+//     one-row shape (M = 1) on a VBMI CPU (L.i8b), whose only pass reads the indices. Both decode to
+//     the same int8 weights (same bytes out).
 //
 // Exactness. vpdpbusd multiplies u8 by s8: A is offset to a+128 (a vpxord of each broadcast in
 // the micro-kernel) and the offset is removed with the pack-time column sums:
@@ -71,6 +74,10 @@ inline T* align64(void* p) {
 
 // ---- layout ------------------------------------------------------------------------------------
 
+// cb3 index records (see the top): index vectors of a record of pb panels, and their panels.
+constexpr int cbx_vectors(int pb) { return pb == 4 ? 3 : pb == 3 ? 2 : pb; }
+constexpr int kCbxVp[3] = {0, 1, 3};
+
 struct Layout {
   bool i4 = false;
   int n = 0, k = 0, g = 0, ng = 0;
@@ -94,7 +101,8 @@ struct Layout {
     return params_size() + (i8b ? int64_t{blocks - 1} * block_bytes(kPB) + block_bytes(pb(blocks - 1)) : 0);
   }
   // the index copy (cbx): index blocks, then codebooks
-  int64_t cbx_block_bytes(int pb) const { return kp / 8 * pb * 64; }
+  static constexpr int64_t cbx_record_bytes(int pb) { return 64 * cbx_vectors(pb) + (pb >= 3 ? 16 : 0); }
+  int64_t cbx_block_bytes(int pb) const { return kp / 8 * cbx_record_bytes(pb); }
   int64_t cbx_offset(int b) const { return round_up(i8_size(), kAlign) + int64_t{b} * cbx_block_bytes(kPB); }
   int64_t cbt_offset(int panel) const {  // panel's codebooks [ng][8]
     return round_up(cbx_offset(blocks - 1) + cbx_block_bytes(pb(blocks - 1)), kAlign) + int64_t{panel} * cng * 8;
@@ -216,13 +224,23 @@ void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
     return (v >> (bit % 8)) & 7;
   };
   for (int b = 0; b < L.blocks; ++b) {
+    const int pb = L.pb(b);
     uint8_t* dst = base + L.cbx_offset(b);
-    for (int64_t ks = 0; ks < L.kp / 4; ks += 2)
-      for (int p = 0; p < L.pb(b); ++p, dst += 64)
+    for (int64_t ks = 0; ks < L.kp / 4; ks += 2, dst += Layout::cbx_record_bytes(pb)) {
+      auto at = [&](int p, int64_t step, int e) {  // index of element e of k-step `step`, panel p
+        return idx((b * kPB + p) * kL + e / 4, int(step * 4 + e % 4));
+      };
+      for (int v = 0; v < cbx_vectors(pb); ++v)
         for (int e = 0; e < 64; ++e) {
-          const int n = (b * kPB + p) * kL + e / 4, k = int(ks * 4 + e % 4);
-          dst[e] = uint8_t(idx(n, k) | idx(n, k + 4) << 3);
+          uint32_t x = at(kCbxVp[v], ks, e) | at(kCbxVp[v], ks + 1, e) << 3;
+          if (pb >= 3 && v < 2) x |= (at(2, ks + v, e) & 3) << 6;
+          dst[64 * v + e] = uint8_t(x);
         }
+      if (pb < 3) continue;
+      uint8_t* masks = dst + 64 * cbx_vectors(pb);
+      for (int v = 0; v < 2; ++v)
+        for (int e = 0; e < 64; ++e) masks[8 * v + e / 8] |= uint8_t((at(2, ks + v, e) >> 2) << (e % 8));
+    }
   }
   int8_t* cbt = reinterpret_cast<int8_t*>(base + L.cbt_offset(0));
   for (int p = 0; p < L.panels; ++p)
@@ -396,54 +414,84 @@ void tile8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t bstep, int64_
 
 // int8 GEMV over the index copy (cbx; AVX512_VBMI): one row of A, NR panels, k-steps [0, k4).
 // vpermb reads the low 6 bits of each index byte: from the panel's codebook for the step's group
-// broadcast to all 8 qwords (table entry i = cb[i % 8]) it gives the weights of the even k-step,
-// from the table with entry i = cb[i / 8] those of the odd one. So 64 weights cost one vpermb
-// (port 5) beside their vpdpbusd (port 0), and the two k-steps of a pair feed two accumulator
-// chains, as in tile8<1, NR>. The weights are the int8 blocks' bytes, so the sums are tile8's.
-// idx: the block's first record; cbt: its first panel's codebooks.
-alignas(64) constexpr uint8_t kCbOdd[64] = {
-    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
-    4, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 7, 7, 7, 7, 7, 7, 7, 7};
+// broadcast to all 8 qwords (te: entry i = cb[i % 8]) it gives the weights of the even k-step,
+// from te permuted to entry i = cb[i / 8] (to) those of the odd one. Panel 2's indices: bits 6-7 of
+// V0 / V1 shifted down (vpsrlw 6; the bits that come in above bit 1 are ignored by tables whose
+// entry i is cb[i % 4] (tl) or cb[4 + i % 4] (th)), and the mask picks th where the third bit is
+// set. Per 512 weights of a 4-panel record: 10 vpermb (port 5), 8 vpdpbusd and 2 shifts (port 0).
+// The two k-steps of a pair feed two accumulator chains, as in tile8<1, NR>; the weights are the
+// int8 blocks' bytes, so the sums are tile8's. idx: the block's first record; cbt: its first
+// panel's codebooks.
+struct CbIdx {
+  alignas(64) uint8_t odd[64], lo[64], hi[64];
+};
+constexpr CbIdx make_cb_idx() {
+  CbIdx t{};
+  for (int i = 0; i < 64; ++i) t.odd[i] = uint8_t(i / 8), t.lo[i] = uint8_t(i % 4), t.hi[i] = uint8_t(4 + i % 4);
+  return t;
+}
+constexpr CbIdx kCbIdx = make_cb_idx();
+
+// Panel 2's weights from index vector v's bits 6-7 and the third bits m.
+__attribute__((target("avx512vbmi"), always_inline)) inline __m512i cb_c_weights(__m512i v, __mmask64 m, __m512i tl,
+                                                                                 __m512i th) {
+  const __m512i c = _mm512_srli_epi16(v, 6);
+  return _mm512_mask_permutexvar_epi8(_mm512_permutexvar_epi8(c, tl), m, c, th);
+}
+
+// One record of tile8cb: k-steps k and k + 1 (PAIR), or an odd k4's last step alone (the record's
+// odd fields are padding then).
+template <int NR, bool PAIR>
+__attribute__((target("avx512vbmi"), always_inline)) inline void cb_record(const uint8_t* a, int64_t k, const uint8_t* idx,
+                                                                           const __m512i* te, const __m512i* to, __m512i tl,
+                                                                           __m512i th, __m512i* acc, __m512i* odd) {
+  constexpr int kV = cbx_vectors(NR);
+  const __m512i k80 = _mm512_set1_epi8(char(0x80));
+  int32_t v0, v1 = 0;
+  std::memcpy(&v0, a + 4 * k, 4);
+  if (PAIR) std::memcpy(&v1, a + 4 * k + 4, 4);
+  const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(v0), k80), x1 = _mm512_xor_si512(_mm512_set1_epi32(v1), k80);
+  __m512i v[kV];
+#pragma GCC unroll 3
+  for (int i = 0; i < kV; ++i) {
+    const int n = kCbxVp[i];
+    v[i] = _mm512_loadu_si512(idx + 64 * i);
+    acc[n] = _mm512_dpbusd_epi32(acc[n], x0, _mm512_permutexvar_epi8(v[i], te[n]));
+    if (PAIR) odd[n] = _mm512_dpbusd_epi32(odd[n], x1, _mm512_permutexvar_epi8(v[i], to[n]));
+  }
+  if (NR >= 3) {
+    __mmask64 m0, m1;
+    std::memcpy(&m0, idx + 64 * kV, 8);
+    std::memcpy(&m1, idx + 64 * kV + 8, 8);
+    acc[2 % NR] = _mm512_dpbusd_epi32(acc[2 % NR], x0, cb_c_weights(v[0], m0, tl, th));
+    if (PAIR) odd[2 % NR] = _mm512_dpbusd_epi32(odd[2 % NR], x1, cb_c_weights(v[1 % kV], m1, tl, th));
+  }
+}
 
 template <int NR>
 __attribute__((target("avx512vbmi"))) void tile8cb(const uint8_t* a, const uint8_t* idx, const int8_t* cbt, int cng,
                                                    int g4, int64_t k4, __m512i* out) {
+  constexpr int64_t kRec = Layout::cbx_record_bytes(NR);
   __m512i acc[NR], odd[NR];
 #pragma GCC unroll 4
   for (int n = 0; n < NR; ++n) acc[n] = odd[n] = _mm512_setzero_si512();
-  const __m512i hi = _mm512_load_si512(kCbOdd), k80 = _mm512_set1_epi8(char(0x80));
   for (int64_t k0 = 0, g = 0; k0 < k4; k0 += g4, ++g) {  // g4 is even: pairs never straddle groups
-    __m512i te[NR], to[NR];
+    __m512i te[NR], to[NR], tl = _mm512_setzero_si512(), th = tl;
 #pragma GCC unroll 4
     for (int n = 0; n < NR; ++n) {
       int64_t c;
       std::memcpy(&c, cbt + (int64_t{n} * cng + g) * 8, 8);
       te[n] = _mm512_set1_epi64(c);
-      to[n] = _mm512_permutexvar_epi8(hi, te[n]);
+      to[n] = _mm512_permutexvar_epi8(_mm512_load_si512(kCbIdx.odd), te[n]);
+    }
+    if (NR >= 3) {
+      tl = _mm512_permutexvar_epi8(_mm512_load_si512(kCbIdx.lo), te[2 % NR]);
+      th = _mm512_permutexvar_epi8(_mm512_load_si512(kCbIdx.hi), te[2 % NR]);
     }
     const int64_t k1 = k0 + g4 < k4 ? k0 + g4 : k4;
     int64_t k = k0;
-    for (; k + 2 <= k1; k += 2, idx += NR * 64) {
-      int32_t v0, v1;
-      std::memcpy(&v0, a + 4 * k, 4);
-      std::memcpy(&v1, a + 4 * k + 4, 4);
-      const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(v0), k80), x1 = _mm512_xor_si512(_mm512_set1_epi32(v1), k80);
-#pragma GCC unroll 4
-      for (int n = 0; n < NR; ++n) {
-        const __m512i raw = _mm512_loadu_si512(idx + n * 64);
-        acc[n] = _mm512_dpbusd_epi32(acc[n], x0, _mm512_permutexvar_epi8(raw, te[n]));
-        odd[n] = _mm512_dpbusd_epi32(odd[n], x1, _mm512_permutexvar_epi8(raw, to[n]));
-      }
-    }
-    if (k < k1) {  // an odd k4: the last step alone (its record's odd fields are padding)
-      int32_t v0;
-      std::memcpy(&v0, a + 4 * k, 4);
-      const __m512i x0 = _mm512_xor_si512(_mm512_set1_epi32(v0), k80);
-#pragma GCC unroll 4
-      for (int n = 0; n < NR; ++n)
-        acc[n] = _mm512_dpbusd_epi32(acc[n], x0, _mm512_permutexvar_epi8(_mm512_loadu_si512(idx + n * 64), te[n]));
-      idx += NR * 64;
-    }
+    for (; k + 2 <= k1; k += 2, idx += kRec) cb_record<NR, true>(a, k, idx, te, to, tl, th, acc, odd);
+    if (k < k1) cb_record<NR, false>(a, k, idx, te, to, tl, th, acc, odd), idx += kRec;
   }
 #pragma GCC unroll 4
   for (int n = 0; n < NR; ++n) out[n] = _mm512_add_epi32(acc[n], odd[n]);  // i32 sums wrap: same bytes
