@@ -30,7 +30,9 @@
 // entries, cb[n/R, g, j] (int8 [ceil(N/R)][ng][2^b]). The weight is w[n, k] = cb[n/R, k/G, idx[n, k]],
 // and from there everything is the int8 case (mw[n], bias[n], the same v and the same limits).
 // The scalar variant decodes indices on the fly; the SIMD variants decode them once at pack()
-// into their int8 layout (matmul_as_i8), so their speed is the int8 speed.
+// into their int8 layout (matmul_as_i8), so their speed is the int8 speed, except that the
+// AVX-512 variants keep cb3 indices (3.25 bits per weight) for one-row GEMVs on AVX512_VBMI CPUs
+// and look the weights up in registers (matmul/avx512_impl.h): the same int8 weights, same bytes.
 // Precondition for all formats: |v| < 2^62 (the rshift_round precondition).
 //
 // Epilogues (MatmulOp), all rounding = rshift_round (half toward +inf), sat = saturation to the
