@@ -226,10 +226,10 @@ void x86_pack(const MatmulShape& s, const MatmulWeights& w_in, void* packed) {
   for (int b = 0; b < L.blocks; ++b) {
     const int pb = L.pb(b);
     uint8_t* dst = base + L.cbx_offset(b);
+    auto at = [&](int p, int64_t step, int e) {  // index of element e of k-step `step`, panel p
+      return idx((b * kPB + p) * kL + e / 4, int(step * 4 + e % 4));
+    };
     for (int64_t ks = 0; ks < L.kp / 4; ks += 2, dst += Layout::cbx_record_bytes(pb)) {
-      auto at = [&](int p, int64_t step, int e) {  // index of element e of k-step `step`, panel p
-        return idx((b * kPB + p) * kL + e / 4, int(step * 4 + e % 4));
-      };
       for (int v = 0; v < cbx_vectors(pb); ++v)
         for (int e = 0; e < 64; ++e) {
           uint32_t x = at(kCbxVp[v], ks, e) | at(kCbxVp[v], ks + 1, e) << 3;
